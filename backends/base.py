@@ -1,0 +1,332 @@
+"""The contract between the harness and every framework adapter, and the shared spec.
+
+This file imports NumPy only. Everything a backend needs to know about a run is here:
+the model (:class:`ModelSpec`), the optimizer with every hyperparameter explicit
+(:class:`OptimizerSpec`), the initial weights (:func:`init_weights`), and the adapter
+interface (:class:`Backend`). The NumPy backend implements the same math as the
+reference that every other backend is checked against.
+
+Weights travel between backends as a list of NumPy arrays ``[W0, b0, W1, b1, ...]`` with
+``W`` of shape ``(in, out)`` (the Keras/JAX layout; torch stores ``(out, in)`` and
+transposes at its boundary).
+"""
+
+from __future__ import annotations
+
+import abc
+import math
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, ClassVar
+
+import numpy as np
+
+MODES = ("eager", "compiled")
+INITS = ("glorot_uniform", "torch_uniform")
+DTYPES = ("float32", "float64")
+OPTIMIZER_KINDS = ("sgd", "adam")
+
+Weights = list[np.ndarray]
+
+
+class SpecError(ValueError):
+    """A spec value is invalid; the message names the field, the value and what is allowed."""
+
+
+def _check(cond: bool, name: str, value: Any, allowed: str) -> None:
+    if not cond:
+        raise SpecError(f"{name}={value!r} is invalid: {allowed}")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """An MLP: ``input_dim -> hidden[0] -> ReLU -> ... -> num_classes`` logits."""
+
+    input_dim: int
+    num_classes: int
+    hidden: tuple[int, ...] = (64,)
+    init: str = "glorot_uniform"
+    dtype: str = "float32"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "hidden", tuple(self.hidden))
+        _check(int(self.input_dim) >= 1, "input_dim", self.input_dim, "must be >= 1")
+        _check(int(self.num_classes) >= 2, "num_classes", self.num_classes, "must be >= 2")
+        for h in self.hidden:
+            _check(
+                isinstance(h, (int, np.integer)) and h >= 1,
+                "hidden",
+                list(self.hidden),
+                "every hidden layer size must be an integer >= 1, e.g. hidden=[64]",
+            )
+        _check(self.init in INITS, "init", self.init, f"choose one of {', '.join(INITS)}")
+        _check(self.dtype in DTYPES, "dtype", self.dtype, f"choose one of {', '.join(DTYPES)}")
+
+    @property
+    def layer_sizes(self) -> list[int]:
+        return [self.input_dim, *self.hidden, self.num_classes]
+
+
+@dataclass(frozen=True)
+class OptimizerSpec:
+    """An optimizer with every hyperparameter explicit, in the PyTorch/optax formulation.
+
+    ``sgd``: ``g += weight_decay * w`` (L2, coupled); ``buf = momentum * buf + g``;
+    ``g = g + momentum * buf`` if nesterov else ``buf``; ``w -= lr * g``.
+
+    ``adam``: ``w *= 1 - lr * weight_decay`` (decoupled, i.e. AdamW; 0 gives Adam);
+    ``m = b1 m + (1-b1) g``; ``v = b2 v + (1-b2) g^2``;
+    ``w -= lr * (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps)``.
+    """
+
+    name: str
+    lr: float
+    momentum: float = 0.0
+    nesterov: bool = False
+    weight_decay: float = 0.0
+    beta1: float = 0.9
+    beta2: float = 0.999
+    eps: float = 1e-8
+
+    def __post_init__(self) -> None:
+        _check(
+            self.name in OPTIMIZER_KINDS,
+            "optimizer",
+            self.name,
+            f"choose one of {', '.join(OPTIMIZER_KINDS)}",
+        )
+        _check(_finite(self.lr) and self.lr > 0, "lr", self.lr, "must be > 0")
+        _check(_finite(self.momentum) and self.momentum >= 0, "momentum", self.momentum, "must be >= 0")
+        _check(
+            _finite(self.weight_decay) and self.weight_decay >= 0,
+            "weight_decay",
+            self.weight_decay,
+            "must be >= 0",
+        )
+        _check(_finite(self.beta1) and 0 <= self.beta1 < 1, "beta1", self.beta1, "must be in [0, 1)")
+        _check(_finite(self.beta2) and 0 <= self.beta2 < 1, "beta2", self.beta2, "must be in [0, 1)")
+        _check(_finite(self.eps) and self.eps > 0, "eps", self.eps, "must be > 0")
+        _check(isinstance(self.nesterov, (bool, np.bool_)), "nesterov", self.nesterov, "must be true or false")
+        if self.nesterov:
+            _check(self.momentum > 0, "nesterov", self.nesterov, "nesterov needs momentum > 0")
+        if self.name == "sgd":
+            _check(
+                self.beta1 == 0.9 and self.beta2 == 0.999 and self.eps == 1e-8,
+                "sgd",
+                "beta1/beta2/eps",
+                "sgd takes lr, momentum, nesterov, weight_decay only",
+            )
+        else:
+            _check(
+                self.momentum == 0 and not self.nesterov,
+                "adam",
+                "momentum/nesterov",
+                "adam takes lr, beta1, beta2, eps, weight_decay only",
+            )
+
+    def hyperparameters(self) -> dict[str, Any]:
+        """The hyperparameters this optimizer uses (unused defaults left out)."""
+        keys = ("lr", "momentum", "nesterov", "weight_decay") if self.name == "sgd" else (
+            "lr", "beta1", "beta2", "eps", "weight_decay")
+        return {k: getattr(self, k) for k in keys}
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _finite(x: Any) -> bool:
+    try:
+        return math.isfinite(float(x))
+    except (TypeError, ValueError):
+        return False
+
+
+def spec_from_dict(cls: type, data: dict[str, Any], where: str = "") -> Any:
+    """Build ``cls(**data)`` with an error that names an unknown key instead of a TypeError."""
+    known = {f.name for f in fields(cls)}
+    for key in data:
+        if key not in known:
+            raise SpecError(
+                f"{where}unknown key {key!r} for {cls.__name__}; allowed: {', '.join(sorted(known))}"
+            )
+    return cls(**data)
+
+
+def init_weights(model: ModelSpec, seed: int) -> Weights:
+    """Initial weights, generated once in NumPy and loaded into every backend.
+
+    ``glorot_uniform`` (Keras' default): ``W ~ U(-a, a)``, ``a = sqrt(6 / (fan_in + fan_out))``,
+    zero biases. ``torch_uniform`` (``nn.Linear``'s default, kaiming_uniform with a=sqrt(5)):
+    ``W, b ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in))``.
+    """
+    rng = np.random.default_rng(seed)
+    dtype = np.dtype(model.dtype)
+    weights: Weights = []
+    sizes = model.layer_sizes
+    for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+        if model.init == "glorot_uniform":
+            limit = math.sqrt(6.0 / (fan_in + fan_out))
+            w = rng.uniform(-limit, limit, size=(fan_in, fan_out))
+            b = np.zeros(fan_out)
+        else:
+            bound = 1.0 / math.sqrt(fan_in)
+            w = rng.uniform(-bound, bound, size=(fan_in, fan_out))
+            b = rng.uniform(-bound, bound, size=fan_out)
+        weights += [w.astype(dtype), b.astype(dtype)]
+    return weights
+
+
+def num_parameters(model: ModelSpec) -> int:
+    sizes = model.layer_sizes
+    return sum(i * o + o for i, o in zip(sizes[:-1], sizes[1:]))
+
+
+@dataclass
+class BackendInfo:
+    """What a backend says about itself (``Backend.describe``)."""
+
+    name: str
+    framework: str
+    version: str
+    device: str
+    mode: str
+    dtype: str
+    compiler: str | None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Backend(abc.ABC):
+    """One framework's implementation of the MLP and its optimizers.
+
+    The life of a run::
+
+        be = TorchBackend(mode="compiled", device="cpu")
+        state = be.init(model, opt, init_weights(model, seed=0))
+        xb, yb = be.to_device(x_batch, y_batch)       # stage data before timing
+        state, loss = be.train_step(state, xb, yb)    # loss stays on the device
+        be.sync(loss)                                 # wait for the device
+        be.to_float(loss), be.evaluate(state, xt, yt), be.get_weights(state)
+
+    ``train_step`` must not synchronise with the host: the harness decides when to wait,
+    so a block of steps can be timed with one sync at its end. State is opaque to the
+    harness; adapters that hold mutable framework objects keep them inside it.
+    """
+
+    #: registry name, e.g. "torch"
+    name: ClassVar[str]
+    #: the ``pip install`` extra that brings the framework
+    extra: ClassVar[str]
+    #: modes this backend runs in
+    modes: ClassVar[tuple[str, ...]] = MODES
+    #: dtypes this backend runs in
+    dtypes: ClassVar[tuple[str, ...]] = ("float32",)
+
+    def __init__(self, mode: str = "compiled", device: str = "cpu", dtype: str = "float32"):
+        _check(mode in self.modes, "mode", mode, f"{self.name} runs in {', '.join(self.modes)}")
+        _check(dtype in self.dtypes, "dtype", dtype, f"{self.name} runs in {', '.join(self.dtypes)}")
+        devices = self.devices()
+        _check(
+            device in devices,
+            "device",
+            device,
+            f"{self.name} has {', '.join(devices)} here",
+        )
+        self.mode = mode
+        self.device = device
+        self.dtype = dtype
+
+    @classmethod
+    @abc.abstractmethod
+    def devices(cls) -> list[str]:
+        """Device kinds available to this framework here: ``cpu`` and, where present, ``gpu``."""
+
+    @abc.abstractmethod
+    def init(self, model: ModelSpec, opt: OptimizerSpec, weights: Weights) -> Any:
+        """Create the training state (parameters + optimizer slots) from NumPy weights."""
+
+    @abc.abstractmethod
+    def to_device(self, x: np.ndarray, y: np.ndarray) -> tuple[Any, Any]:
+        """Stage features (float) and integer labels on the device."""
+
+    def split_batches(self, x: Any, y: Any, batch_size: int) -> list[tuple[Any, Any]]:
+        """Cut staged data into consecutive full batches (the remainder is dropped so that
+        every step has the same shape and compiled steps never recompile)."""
+        n = (len(y) // batch_size) * batch_size
+        return [(x[i : i + batch_size], y[i : i + batch_size]) for i in range(0, n, batch_size)]
+
+    @abc.abstractmethod
+    def train_step(self, state: Any, x: Any, y: Any) -> tuple[Any, Any]:
+        """One optimizer step on a staged batch; returns ``(state, loss)``, loss on device."""
+
+    @abc.abstractmethod
+    def evaluate(self, state: Any, x: Any, y: Any) -> tuple[float, float]:
+        """Mean cross-entropy loss and accuracy on staged data, as Python floats."""
+
+    @abc.abstractmethod
+    def get_weights(self, state: Any) -> Weights:
+        """Current weights as NumPy arrays in the shared ``[W0, b0, ...]`` layout."""
+
+    @abc.abstractmethod
+    def sync(self, value: Any) -> None:
+        """Block until the device has finished the work that produced ``value``."""
+
+    def to_float(self, value: Any) -> float:
+        """A device scalar as a Python float (synchronises)."""
+        return float(np.asarray(value))
+
+    @abc.abstractmethod
+    def describe(self) -> BackendInfo:
+        """Framework name and version, device, mode, dtype and compiler."""
+
+    def peak_memory_mb(self) -> float | None:
+        """Peak device memory of this process in MiB where the framework tracks it (GPU)."""
+        return None
+
+
+# ---------------------------------------------------------------------------------------
+# The reference math, in NumPy, shared by the NumPy backend and the tests.
+# ---------------------------------------------------------------------------------------
+
+
+def softmax_cross_entropy(logits: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
+    """Mean softmax cross-entropy on logits and its gradient with respect to the logits.
+
+    Computed from logits with log-sum-exp, never as softmax followed by a log of clipped
+    probabilities: clipping (Keras' ``from_logits=False`` path clips to [1e-7, 1-1e-7])
+    changes the loss value and zeroes the gradient of confident mistakes, and each
+    framework clips differently, so the backends would not agree.
+    """
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    log_z = np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    log_p = shifted - log_z
+    n = logits.shape[0]
+    loss = -log_p[np.arange(n), labels].mean()
+    grad = np.exp(log_p)
+    grad[np.arange(n), labels] -= 1.0
+    return float(loss), grad / n
+
+
+def forward(weights: Weights, x: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Logits and the activations of every layer input (for backprop)."""
+    acts = [x]
+    h = x
+    n_layers = len(weights) // 2
+    for i in range(n_layers):
+        h = h @ weights[2 * i] + weights[2 * i + 1]
+        if i < n_layers - 1:
+            h = np.maximum(h, 0)
+            acts.append(h)
+    return h, acts
+
+
+def loss_and_grads(weights: Weights, x: np.ndarray, y: np.ndarray) -> tuple[float, Weights]:
+    """Mean cross-entropy and its gradient for every weight, by hand-written backprop."""
+    logits, acts = forward(weights, x)
+    loss, d = softmax_cross_entropy(logits, y)
+    d = d.astype(weights[0].dtype, copy=False)
+    grads: Weights = [np.empty(0)] * len(weights)
+    for i in reversed(range(len(weights) // 2)):
+        grads[2 * i] = acts[i].T @ d
+        grads[2 * i + 1] = d.sum(axis=0)
+        if i > 0:
+            d = (d @ weights[2 * i].T) * (acts[i] > 0)
+    return loss, grads

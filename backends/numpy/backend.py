@@ -1,0 +1,106 @@
+"""The NumPy reference: hand-written backprop and the optimizer formulas of ``base.py``.
+
+Runs in float32 (a backend like the others) or float64 (the reference that parity checks
+every backend against). NumPy has no compiler: ``compiled`` mode runs the same code as
+``eager`` and ``describe()`` says so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from backends.base import (
+    Backend,
+    BackendInfo,
+    ModelSpec,
+    OptimizerSpec,
+    Weights,
+    forward,
+    loss_and_grads,
+    softmax_cross_entropy,
+)
+
+
+@dataclass
+class NumpyState:
+    weights: Weights
+    opt: OptimizerSpec
+    slots: list[list[np.ndarray]]  # sgd: [buf]; adam: [m, v] per weight
+    step: int = 0
+
+
+def apply_update(state: NumpyState, grads: Weights) -> None:
+    """One optimizer update in place, exactly as documented on :class:`OptimizerSpec`."""
+    o = state.opt
+    state.step += 1
+    t = state.step
+    dt = state.weights[0].dtype.type
+    for i, (w, g) in enumerate(zip(state.weights, grads)):
+        if o.name == "sgd":
+            if o.weight_decay:
+                g = g + dt(o.weight_decay) * w
+            if o.momentum:
+                buf = state.slots[i][0]
+                buf *= dt(o.momentum)
+                buf += g
+                g = g + dt(o.momentum) * buf if o.nesterov else buf
+            w -= dt(o.lr) * g
+        else:
+            m, v = state.slots[i]
+            if o.weight_decay:
+                w *= dt(1 - o.lr * o.weight_decay)
+            m *= dt(o.beta1)
+            m += dt(1 - o.beta1) * g
+            v *= dt(o.beta2)
+            v += dt(1 - o.beta2) * g * g
+            m_hat = m / dt(1 - o.beta1**t)
+            v_hat = v / dt(1 - o.beta2**t)
+            w -= dt(o.lr) * m_hat / (np.sqrt(v_hat) + dt(o.eps))
+
+
+class NumpyBackend(Backend):
+    name = "numpy"
+    extra = ""
+    dtypes = ("float32", "float64")
+
+    @classmethod
+    def devices(cls) -> list[str]:
+        return ["cpu"]
+
+    def init(self, model: ModelSpec, opt: OptimizerSpec, weights: Weights) -> NumpyState:
+        ws = [np.array(w, dtype=self.dtype, copy=True) for w in weights]
+        n_slots = 2 if opt.name == "adam" else (1 if opt.momentum else 0)
+        slots = [[np.zeros_like(w) for _ in range(n_slots)] for w in ws]
+        return NumpyState(ws, opt, slots)
+
+    def to_device(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return np.ascontiguousarray(x, dtype=self.dtype), np.ascontiguousarray(y, dtype=np.int64)
+
+    def train_step(self, state: NumpyState, x: np.ndarray, y: np.ndarray):
+        loss, grads = loss_and_grads(state.weights, x, y)
+        apply_update(state, grads)
+        return state, loss
+
+    def evaluate(self, state: NumpyState, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+        logits, _ = forward(state.weights, x)
+        loss, _ = softmax_cross_entropy(logits, y)
+        return loss, float((logits.argmax(axis=1) == y).mean())
+
+    def get_weights(self, state: NumpyState) -> Weights:
+        return [w.copy() for w in state.weights]
+
+    def sync(self, value) -> None:
+        return None
+
+    def describe(self) -> BackendInfo:
+        return BackendInfo(
+            name=self.name,
+            framework="numpy",
+            version=np.__version__,
+            device=self.device,
+            mode=self.mode,
+            dtype=self.dtype,
+            compiler=None,
+        )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 from dataclasses import dataclass
 
 from backends.base import Backend, SpecError
@@ -33,6 +34,13 @@ REGISTRY: dict[str, Entry] = {
         Entry("jax", "backends.jax.backend:JaxBackend", ("jax", "optax"), "jax"),
     )
 }
+
+# Extra backends, e.g. a third-party adapter or the tests' fault-injecting ones:
+# OPTBENCH_BACKENDS="name=module:Class,other=module:Class". An environment variable, so
+# that worker processes see the same registry as the driver.
+for _item in filter(None, os.environ.get("OPTBENCH_BACKENDS", "").split(",")):
+    _name, _, _target = _item.partition("=")
+    REGISTRY[_name.strip()] = Entry(_name.strip(), _target.strip(), (), "")
 
 NAMES = tuple(REGISTRY)
 

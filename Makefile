@@ -1,0 +1,43 @@
+# Thin wrappers over the `optbench` command. Each target creates or reuses .venv and
+# installs what it needs, so a fresh clone needs nothing but `make bench` or `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+EXTRAS ?= all,dev
+BIN    := $(VENV)/bin
+comma  := ,
+STAMP  := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
+
+.PHONY: install bench smoke report compare bench-micro parity test lint format clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[$(EXTRAS)]'
+	touch $@
+
+bench: install            ## the default sweep: results/default (and results/latest)
+	$(BIN)/optbench run --sweep default
+
+smoke: install            ## a tiny sweep, seconds
+	$(BIN)/optbench run --sweep smoke
+
+parity: install           ## every backend against the float64 NumPy reference
+	$(BIN)/optbench parity
+
+bench-micro: install      ## suite overhead: the suite's step vs a bare loop in each framework
+	$(BIN)/python benchmarks/overhead.py
+
+test: install             ## the test suite
+	$(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check backends benchmarks tests
+	$(BIN)/ruff format --check backends benchmarks tests
+
+format: install
+	$(BIN)/ruff format backends benchmarks tests
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

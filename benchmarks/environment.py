@@ -1,0 +1,105 @@
+"""The environment beside every result: host, hardware, versions, threads, precision, git.
+
+Gathered without importing any framework (package versions come from installed
+metadata); what only a framework knows (its thread pool, matmul precision, compiler) is
+recorded per run by the worker.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import socket
+import subprocess
+import sys
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+PACKAGES = (
+    "numpy", "pandas", "pyarrow", "matplotlib", "scikit-learn", "mlxtend", "torch",
+    "tensorflow", "tensorflow-cpu", "keras", "jax", "jaxlib", "optax", "optbench",
+)
+ENV_VARS = (
+    "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OPENBLAS_CORETYPE",
+    "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "XLA_FLAGS", "JAX_PLATFORMS",
+    "JAX_DEFAULT_MATMUL_PRECISION", "CUDA_VISIBLE_DEVICES", "KERAS_BACKEND",
+)
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _gpus() -> list[dict[str, str]]:
+    try:
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name,driver_version,memory.total", "--format=csv,noheader"],
+            capture_output=True, text=True, timeout=20,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    if out.returncode != 0:
+        return []
+    cuda = ""
+    try:
+        head = subprocess.run(["nvidia-smi"], capture_output=True, text=True, timeout=20).stdout
+        if "CUDA Version:" in head:
+            cuda = head.split("CUDA Version:")[1].split()[0]
+    except (OSError, subprocess.TimeoutExpired):
+        pass
+    gpus = []
+    for line in out.stdout.strip().splitlines():
+        name, driver, mem = [s.strip() for s in line.split(",")]
+        gpus.append({"name": name, "driver": driver, "memory": mem, "cuda": cuda})
+    return gpus
+
+
+def _git() -> dict[str, Any]:
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, timeout=20).stdout.strip()
+
+    try:
+        commit = git("rev-parse", "HEAD")
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+    except (OSError, subprocess.TimeoutExpired):
+        return {"commit": None, "dirty": None}
+    return {"commit": commit or None, "dirty": dirty if commit else None}
+
+
+def capture(threads: int | None = None, command: list[str] | None = None, sweep: Any = None) -> dict[str, Any]:
+    """A JSON-ready description of this machine and software."""
+    import psutil
+
+    versions = {}
+    for pkg in PACKAGES:
+        try:
+            versions[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            versions[pkg] = None
+    return {
+        "captured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "host": socket.gethostname(),
+        "os": platform.platform(),
+        "cpu_model": _cpu_model(),
+        "cpu_cores_physical": psutil.cpu_count(logical=False),
+        "cpu_cores_logical": psutil.cpu_count(logical=True),
+        "threads_per_worker": threads,
+        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        "gpus": _gpus(),
+        "python": sys.version.split()[0],
+        "packages": versions,
+        "env": {k: os.environ[k] for k in ENV_VARS if k in os.environ},
+        "dtype_note": "float32 throughout; GPU matmuls pinned to full float32 (no TF32) by each backend",
+        "git": _git(),
+        "command": command if command is not None else sys.argv,
+        "sweep": sweep,
+    }

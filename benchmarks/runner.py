@@ -1,0 +1,185 @@
+"""One run, inside a worker process: train, time and evaluate; return tidy rows.
+
+The timing protocol:
+1. data (the whole test set, and each epoch's shuffled training set) is staged on the
+   device before any timer starts;
+2. the first step is timed alone, with a device sync: ``compile_s`` (tracing, compiling,
+   first allocations);
+3. the rest runs in blocks of ``block_steps`` steps with no host sync inside a block and a
+   device sync at its end; every block's time is kept (``timings``). The first
+   ``warmup_steps`` steps after the first are warm-up, outside the throughput figure;
+4. evaluation happens between blocks and is excluded from the training wall-clock.
+
+A non-finite loss, or one above ``diverge_factor`` x its starting value, marks the run
+``diverged`` at the first step where it happened and stops it: that is data, not an error.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import resource
+import time
+from typing import Any
+
+import numpy as np
+
+from backends import registry
+from backends.base import ModelSpec, init_weights
+from benchmarks.data import cached_dataset, epoch_permutation
+from benchmarks.sweep import RunSpec
+
+
+def _rss_mb() -> float:
+    try:
+        import psutil
+
+        return psutil.Process(os.getpid()).memory_info().rss / 2**20
+    except ImportError:  # pragma: no cover
+        return math.nan
+
+
+def _row_base(spec: RunSpec) -> dict[str, Any]:
+    row = {"run_id": spec.run_id, **{k: v for k, v in spec.config().items() if k != "opt"}}
+    row["hidden"] = ",".join(map(str, spec.hidden))
+    row["kind"] = spec.opt.name
+    row.update(spec.opt.hyperparameters())
+    return row
+
+
+def execute_run(spec: RunSpec) -> dict[str, Any]:
+    """Train one configuration; returns ``{"run": row, "curves": [...], "timings": [...]}``."""
+    t_start = time.perf_counter()
+    row = _row_base(spec)
+    cls = registry.load(spec.backend)
+    if spec.device not in cls.devices():
+        return {"run": {**row, "status": "skipped", "error": f"no {spec.device} visible to {spec.backend} here"},
+                "curves": [], "timings": []}
+    be = cls(mode=spec.mode, device=spec.device, dtype=spec.dtype)
+    info = be.describe()
+    data = cached_dataset(spec.dataset)
+    n_train = len(data.y_train)
+    if spec.batch_size > n_train:
+        raise ValueError(f"batch_size={spec.batch_size} is larger than the {n_train} training samples of {spec.dataset}")
+    steps_per_epoch = n_train // spec.batch_size
+    total = steps_per_epoch * spec.epochs if spec.epochs else spec.max_steps
+    if spec.max_steps:
+        total = min(total, spec.max_steps) if spec.epochs else spec.max_steps
+    model = ModelSpec(data.input_dim, data.num_classes, spec.hidden, spec.init, spec.dtype)
+    state = be.init(model, spec.opt, init_weights(model, spec.seed))
+    x_test, y_test = be.to_device(data.x_test, data.y_test)
+    x_train_eval, y_train_eval = be.to_device(data.x_train, data.y_train)
+
+    curves: list[dict[str, Any]] = []
+    timings: list[dict[str, Any]] = []
+    peak_rss = _rss_mb()
+    eval_s = 0.0
+
+    def evaluate(step: int, epoch: float, wall: float, train_loss: float) -> tuple[float, float]:
+        nonlocal eval_s
+        t0 = time.perf_counter()
+        test_loss, test_acc = be.evaluate(state, x_test, y_test)
+        _, train_acc = be.evaluate(state, x_train_eval, y_train_eval)
+        eval_s += time.perf_counter() - t0
+        curves.append({"run_id": spec.run_id, "step": step, "epoch": epoch, "wall_s": wall,
+                       "train_loss": train_loss, "train_acc": train_acc,
+                       "test_loss": test_loss, "test_acc": test_acc})
+        return test_loss, test_acc
+
+    start_loss, _ = be.evaluate(state, x_train_eval, y_train_eval)
+    evaluate(0, 0.0, 0.0, start_loss)
+    limit = spec.diverge_factor * max(start_loss, 1e-3)
+
+    step, wall, block = 0, 0.0, 0
+    compile_s = math.nan
+    diverged_step: int | None = None
+    last_train_loss = start_loss
+    epoch = 0
+    while step < total and diverged_step is None:
+        perm = epoch_permutation(n_train, spec.seed, epoch)
+        xs, ys = be.to_device(data.x_train[perm], data.y_train[perm])
+        batches = be.split_batches(xs, ys, spec.batch_size)
+        i = 0
+        while i < len(batches) and step < total:
+            if step == 0:
+                n = 1
+                phase = "compile"
+            elif step <= spec.warmup_steps:
+                n = min(spec.warmup_steps + 1 - step, len(batches) - i, total - step)
+                phase = "warmup"
+            else:
+                n = min(spec.block_steps, len(batches) - i, total - step)
+                if spec.eval_every:  # end blocks on evaluation points
+                    n = min(n, spec.eval_every - step % spec.eval_every)
+                phase = "timed"
+            losses = []
+            t0 = time.perf_counter()
+            for xb, yb in batches[i : i + n]:
+                state, loss = be.train_step(state, xb, yb)
+                losses.append(loss)
+            be.sync(losses[-1])
+            seconds = time.perf_counter() - t0
+            wall += seconds
+            if phase == "compile":
+                compile_s = seconds
+            timings.append({"run_id": spec.run_id, "block": block, "phase": phase, "steps": n, "seconds": seconds})
+            block += 1
+            host = np.array([be.to_float(v) for v in losses], dtype=np.float64)
+            bad = np.flatnonzero(~np.isfinite(host) | (host > limit))
+            if bad.size:
+                diverged_step = step + int(bad[0]) + 1
+            step += n
+            i += n
+            last_train_loss = float(np.mean(host))
+            peak_rss = max(peak_rss, _rss_mb())
+            ep = step / steps_per_epoch
+            if diverged_step is not None:
+                curves.append({"run_id": spec.run_id, "step": step, "epoch": ep, "wall_s": wall,
+                               "train_loss": last_train_loss, "train_acc": math.nan,
+                               "test_loss": math.nan, "test_acc": math.nan})
+                break
+            at_epoch_end = i >= len(batches) or step >= total
+            if at_epoch_end or (spec.eval_every and step % spec.eval_every == 0):
+                evaluate(step, ep, wall, last_train_loss)
+            else:
+                curves.append({"run_id": spec.run_id, "step": step, "epoch": ep, "wall_s": wall,
+                               "train_loss": last_train_loss, "train_acc": math.nan,
+                               "test_loss": math.nan, "test_acc": math.nan})
+        epoch += 1
+
+    timed = [t for t in timings if t["phase"] == "timed"]
+    full = [t for t in timed if t["steps"] == spec.block_steps] or timed
+    rates = [t["steps"] * spec.batch_size / t["seconds"] for t in full if t["seconds"] > 0]
+    last_eval = next((c for c in reversed(curves) if not math.isnan(c["test_loss"])), curves[0])
+    device_peak = be.peak_memory_mb()
+    row.update({
+        "status": "diverged" if diverged_step is not None else "ok",
+        "error": "",
+        "diverged_step": diverged_step,
+        "compile_s": compile_s,
+        "steps": step,
+        "timed_blocks": len(rates),
+        "samples_per_s": float(np.median(rates)) if rates else math.nan,
+        "samples_per_s_mean": float(np.mean(rates)) if rates else math.nan,
+        "train_wall_s": wall,
+        "eval_s": eval_s,
+        "run_s": time.perf_counter() - t_start,
+        "final_train_loss": last_train_loss,
+        "final_test_loss": math.nan if diverged_step is not None else last_eval["test_loss"],
+        "final_test_acc": math.nan if diverged_step is not None else last_eval["test_acc"],
+        "peak_memory_mb": device_peak if device_peak is not None else peak_rss,
+        "peak_rss_mb": peak_rss,
+        "worker_max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "framework_version": info.version,
+        "compiler": info.compiler or "",
+        "threads": int(os.environ.get("OMP_NUM_THREADS") or 0),  # pinned by the worker
+        "threads_reported": str(info.extra.get("threads", "")),  # what the framework says it uses
+        "matmul_precision": str(info.extra.get("matmul_precision", "")),
+        "num_params": int(sum(w.size for w in init_weights(model, 0))),
+    })
+    return {"run": row, "curves": curves, "timings": timings}
+
+
+def failed_run(spec: RunSpec, status: str, error: str) -> dict[str, Any]:
+    """The record of a run that raised, timed out, crashed or could not start."""
+    return {"run": {**_row_base(spec), "status": status, "error": error}, "curves": [], "timings": []}

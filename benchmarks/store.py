@@ -1,0 +1,187 @@
+"""The results store: one folder per sweep, written only by the driver.
+
+    results/<name>/
+        store.json          schema version and sweep name (marks an optbench results folder)
+        environment.json    host, versions, threads, precision, git commit, command, sweep
+        runs.parquet        one row per run
+        curves.parquet      run_id, step, epoch, wall_s, train_loss, train_acc, test_loss, test_acc
+        timings.parquet     run_id, block, phase, steps, seconds
+        parts/<run_id>/     each finished run's rows, written atomically (a run lands whole
+                            or not at all); the three tables above are rebuilt from them
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+SCHEMA_VERSION = 1
+MARKER = "store.json"
+TABLES = ("runs", "curves", "timings")
+FINISHED = ("ok", "diverged")  # what --resume keeps; failures are tried again
+RUN_ORDER = ["backend", "device", "mode", "optimizer", "lr", "batch_size", "seed"]
+
+
+class StoreError(ValueError):
+    """A results folder problem, with what to do about it."""
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)
+
+
+def write_json(path: Path, obj: Any) -> None:
+    _atomic_write_bytes(path, json.dumps(obj, indent=2, default=str).encode())
+
+
+def _write_parquet(df: pd.DataFrame, path: Path) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    os.close(fd)
+    df.to_parquet(tmp, index=False)
+    os.replace(tmp, path)
+
+
+class Store:
+    def __init__(self, path: Path):
+        self.path = Path(path)
+
+    # -- opening -------------------------------------------------------------------------
+    @classmethod
+    def create(cls, path: Path, name: str, resume: bool) -> Store:
+        """Open a folder for writing a sweep; refuse to mix with unrelated or older results."""
+        path = Path(path)
+        store = cls(path)
+        if path.exists() and not path.is_dir():
+            raise StoreError(f"output {str(path)!r} exists and is not a folder; choose another --out")
+        if path.is_dir() and any(path.iterdir()):
+            if not (path / MARKER).is_file():
+                raise StoreError(
+                    f"output folder {str(path)!r} is not empty and is not an optbench results folder; "
+                    "choose another --out"
+                )
+            store.check_schema()
+            n = len(store.part_ids())
+            if n and not resume:
+                raise StoreError(
+                    f"{str(path)!r} already holds {n} run(s); pass --resume to continue that sweep, "
+                    "or --out to write elsewhere"
+                )
+        try:
+            (path / "parts").mkdir(parents=True, exist_ok=True)
+            probe = path / ".write-test"
+            probe.write_text("ok")
+            probe.unlink()
+        except OSError as exc:
+            raise StoreError(f"cannot write to output folder {str(path)!r} ({exc.strerror}); choose another --out") from None
+        write_json(path / MARKER, {"schema_version": SCHEMA_VERSION, "name": name})
+        return store
+
+    @classmethod
+    def open(cls, path: Path) -> Store:
+        """Open an existing results folder for reading."""
+        path = Path(path)
+        if not path.is_dir():
+            raise StoreError(f"{str(path)!r} is not a folder; give a results folder such as results/latest")
+        store = cls(path)
+        if not (path / MARKER).is_file():
+            raise StoreError(f"{str(path)!r} is not an optbench results folder (no {MARKER}); give e.g. results/latest")
+        store.check_schema()
+        return store
+
+    def check_schema(self) -> None:
+        try:
+            meta = json.loads((self.path / MARKER).read_text())
+            version = meta.get("schema_version")
+        except (OSError, json.JSONDecodeError, AttributeError):
+            raise StoreError(f"{self.path / MARKER} is unreadable; this is not a usable results folder") from None
+        if version != SCHEMA_VERSION:
+            raise StoreError(
+                f"{str(self.path)!r} was written with results schema version {version}, this optbench "
+                f"writes version {SCHEMA_VERSION}; run the sweep again into a new --out folder"
+            )
+
+    # -- writing (driver only) -----------------------------------------------------------
+    def part_ids(self) -> list[str]:
+        parts = self.path / "parts"
+        return sorted(p.name for p in parts.iterdir() if p.is_dir() and not p.name.startswith(".")) if parts.is_dir() else []
+
+    def finished_ids(self) -> set[str]:
+        done = set()
+        for rid in self.part_ids():
+            try:
+                status = pd.read_parquet(self.path / "parts" / rid / "runs.parquet", columns=["status"])["status"]
+            except Exception:  # noqa: BLE001 - an unreadable part is treated as not finished
+                continue
+            if len(status) and status.iloc[0] in FINISHED:
+                done.add(rid)
+        return done
+
+    def write_run(self, result: dict[str, Any]) -> None:
+        """Land one run's rows atomically: a temporary folder renamed into place."""
+        rid = result["run"]["run_id"]
+        parts = self.path / "parts"
+        tmp = Path(tempfile.mkdtemp(dir=parts, prefix=f".{rid}."))
+        pd.DataFrame([result["run"]]).to_parquet(tmp / "runs.parquet", index=False)
+        for table in ("curves", "timings"):
+            if result[table]:
+                pd.DataFrame(result[table]).to_parquet(tmp / f"{table}.parquet", index=False)
+        final = parts / rid
+        if final.exists():  # a failed run tried again: replace its old record
+            trash = Path(tempfile.mkdtemp(dir=parts, prefix=f".old.{rid}."))
+            os.replace(final, trash / rid)
+            os.replace(tmp, final)
+            shutil.rmtree(trash, ignore_errors=True)
+        else:
+            os.replace(tmp, final)
+
+    def consolidate(self) -> dict[str, int]:
+        """Rebuild runs/curves/timings.parquet from the parts; returns row counts."""
+        frames: dict[str, list[pd.DataFrame]] = {t: [] for t in TABLES}
+        for rid in self.part_ids():
+            for t in TABLES:
+                f = self.path / "parts" / rid / f"{t}.parquet"
+                if f.is_file():
+                    frames[t].append(pd.read_parquet(f))
+        counts = {}
+        for t in TABLES:
+            df = pd.concat(frames[t], ignore_index=True) if frames[t] else pd.DataFrame()
+            if t == "runs" and len(df):
+                df = df.sort_values([c for c in RUN_ORDER if c in df.columns], kind="stable").reset_index(drop=True)
+            elif len(df):
+                df = df.sort_values(["run_id", "step" if t == "curves" else "block"], kind="stable").reset_index(drop=True)
+            _write_parquet(df, self.path / f"{t}.parquet")
+            counts[t] = len(df)
+        return counts
+
+    # -- reading -------------------------------------------------------------------------
+    def table(self, name: str) -> pd.DataFrame | None:
+        f = self.path / f"{name}.parquet"
+        if not f.is_file():
+            return None
+        return pd.read_parquet(f)
+
+    def environment(self) -> dict[str, Any]:
+        f = self.path / "environment.json"
+        return json.loads(f.read_text()) if f.is_file() else {}
+
+
+def point_latest(path: Path) -> None:
+    """Make ``<parent>/latest`` a relative symlink to ``path`` (replaced atomically)."""
+    path = Path(path).resolve()
+    link = path.parent / "latest"
+    if link.exists() and not link.is_symlink():
+        return  # a real folder named latest: never clobber it
+    tmp = path.parent / f".latest.{os.getpid()}"
+    if tmp.is_symlink():
+        tmp.unlink()
+    os.symlink(path.name, tmp)
+    os.replace(tmp, link)

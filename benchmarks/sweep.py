@@ -1,0 +1,363 @@
+"""Sweeps as data: a TOML file validated into a grid of typed run specs.
+
+A sweep file (see ``benchmarks/sweeps/default.toml``) names the data set, model, training
+length, axes (backends, modes, devices, batch sizes, seeds), named optimizer
+configurations with their learning rates, and timing settings. Command-line options
+override any axis. Every error names the file, the key, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import shutil
+import subprocess
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from backends import registry
+from backends.base import DTYPES, INITS, MODES, OPTIMIZER_KINDS, OptimizerSpec, SpecError
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib  # type: ignore[no-redef]
+
+SWEEPS_DIR = Path(__file__).parent / "sweeps"
+DEVICES = ("cpu", "gpu", "auto")
+
+
+class SweepError(SpecError):
+    """An invalid sweep file or override; the message names where, what and what is allowed."""
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything one run needs; ``run_id`` is a hash of it (timeout and threads aside)."""
+
+    backend: str
+    mode: str
+    device: str
+    optimizer: str  # the named configuration, e.g. "sgd_momentum"
+    opt: OptimizerSpec
+    batch_size: int
+    seed: int
+    dataset: str
+    hidden: tuple[int, ...]
+    init: str
+    dtype: str
+    epochs: int
+    max_steps: int
+    block_steps: int
+    warmup_steps: int
+    eval_every: int
+    diverge_factor: float
+    timeout_s: float = field(default=600.0, compare=False)
+
+    @property
+    def lr(self) -> float:
+        return self.opt.lr
+
+    def config(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.pop("timeout_s")
+        d["hidden"] = list(self.hidden)
+        return d
+
+    @property
+    def run_id(self) -> str:
+        blob = json.dumps(self.config(), sort_keys=True, default=str)
+        return hashlib.sha1(blob.encode()).hexdigest()[:12]
+
+    def label(self) -> str:
+        return (
+            f"{self.backend}/{self.mode}/{self.device} {self.optimizer} lr={self.lr:g} "
+            f"bs={self.batch_size} seed={self.seed}"
+        )
+
+
+@dataclass
+class Sweep:
+    name: str
+    source: str
+    settings: dict[str, Any]
+    runs: list[RunSpec]
+    threads: int | None
+
+
+# key -> (type check, description) for the scalar settings
+_SCALARS: dict[str, tuple[type | tuple[type, ...], str]] = {
+    "name": (str, "a string"),
+    "description": (str, "a string"),
+    "dataset": (str, "digits, mnist5k, synthetic[:n=..,d=..,c=..], or npz:PATH"),
+    "init": (str, f"one of {', '.join(INITS)}"),
+    "dtype": (str, f"one of {', '.join(DTYPES)}"),
+    "epochs": (int, "an integer >= 0"),
+    "max_steps": (int, "an integer >= 0 (0: no cap)"),
+    "eval_every": (int, "an integer >= 0 (steps between evaluations; 0: at epoch ends only)"),
+    "diverge_factor": ((int, float), "a number > 1 (a loss this many times its start counts as diverged)"),
+}
+_LISTS: dict[str, tuple[type | tuple[type, ...], str]] = {
+    "hidden": (int, "a list of integers >= 1, e.g. [64]"),
+    "backends": (str, f"a list drawn from {', '.join(registry.NAMES)}, or [\"installed\"]"),
+    "modes": (str, f"a list drawn from {', '.join(MODES)}"),
+    "devices": (str, f"a list drawn from {', '.join(DEVICES)}"),
+    "batch_sizes": (int, "a list of integers >= 1"),
+    "seeds": (int, "a list of integers >= 0"),
+    "learning_rates": ((int, float), "a list of numbers > 0"),
+}
+_TIMING: dict[str, tuple[type | tuple[type, ...], str]] = {
+    "block_steps": (int, "an integer >= 1 (steps per timed block; train loss is logged at each block end)"),
+    "warmup_steps": (int, "an integer >= 0 (steps after the first, excluded from throughput)"),
+    "timeout_s": ((int, float), "a number > 0 (seconds before a run is killed)"),
+    "threads": (int, "an integer >= 0 (threads per worker; 0: physical cores)"),
+}
+DEFAULTS: dict[str, Any] = {
+    "name": None,
+    "description": "",
+    "dataset": "mnist5k",
+    "hidden": [64],
+    "init": "glorot_uniform",
+    "dtype": "float32",
+    "epochs": 3,
+    "max_steps": 0,
+    "eval_every": 0,
+    "diverge_factor": 20.0,
+    "backends": ["installed"],
+    "modes": ["compiled"],
+    "devices": ["cpu"],
+    "batch_sizes": [128],
+    "seeds": [0],
+    "learning_rates": [],
+    "timing": {"block_steps": 20, "warmup_steps": 10, "timeout_s": 600, "threads": 0},
+    "optimizers": {},
+}
+
+
+def resolve_path(name_or_path: str) -> Path:
+    """A sweep by name (``benchmarks/sweeps/NAME.toml``) or by path."""
+    p = Path(name_or_path)
+    if p.suffix == ".toml" or p.exists():
+        if not p.is_file():
+            raise SweepError(f"sweep file {str(p)!r} not found")
+        return p
+    p = SWEEPS_DIR / f"{name_or_path}.toml"
+    if not p.is_file():
+        known = ", ".join(sorted(f.stem for f in SWEEPS_DIR.glob("*.toml")))
+        raise SweepError(f"unknown sweep {name_or_path!r}; shipped sweeps: {known} (or give a path to a .toml file)")
+    return p
+
+
+def load_settings(path: Path) -> dict[str, Any]:
+    try:
+        raw = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise SweepError(f"{path}: not valid TOML: {exc}") from None
+    return validate(raw, str(path))
+
+
+def _typed(where: str, key: str, value: Any, typ, allowed: str) -> None:
+    bad = isinstance(value, bool) and typ is not bool and bool not in (typ if isinstance(typ, tuple) else (typ,))
+    if bad or not isinstance(value, typ):
+        raise SweepError(f"{where}: {key} = {value!r} is invalid; expected {allowed}")
+
+
+def validate(raw: dict[str, Any], where: str) -> dict[str, Any]:
+    """Check every key of a sweep file and fill in defaults."""
+    s = json.loads(json.dumps(DEFAULTS))
+    for key, value in raw.items():
+        if key in _SCALARS:
+            _typed(where, key, value, *_SCALARS[key])
+            s[key] = value
+        elif key in _LISTS:
+            typ, allowed = _LISTS[key]
+            if not isinstance(value, list):
+                raise SweepError(f"{where}: {key} = {value!r} is invalid; expected {allowed}")
+            for v in value:
+                _typed(where, key, v, typ, allowed)
+            s[key] = value
+        elif key == "timing":
+            if not isinstance(value, dict):
+                raise SweepError(f"{where}: [timing] must be a table with keys {', '.join(_TIMING)}")
+            for k, v in value.items():
+                if k not in _TIMING:
+                    raise SweepError(f"{where}: unknown key timing.{k}; allowed: {', '.join(_TIMING)}")
+                _typed(where, f"timing.{k}", v, *_TIMING[k])
+                s["timing"][k] = v
+        elif key == "optimizers":
+            if not isinstance(value, dict) or not value:
+                raise SweepError(f"{where}: [optimizers] must hold at least one table, e.g. [optimizers.adam] kind = \"adam\"")
+            s["optimizers"] = {n: _optimizer(where, n, cfg) for n, cfg in value.items()}
+        else:
+            allowed = sorted([*_SCALARS, *_LISTS, "timing", "optimizers"])
+            raise SweepError(f"{where}: unknown key {key!r}; allowed: {', '.join(allowed)}")
+    _check_ranges(s, where)
+    return s
+
+
+def _optimizer(where: str, name: str, cfg: Any) -> dict[str, Any]:
+    if not isinstance(cfg, dict):
+        raise SweepError(f"{where}: optimizers.{name} must be a table with kind = \"sgd\" or \"adam\"")
+    cfg = dict(cfg)
+    kind = cfg.pop("kind", name if name in OPTIMIZER_KINDS else None)
+    if kind not in OPTIMIZER_KINDS:
+        raise SweepError(f"{where}: optimizers.{name}.kind = {kind!r} is invalid; choose one of {', '.join(OPTIMIZER_KINDS)}")
+    lrs = cfg.pop("learning_rates", None)
+    if lrs is not None:
+        if not isinstance(lrs, list) or not lrs:
+            raise SweepError(f"{where}: optimizers.{name}.learning_rates = {lrs!r} is invalid; expected a non-empty list of numbers > 0")
+        for v in lrs:
+            _typed(where, f"optimizers.{name}.learning_rates", v, (int, float), "a list of numbers > 0")
+    allowed = {"sgd": ("momentum", "nesterov", "weight_decay"), "adam": ("beta1", "beta2", "eps", "weight_decay")}[kind]
+    for k in cfg:
+        if k not in allowed:
+            raise SweepError(
+                f"{where}: unknown key optimizers.{name}.{k} for kind {kind!r}; allowed: kind, learning_rates, {', '.join(allowed)}"
+            )
+    try:
+        OptimizerSpec(kind, lr=1.0, **cfg)  # range checks now, with the file named
+    except SpecError as exc:
+        raise SweepError(f"{where}: optimizers.{name}: {exc}") from None
+    return {"kind": kind, "learning_rates": lrs, "hyper": cfg}
+
+
+def _check_ranges(s: dict[str, Any], where: str) -> None:
+    def bad(key, value, allowed):
+        raise SweepError(f"{where}: {key} = {value!r} is invalid; expected {allowed}")
+
+    if s["init"] not in INITS:
+        bad("init", s["init"], _SCALARS["init"][1])
+    if s["dtype"] not in DTYPES:
+        bad("dtype", s["dtype"], _SCALARS["dtype"][1])
+    for k in ("epochs", "max_steps", "eval_every"):
+        if s[k] < 0:
+            bad(k, s[k], _SCALARS[k][1])
+    if s["epochs"] == 0 and s["max_steps"] == 0:
+        bad("epochs", 0, "epochs >= 1 or max_steps >= 1")
+    if s["diverge_factor"] <= 1:
+        bad("diverge_factor", s["diverge_factor"], _SCALARS["diverge_factor"][1])
+    if any(h < 1 for h in s["hidden"]) or not s["hidden"]:
+        bad("hidden", s["hidden"], _LISTS["hidden"][1])
+    for b in s["backends"]:
+        if b != "installed" and b not in registry.NAMES:
+            bad("backends", b, _LISTS["backends"][1])
+    for m in s["modes"]:
+        if m not in MODES:
+            bad("modes", m, _LISTS["modes"][1])
+    for d in s["devices"]:
+        if d not in DEVICES:
+            bad("devices", d, _LISTS["devices"][1])
+    for b in s["batch_sizes"]:
+        if b < 1:
+            bad("batch_sizes", b, _LISTS["batch_sizes"][1])
+    for v in s["seeds"]:
+        if v < 0:
+            bad("seeds", v, _LISTS["seeds"][1])
+    for v in s["learning_rates"]:
+        if not v > 0:
+            bad("learning_rates", v, _LISTS["learning_rates"][1])
+    for name, o in s["optimizers"].items():
+        for v in o["learning_rates"] or []:
+            if not v > 0:
+                bad(f"optimizers.{name}.learning_rates", v, "a list of numbers > 0")
+    t = s["timing"]
+    if t["block_steps"] < 1:
+        bad("timing.block_steps", t["block_steps"], _TIMING["block_steps"][1])
+    if t["warmup_steps"] < 0:
+        bad("timing.warmup_steps", t["warmup_steps"], _TIMING["warmup_steps"][1])
+    if not t["timeout_s"] > 0:
+        bad("timing.timeout_s", t["timeout_s"], _TIMING["timeout_s"][1])
+    if t["threads"] < 0:
+        bad("timing.threads", t["threads"], _TIMING["threads"][1])
+
+
+def apply_overrides(s: dict[str, Any], o: dict[str, Any], where: str = "command line") -> dict[str, Any]:
+    """Command-line overrides (None means: keep the file's value)."""
+    s = json.loads(json.dumps(s))
+    for key in ("backends", "modes", "devices", "batch_sizes", "dataset", "epochs", "max_steps", "eval_every"):
+        if o.get(key) is not None:
+            s[key] = o[key]
+    if o.get("seeds") is not None:
+        seeds = o["seeds"]
+        s["seeds"] = list(range(seeds[0])) if len(seeds) == 1 else seeds
+    if o.get("learning_rates") is not None:
+        s["learning_rates"] = o["learning_rates"]
+        for cfg in s["optimizers"].values():
+            cfg["learning_rates"] = None  # --lr replaces every optimizer's own list
+    if o.get("optimizers") is not None:
+        unknown = [n for n in o["optimizers"] if n not in s["optimizers"]]
+        if unknown:
+            raise SweepError(
+                f"{where}: unknown optimizer {unknown[0]!r}; this sweep defines {', '.join(s['optimizers'])}"
+            )
+        s["optimizers"] = {n: s["optimizers"][n] for n in o["optimizers"]}
+    for key in ("timeout_s", "threads", "block_steps", "warmup_steps"):
+        if o.get(key) is not None:
+            s["timing"][key] = o[key]
+    if o.get("name"):
+        s["name"] = o["name"]
+    _check_ranges(s, where)
+    return s
+
+
+def gpu_present() -> bool:
+    """Whether an NVIDIA GPU is visible, without importing any framework."""
+    if not shutil.which("nvidia-smi"):
+        return False
+    try:
+        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return out.returncode == 0 and "GPU" in out.stdout
+
+
+def expand(s: dict[str, Any], where: str) -> list[RunSpec]:
+    """The grid: backends x devices x modes x optimizers x learning rates x batch sizes x seeds."""
+    if not s["optimizers"]:
+        raise SweepError(f"{where}: no optimizers defined; add e.g. [optimizers.adam] kind = \"adam\"")
+    backends: list[str] = []
+    for b in s["backends"]:
+        for name in registry.installed() if b == "installed" else [b]:
+            if name not in backends:
+                backends.append(name)
+    devices: list[str] = []
+    for d in s["devices"]:
+        for dev in (["cpu", "gpu"] if gpu_present() else ["cpu"]) if d == "auto" else [d]:
+            if dev not in devices:
+                devices.append(dev)
+    opts: list[tuple[str, OptimizerSpec]] = []
+    for name, cfg in s["optimizers"].items():
+        lrs = cfg["learning_rates"] or s["learning_rates"]
+        if not lrs:
+            raise SweepError(f"{where}: optimizers.{name} has no learning_rates and the sweep sets none")
+        for lr in lrs:
+            opts.append((name, OptimizerSpec(cfg["kind"], lr=float(lr), **cfg["hyper"])))
+    t = s["timing"]
+    runs = [
+        RunSpec(
+            backend=b, mode=m, device=d, optimizer=oname, opt=opt, batch_size=bs, seed=seed,
+            dataset=s["dataset"], hidden=tuple(s["hidden"]), init=s["init"], dtype=s["dtype"],
+            epochs=s["epochs"], max_steps=s["max_steps"], block_steps=t["block_steps"],
+            warmup_steps=t["warmup_steps"], eval_every=s["eval_every"],
+            diverge_factor=float(s["diverge_factor"]), timeout_s=float(t["timeout_s"]),
+        )
+        for b, d, m, (oname, opt), bs, seed in itertools.product(
+            backends, devices, s["modes"], opts, s["batch_sizes"], s["seeds"]
+        )
+    ]
+    if not runs:
+        empty = [k for k in ("backends", "modes", "devices", "batch_sizes", "seeds") if not s[k]]
+        why = f"empty axis: {', '.join(empty)}" if empty else "no backend is installed"
+        raise SweepError(f"{where}: the grid expands to no run ({why})")
+    return runs
+
+
+def load_sweep(name_or_path: str, overrides: dict[str, Any] | None = None) -> Sweep:
+    path = resolve_path(name_or_path)
+    s = load_settings(path)
+    s = apply_overrides(s, overrides or {})
+    s["name"] = s["name"] or path.stem
+    runs = expand(s, str(path))
+    return Sweep(name=s["name"], source=str(path), settings=s, runs=runs, threads=s["timing"]["threads"] or None)

@@ -1,0 +1,174 @@
+"""One process per framework: a worker that runs tasks for the driver, with a timeout.
+
+Frameworks' thread pools and allocators do not share a process well, and a run that
+hangs or is killed must not take the sweep with it. The driver starts one ``Worker`` per
+(backend, device), sends it tasks one at a time (``"module:function"`` plus keyword
+arguments, both picklable) and gets the return value back. Thread counts are fixed in the
+worker's environment before any framework is imported.
+"""
+
+from __future__ import annotations
+
+import importlib
+import multiprocessing as mp
+import os
+import signal
+import threading
+import traceback
+from typing import Any
+
+_ENV_LOCK = threading.Lock()
+
+
+class WorkerError(RuntimeError):
+    """The task raised inside the worker; ``remote_traceback`` holds the worker's traceback."""
+
+    def __init__(self, message: str, remote_traceback: str = ""):
+        super().__init__(message)
+        self.remote_traceback = remote_traceback
+
+
+class WorkerTimeout(RuntimeError):
+    """The task ran past its timeout; the worker was killed."""
+
+
+class WorkerDied(RuntimeError):
+    """The worker process exited during the task (crash, or killed, e.g. out of memory)."""
+
+
+def default_threads() -> int:
+    """Physical cores where known, else logical CPUs."""
+    try:
+        import psutil
+
+        return psutil.cpu_count(logical=False) or os.cpu_count() or 1
+    except ImportError:
+        return os.cpu_count() or 1
+
+
+def thread_env(threads: int) -> dict[str, str]:
+    """Environment that pins every framework's intra-op pool to ``threads``."""
+    n = str(threads)
+    env = {
+        "OMP_NUM_THREADS": n,
+        "MKL_NUM_THREADS": n,
+        "OPENBLAS_NUM_THREADS": n,
+        "TF_NUM_INTRAOP_THREADS": n,
+        "TF_NUM_INTEROP_THREADS": "1",
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        "KERAS_BACKEND": "tensorflow",
+    }
+    xla = os.environ.get("XLA_FLAGS", "")
+    if threads == 1 and "xla_cpu_multi_thread_eigen" not in xla:
+        # XLA:CPU sizes its Eigen pool from the cores; this flag is its one-thread switch.
+        xla = (xla + " --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1").strip()
+    if xla:
+        env["XLA_FLAGS"] = xla
+    return env
+
+
+def _serve(conn) -> None:
+    # Ctrl-C reaches the whole process group; the driver alone decides what stops.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    while True:
+        try:
+            msg = conn.recv()
+        except EOFError:
+            return
+        if msg is None:
+            return
+        target, kwargs = msg
+        try:
+            module, func = target.split(":")
+            result = getattr(importlib.import_module(module), func)(**kwargs)
+            conn.send(("ok", result))
+        except BaseException as exc:  # noqa: BLE001 - everything goes back to the driver
+            conn.send(("error", f"{type(exc).__name__}: {exc}", traceback.format_exc()))
+
+
+class Worker:
+    """A child process that runs ``module:function`` tasks for the driver.
+
+    Example::
+
+        with Worker(threads=2, label="torch/cpu") as w:
+            rows = w.call("benchmarks.runner:execute_run", {"spec": spec}, timeout=600)
+    """
+
+    def __init__(self, threads: int | None = None, label: str = "worker"):
+        self.threads = threads or default_threads()
+        self.label = label
+        self._proc: mp.process.BaseProcess | None = None
+        self._conn = None
+
+    def start(self) -> None:
+        ctx = mp.get_context("spawn")
+        parent, child = ctx.Pipe()
+        proc = ctx.Process(target=_serve, args=(child,), name=f"optbench-{self.label}", daemon=True)
+        env = thread_env(self.threads)
+        with _ENV_LOCK:  # the child inherits os.environ at start; set it there, then restore
+            saved = {k: os.environ.get(k) for k in env}
+            os.environ.update(env)
+            try:
+                proc.start()
+            finally:
+                for k, v in saved.items():
+                    if v is None:
+                        os.environ.pop(k, None)
+                    else:
+                        os.environ[k] = v
+        child.close()
+        self._proc, self._conn = proc, parent
+
+    @property
+    def alive(self) -> bool:
+        return self._proc is not None and self._proc.is_alive()
+
+    def call(self, target: str, kwargs: dict[str, Any], timeout: float | None = None) -> Any:
+        """Run ``target(**kwargs)`` in the worker; raise WorkerError/WorkerTimeout/WorkerDied."""
+        if not self.alive:
+            self.start()
+        assert self._conn is not None and self._proc is not None
+        try:
+            self._conn.send((target, kwargs))
+            ready = self._conn.poll(timeout)
+        except (BrokenPipeError, EOFError, OSError):
+            ready = True  # fall through to recv, which reports the death
+        if not ready:
+            self.kill()
+            raise WorkerTimeout(f"{self.label}: no result after {timeout:g} s; worker killed")
+        try:
+            reply = self._conn.recv()
+        except (EOFError, OSError):
+            self._proc.join(5)
+            code = self._proc.exitcode
+            self.kill()
+            why = {-9: " (SIGKILL: out of memory?)", -11: " (segmentation fault)", -6: " (aborted)"}
+            raise WorkerDied(f"{self.label}: worker exited with code {code}{why.get(code or 0, '')}") from None
+        if reply[0] == "ok":
+            return reply[1]
+        raise WorkerError(reply[1], reply[2])
+
+    def kill(self) -> None:
+        if self._proc is not None and self._proc.is_alive():
+            self._proc.kill()
+            self._proc.join(5)
+        if self._conn is not None:
+            self._conn.close()
+        self._proc, self._conn = None, None
+
+    def close(self) -> None:
+        if self.alive and self._conn is not None:
+            try:
+                self._conn.send(None)
+                self._proc.join(10)  # type: ignore[union-attr]
+            except (BrokenPipeError, OSError):
+                pass
+        self.kill()
+
+    def __enter__(self) -> Worker:
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -1,0 +1,133 @@
+"""Conformance of every installed adapter to the contract in backends/base.py."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from backends import registry
+from backends.base import (
+    BackendInfo,
+    ModelSpec,
+    OptimizerSpec,
+    SpecError,
+    forward,
+    init_weights,
+    softmax_cross_entropy,
+)
+from tests.conftest import backend_mode_params, backend_params
+
+MODEL = ModelSpec(input_dim=12, num_classes=4, hidden=(16, 8))
+RNG = np.random.default_rng(0)
+X = RNG.standard_normal((40, 12)).astype(np.float32)
+Y = RNG.integers(0, 4, 40)
+
+
+@pytest.fixture(params=backend_mode_params())
+def backend(request):
+    name, mode = request.param
+    return registry.create(name, mode=mode)
+
+
+def test_describe(backend):
+    info = backend.describe()
+    assert isinstance(info, BackendInfo)
+    assert info.name == backend.name
+    assert info.mode == backend.mode and info.device == "cpu" and info.dtype == "float32"
+    assert isinstance(info.version, str) and info.version[0].isdigit()
+    assert (info.compiler is None) == (backend.mode == "eager" or backend.name == "numpy")
+
+
+def test_weights_round_trip(backend):
+    w = init_weights(MODEL, seed=1)
+    state = backend.init(MODEL, OptimizerSpec("sgd", lr=0.1), w)
+    got = backend.get_weights(state)
+    assert [g.shape for g in got] == [a.shape for a in w]
+    for g, a in zip(got, w):
+        assert g.dtype == np.float32
+        np.testing.assert_array_equal(g, a)
+
+
+def test_evaluate_matches_reference_at_init(backend):
+    w = init_weights(MODEL, seed=2)
+    state = backend.init(MODEL, OptimizerSpec("adam", lr=1e-3), w)
+    loss, acc = backend.evaluate(state, *backend.to_device(X, Y))
+    logits, _ = forward([a.astype(np.float64) for a in w], X.astype(np.float64))
+    ref_loss, _ = softmax_cross_entropy(logits, Y)
+    assert isinstance(loss, float) and isinstance(acc, float)
+    assert abs(loss - ref_loss) < 1e-5
+    assert acc == pytest.approx(float((logits.argmax(1) == Y).mean()))
+
+
+def test_train_step_lowers_loss_and_leaves_initial_weights_alone(backend):
+    w = init_weights(MODEL, seed=3)
+    w_copy = [a.copy() for a in w]
+    state = backend.init(MODEL, OptimizerSpec("sgd", lr=0.1, momentum=0.9), w)
+    x, y = backend.to_device(X, Y)
+    losses = []
+    for _ in range(15):
+        state, loss = backend.train_step(state, x, y)
+        losses.append(loss)
+    backend.sync(losses[-1])
+    values = [backend.to_float(v) for v in losses]
+    assert all(np.isfinite(values))
+    assert values[-1] < values[0]
+    for a, b in zip(w, w_copy):  # the caller's arrays are never updated in place
+        np.testing.assert_array_equal(a, b)
+    assert any(not np.array_equal(g, a) for g, a in zip(backend.get_weights(state), w))
+
+
+def test_runs_in_one_process_are_independent(backend):
+    """A second init from the same weights must not inherit the first run's optimizer state."""
+    w = init_weights(MODEL, seed=4)
+    opt = OptimizerSpec("adam", lr=1e-2)
+    x, y = backend.to_device(X, Y)
+    firsts = []
+    for _ in range(2):
+        state = backend.init(MODEL, opt, w)
+        for _ in range(3):
+            state, _ = backend.train_step(state, x, y)
+        firsts.append(backend.get_weights(state))
+    for a, b in zip(*firsts):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
+
+
+def test_split_batches_drops_the_remainder(backend):
+    x, y = backend.to_device(X, Y)
+    batches = backend.split_batches(x, y, 16)
+    assert len(batches) == 2
+    for xb, yb in batches:
+        assert tuple(np.asarray(xb).shape) == (16, 12) and tuple(np.asarray(yb).shape) == (16,)
+    np.testing.assert_array_equal(np.asarray(batches[1][1]), Y[16:32])
+
+
+@pytest.mark.parametrize("name", backend_params())
+def test_unknown_mode_and_missing_device_are_clear_errors(name):
+    with pytest.raises(SpecError, match="mode='jit'.*eager"):
+        registry.create(name, mode="jit")
+    cls = registry.load(name)
+    if "gpu" not in cls.devices():
+        with pytest.raises(SpecError, match="device='gpu'"):
+            registry.create(name, mode="eager", device="gpu")
+
+
+def test_not_installed_backend_names_the_fix(monkeypatch):
+    from backends.registry import REGISTRY, BackendNotInstalled, Entry
+
+    monkeypatch.setitem(REGISTRY, "ghost", Entry("ghost", "ghost.backend:Ghost", ("no_such_module_xyz",), "ghost"))
+    assert not registry.is_installed("ghost")
+    with pytest.raises(BackendNotInstalled, match=r"pip install -e '\.\[ghost\]'"):
+        registry.load("ghost")
+
+
+def test_registry_imports_no_framework():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from backends import registry; registry.installed(); "
+        "import benchmarks.sweep, benchmarks.store, benchmarks.parity; "
+        "print(sorted(m for m in ('torch','tensorflow','jax','keras') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

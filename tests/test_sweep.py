@@ -1,0 +1,100 @@
+"""Sweep files: validation with errors that name the file, key, value and what is allowed."""
+
+from __future__ import annotations
+
+import pytest
+
+from benchmarks.sweep import SweepError, load_sweep
+
+BASE = """
+dataset = "digits"
+epochs = 1
+backends = ["numpy"]
+batch_sizes = [32, 64]
+seeds = [0, 1]
+[optimizers.sgd]
+kind = "sgd"
+learning_rates = [0.1, 0.01]
+[optimizers.adam]
+learning_rates = [0.001]
+"""
+
+
+def write(tmp_path, text):
+    p = tmp_path / "s.toml"
+    p.write_text(text)
+    return str(p)
+
+
+def test_shipped_sweeps_load():
+    for name in ("default", "smoke"):
+        s = load_sweep(name, {"backends": ["numpy"]})
+        assert s.runs and all(r.backend == "numpy" for r in s.runs)
+
+
+def test_default_sweep_grid():
+    s = load_sweep("default", {"backends": ["numpy"], "devices": ["cpu"]})
+    assert {r.optimizer for r in s.runs} == {"sgd_momentum", "adam"}
+    assert {r.batch_size for r in s.runs} == {32, 128, 512}
+    assert len({r.lr for r in s.runs if r.optimizer == "adam"}) == 4
+    assert {r.mode for r in s.runs} == {"compiled"} and len(s.runs) == 24
+
+
+def test_grid_expansion_and_stable_ids(tmp_path):
+    s = load_sweep(write(tmp_path, BASE))
+    assert len(s.runs) == 3 * 2 * 2  # (2 sgd lrs + 1 adam lr) x 2 batch sizes x 2 seeds
+    assert len({r.run_id for r in s.runs}) == len(s.runs)
+    again = load_sweep(write(tmp_path, BASE))
+    assert [r.run_id for r in s.runs] == [r.run_id for r in again.runs]
+
+
+def test_overrides(tmp_path):
+    s = load_sweep(write(tmp_path, BASE), {"learning_rates": [0.5], "batch_sizes": [8], "seeds": [3],
+                                           "optimizers": ["adam"]})
+    assert {(r.optimizer, r.lr, r.batch_size) for r in s.runs} == {("adam", 0.5, 8)}
+    assert sorted(r.seed for r in s.runs) == [0, 1, 2]  # --seeds 3: seeds 0..2
+
+
+@pytest.mark.parametrize(
+    "text, needle",
+    [
+        ("epochz = 3", "unknown key 'epochz'"),
+        ('dataset = 3', "dataset = 3 is invalid; expected digits"),
+        ('batch_sizes = [32, "big"]', "batch_sizes = 'big' is invalid; expected a list of integers"),
+        ("batch_sizes = [0]", "batch_sizes = 0 is invalid"),
+        ('modes = ["jit"]', "modes = 'jit' is invalid; expected a list drawn from eager, compiled"),
+        ('backends = ["pytorch"]', "backends = 'pytorch' is invalid"),
+        ('devices = ["tpu"]', "devices = 'tpu' is invalid; expected a list drawn from cpu, gpu, auto"),
+        ("learning_rates = [-1]", "learning_rates = -1 is invalid"),
+        ("[timing]\nblock_stepz = 3", "unknown key timing.block_stepz"),
+        ("[timing]\ntimeout_s = 0", "timing.timeout_s = 0 is invalid"),
+        ('[optimizers.x]\nkind = "lion"', "optimizers.x.kind = 'lion' is invalid; choose one of sgd, adam"),
+        ('[optimizers.x]\nkind = "sgd"\nbeta1 = 0.9', "unknown key optimizers.x.beta1 for kind 'sgd'"),
+        ('[optimizers.x]\nkind = "adam"\nbeta2 = 1.5', "optimizers.x: beta2=1.5 is invalid"),
+        ("epochs = [", "not valid TOML"),
+    ],
+)
+def test_bad_file_names_file_key_value(tmp_path, text, needle):
+    key = text.split("=")[0].strip()
+    base = "\n".join(ln for ln in BASE.splitlines() if ln.split("=")[0].strip() != key or ln.startswith("learning_rates"))
+    tables = "optimizers" in text or "[timing]" in text
+    path = write(tmp_path, base + "\n" + text + "\n" if tables else text + "\n" + base)
+    with pytest.raises(SweepError) as e:
+        load_sweep(path)
+    assert needle in str(e.value)
+    assert path in str(e.value)
+
+
+def test_empty_grid_is_an_error(tmp_path):
+    with pytest.raises(SweepError, match="expands to no run.*empty axis: seeds"):
+        load_sweep(write(tmp_path, BASE.replace("seeds = [0, 1]", "seeds = []")))
+
+
+def test_unknown_sweep_name_lists_shipped_ones():
+    with pytest.raises(SweepError, match="unknown sweep 'nope'; shipped sweeps: default, smoke"):
+        load_sweep("nope")
+
+
+def test_unknown_optimizer_override(tmp_path):
+    with pytest.raises(SweepError, match="unknown optimizer 'lion'; this sweep defines sgd, adam"):
+        load_sweep(write(tmp_path, BASE), {"optimizers": ["lion"]})

@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 comma  := ,
 STAMP  := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
-.PHONY: install bench smoke report compare bench-micro parity test lint format clean
+.PHONY: install bench smoke report bench-micro parity test lint format clean
 
 install: $(STAMP)
 
@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	touch $@
 
 bench: install            ## the default sweep: results/default (and results/latest)
-	$(BIN)/optbench run --sweep default
+	$(BIN)/optbench run --sweep default --parity --report
 
 smoke: install            ## a tiny sweep, seconds
 	$(BIN)/optbench run --sweep smoke
@@ -41,3 +41,6 @@ format: install
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
+
+report: install           ## rebuild the report of results/latest (or RESULTS=path)
+	$(BIN)/optbench report $(or $(RESULTS),results/latest)

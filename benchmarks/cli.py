@@ -132,7 +132,19 @@ def cmd_run(args: argparse.Namespace) -> int:
         result = run_sweep(sweep, out, resume=args.resume, quiet=args.quiet, command=sys.argv)
     except StoreError as exc:
         raise UsageError(str(exc)) from None
-    from benchmarks.store import Store
+    from benchmarks.store import Store, write_json
+
+    if args.parity:
+        from dataclasses import asdict
+
+        from benchmarks.parity import ParityConfig, format_table, run_parity
+
+        swept = {s.backend for s in sweep.runs}
+        cfg = ParityConfig()
+        rows = run_parity([b for b in registry.installed() if b in swept], cfg=cfg, threads=sweep.threads)
+        write_json(result.path / "parity.json", {"config": asdict(cfg), "rows": rows})
+        if not args.quiet:
+            print("\n" + format_table(rows, cfg), file=sys.stderr)
 
     runs = Store.open(result.path).table("runs")
     if not args.quiet:
@@ -140,6 +152,27 @@ def cmd_run(args: argparse.Namespace) -> int:
     kept = f", {result.skipped_existing} kept from before" if result.skipped_existing else ""
     counts = ", ".join(f"{v} {k}" for k, v in sorted(result.counts.items()))
     print(f"\n{result.ran} run(s) this time{kept}; {counts}\nresults: {result.path}")
+    if args.report:
+        _report(result.path)
+    return 0
+
+
+# --- optbench report -------------------------------------------------------------------
+
+
+def _report(path) -> None:
+    from benchmarks.report import write_report
+    from benchmarks.store import StoreError
+
+    try:
+        paths = write_report(path)
+    except StoreError as exc:
+        raise UsageError(str(exc)) from None
+    print(f"report: {paths['html']}\n        {paths['md']}\n        {paths['csv']}")
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    _report(args.results)
     return 0
 
 
@@ -193,7 +226,13 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", default=None, help="results folder (default: results/NAME)")
     r.add_argument("--resume", action="store_true", help="keep finished runs in --out and run the rest")
     r.add_argument("--quiet", action="store_true", help="no progress output (for CI)")
+    r.add_argument("--parity", action="store_true", help="also record `optbench parity` for the sweep's backends")
+    r.add_argument("--report", action="store_true", help="write the report (report.html/.md, summary.csv) at the end")
     r.set_defaults(func=cmd_run)
+
+    rep = sub.add_parser("report", help="write report.html, report.md and summary.csv into a results folder")
+    rep.add_argument("results", nargs="?", default="results/latest", help="results folder (default: results/latest)")
+    rep.set_defaults(func=cmd_report)
     return p
 
 

@@ -47,8 +47,13 @@ def _row_base(spec: RunSpec) -> dict[str, Any]:
     return row
 
 
+_runs_in_process = 0
+
+
 def execute_run(spec: RunSpec) -> dict[str, Any]:
     """Train one configuration; returns ``{"run": row, "curves": [...], "timings": [...]}``."""
+    global _runs_in_process
+    _runs_in_process += 1
     t_start = time.perf_counter()
     row = _row_base(spec)
     cls = registry.load(spec.backend)
@@ -157,6 +162,9 @@ def execute_run(spec: RunSpec) -> dict[str, Any]:
         "error": "",
         "diverged_step": diverged_step,
         "compile_s": compile_s,
+        # 1 = this worker's first run: its first step also pays framework start-up; later
+        # runs may hit the framework's in-process compile caches.
+        "worker_run_index": _runs_in_process,
         "steps": step,
         "timed_blocks": len(rates),
         "samples_per_s": float(np.median(rates)) if rates else math.nan,

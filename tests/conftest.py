@@ -29,7 +29,7 @@ def backend_params(names=registry.NAMES):
 
 def backend_mode_params():
     return [
-        pytest.param(p.values[0], mode, marks=p.marks, id=f"{p.values[0]}-{mode}")
+        pytest.param((p.values[0], mode), marks=p.marks, id=f"{p.values[0]}-{mode}")
         for p in backend_params()
         for mode in MODES
     ]

@@ -1,0 +1,211 @@
+"""Figures for the report: matplotlib only (Agg), returned as PNG data URIs.
+
+Every figure draws a backend in the same colour (``backend_color``); modes and devices of
+one backend are told apart by line style. Figures are ~10 in wide at 100 dpi so that they
+read at laptop width.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import math
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.colors import Normalize  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.ticker import NullLocator  # noqa: E402
+from matplotlib.transforms import blended_transform_factory  # noqa: E402
+
+WIDTH_IN = 10.0
+DPI = 100
+BACKEND_COLORS = {"numpy": "#1f77b4", "torch": "#d62728", "tensorflow": "#ff7f0e", "jax": "#2ca02c"}
+FALLBACK_COLORS = ("#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
+BACKEND_MARKERS = {"numpy": "o", "torch": "s", "tensorflow": "^", "jax": "D"}
+LINESTYLES = ("-", "--", ":", "-.")
+
+Key = tuple[str, str, str]  # (backend, mode, device)
+
+
+def backend_color(name: str) -> str:
+    """The fixed colour of a backend; unknown names get a stable colour from a fallback palette."""
+    if name in BACKEND_COLORS:
+        return BACKEND_COLORS[name]
+    return FALLBACK_COLORS[zlib.crc32(name.encode()) % len(FALLBACK_COLORS)]
+
+
+@dataclass(frozen=True)
+class Style:
+    label: str
+    color: str
+    linestyle: str
+    marker: str
+
+
+def styles(keys: Sequence[Key]) -> dict[Key, Style]:
+    """Colour by backend, line style by (mode, device); labels name mode/device only when they vary."""
+    keys = sorted(set(keys))
+    variants = sorted({k[1:] for k in keys})
+    plain = len(variants) <= 1
+    out = {}
+    for b, m, d in keys:
+        label = b if plain else f"{b} ({m}, {d})"
+        ls = LINESTYLES[variants.index((m, d)) % len(LINESTYLES)]
+        out[(b, m, d)] = Style(label, backend_color(b), ls, BACKEND_MARKERS.get(b, "o"))
+    return out
+
+
+@dataclass
+class Panel:
+    """One axes: a line per series key. Each frame has columns x, y and optionally lo, hi."""
+
+    title: str
+    lines: dict[Key, pd.DataFrame] = field(default_factory=dict)
+    marks: dict[Key, list[float]] = field(default_factory=dict)  # x positions marked at the top
+    note: str = ""
+
+
+def to_data_uri(fig: plt.Figure) -> str:
+    """Render a figure as a base64 PNG data URI and close it."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight", facecolor="white")
+    plt.close(fig)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _grid(n: int, ncols: int, row_h: float) -> tuple[plt.Figure, np.ndarray]:
+    ncols = max(1, min(ncols, n))
+    nrows = math.ceil(n / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(WIDTH_IN, row_h * nrows + 0.6), squeeze=False)
+    for ax in axes.flat[n:]:
+        ax.set_visible(False)
+    return fig, axes
+
+
+def line_grid(
+    panels: list[Panel],
+    ncols: int,
+    xlabel: str,
+    ylabel: str,
+    style: dict[Key, Style],
+    *,
+    spread: str = "band",
+    logx: bool = False,
+    logy: bool = False,
+    mark_label: str = "diverged",
+    xticks: Sequence[float] | None = None,
+    row_h: float = 3.0,
+) -> plt.Figure:
+    """Small multiples; ``spread`` draws lo/hi as a shaded band or as error bars."""
+    fig, axes = _grid(len(panels), ncols, row_h)
+    used: set[Key] = set()
+    any_marks = False
+    for ax, panel in zip(axes.flat, panels):
+        keys = sorted(panel.lines)
+        for i, key in enumerate(keys):
+            _draw_line(ax, panel.lines[key], style[key], spread, dodge=_dodge(i, len(keys), logx))
+            used.add(key)
+        for i, key in enumerate(sorted(panel.marks)):
+            xs = [x * _dodge(i, len(panel.marks), logx) for x in panel.marks[key]]
+            trans = blended_transform_factory(ax.transData, ax.transAxes)
+            ax.scatter(xs, [0.95] * len(xs), transform=trans, marker="x", s=60, linewidths=2,
+                       color=style[key].color, zorder=5, clip_on=False)
+            used.add(key)
+            any_marks = any_marks or bool(xs)
+        _decorate(ax, panel, xlabel, ylabel, logx, logy, xticks)
+    _legend(fig, [style[k] for k in sorted(used)], mark_label if any_marks else "")
+    fig.tight_layout(rect=(0, 0, 1, 0.93))
+    return fig
+
+
+def _dodge(i: int, n: int, logx: bool) -> float:
+    """A small multiplicative x offset so that overlapping markers of several backends show."""
+    return 1.0 + 0.04 * (i - (n - 1) / 2) if logx and n > 1 else 1.0
+
+
+def _draw_line(ax, df: pd.DataFrame, st: Style, spread: str, dodge: float) -> None:
+    df = df.sort_values("x")
+    x = df["x"].to_numpy(float) * dodge
+    y = df["y"].to_numpy(float)
+    has_spread = {"lo", "hi"} <= set(df.columns) and df[["lo", "hi"]].notna().any().any()
+    if spread == "errorbar" and has_spread:
+        err = np.vstack([y - df["lo"].to_numpy(float), df["hi"].to_numpy(float) - y])
+        ax.errorbar(x, y, yerr=np.clip(err, 0, None), color=st.color, ls=st.linestyle, marker=st.marker,
+                    ms=5, capsize=3, lw=1.6)
+        return
+    ax.plot(x, y, color=st.color, ls=st.linestyle, lw=1.6, marker=st.marker if len(x) <= 12 else None, ms=5)
+    if has_spread and not np.allclose(df["lo"], df["hi"], equal_nan=True):
+        ax.fill_between(x, df["lo"], df["hi"], color=st.color, alpha=0.18, lw=0)
+
+
+def _decorate(ax, panel: Panel, xlabel, ylabel, logx, logy, xticks) -> None:
+    ax.set_title(panel.title, fontsize=10)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if logx:
+        ax.set_xscale("log")
+    if logy:
+        ax.set_yscale("log")
+    if xticks is not None:
+        ax.set_xticks(list(xticks))
+        ax.set_xticklabels([f"{t:g}" for t in xticks])
+        ax.xaxis.set_minor_locator(NullLocator())
+    ax.grid(True, which="major", alpha=0.3)
+    if not panel.lines and not panel.marks:
+        ax.text(0.5, 0.5, panel.note or "no data", ha="center", va="center", transform=ax.transAxes, color="0.4")
+    elif panel.note:
+        ax.text(0.02, 0.02, panel.note, transform=ax.transAxes, fontsize=8, color="0.35")
+
+
+def _legend(fig: plt.Figure, sts: list[Style], mark_label: str) -> None:
+    handles = [Line2D([], [], color=s.color, ls=s.linestyle, marker=s.marker, lw=1.8, label=s.label) for s in sts]
+    if mark_label:
+        handles.append(Line2D([], [], color="0.3", marker="x", ls="none", ms=8, mew=2, label=mark_label))
+    if handles:
+        fig.legend(handles=handles, loc="upper center", ncol=min(len(handles), 6), frameon=False,
+                   bbox_to_anchor=(0.5, 1.0))
+
+
+def heatmap_grid(cells: pd.DataFrame, panels: list[tuple[str, Key]], ncols: int = 4) -> plt.Figure:
+    """LR x batch-size heatmaps of final test accuracy, one panel per series key.
+
+    ``cells``: columns backend, mode, device, lr, batch_size, acc, text; one row per cell
+    ("div" / "fail" cells have acc NaN). ``panels``: (title, key).
+    """
+    ok = cells["acc"].dropna()
+    norm = Normalize(vmin=float(ok.min()) if len(ok) else 0.0, vmax=float(ok.max()) if len(ok) else 1.0)
+    lrs = sorted(cells["lr"].unique())
+    bss = sorted(cells["batch_size"].unique())
+    fig, axes = _grid(len(panels), ncols, row_h=0.45 * len(lrs) + 1.3)
+    cmap = plt.get_cmap("viridis").copy()
+    cmap.set_bad("#e6e6e6")
+    image = None
+    keys = list(zip(cells["backend"], cells["mode"], cells["device"]))
+    for ax, (title, key) in zip(axes.flat, panels):
+        sub = cells[[k == key for k in keys]]
+        grid = np.full((len(lrs), len(bss)), np.nan)
+        for r in sub.itertuples():
+            i, j = lrs.index(r.lr), bss.index(r.batch_size)
+            grid[i, j] = r.acc
+            colour = "white" if r.acc == r.acc and norm(r.acc) < 0.55 else "black"
+            ax.text(j, i, r.text, ha="center", va="center", fontsize=9, color=colour,
+                    fontweight="bold" if r.text in ("div", "fail") else "normal")
+        image = ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, norm=norm, aspect="auto", origin="lower")
+        ax.set_xticks(range(len(bss)), [str(b) for b in bss])
+        ax.set_yticks(range(len(lrs)), [f"{lr:g}" for lr in lrs])
+        ax.set_xlabel("batch size (samples)")
+        ax.set_ylabel("learning rate")
+        ax.set_title(title, fontsize=10)
+    fig.tight_layout(rect=(0, 0, 0.9, 1))
+    if image is not None:
+        cax = fig.add_axes((0.92, 0.15, 0.015, 0.7))
+        fig.colorbar(image, cax=cax, label="final test accuracy")
+    return fig

@@ -22,10 +22,10 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.colors import Normalize  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
-from matplotlib.ticker import NullLocator  # noqa: E402
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, NullLocator  # noqa: E402
 from matplotlib.transforms import blended_transform_factory  # noqa: E402
 
-WIDTH_IN = 10.0
+WIDTH_IN = 11.0
 DPI = 100
 BACKEND_COLORS = {"numpy": "#1f77b4", "torch": "#d62728", "tensorflow": "#ff7f0e", "jax": "#2ca02c"}
 FALLBACK_COLORS = ("#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
@@ -71,6 +71,7 @@ class Panel:
     lines: dict[Key, pd.DataFrame] = field(default_factory=dict)
     marks: dict[Key, list[float]] = field(default_factory=dict)  # x positions marked at the top
     note: str = ""
+    xticks: Sequence[float] | None = None
 
 
 def to_data_uri(fig: plt.Figure) -> str:
@@ -103,15 +104,24 @@ def line_grid(
     mark_label: str = "diverged",
     xticks: Sequence[float] | None = None,
     row_h: float = 3.0,
+    kilo_y: bool = False,
+    nest: bool = False,
 ) -> plt.Figure:
-    """Small multiples; ``spread`` draws lo/hi as a shaded band or as error bars."""
+    """Small multiples; ``spread`` draws lo/hi as a shaded band or as error bars.
+
+    ``nest`` draws lines widest first, so that backends with identical curves stay visible
+    as nested strokes. ``kilo_y`` labels the y axis in thousands (e.g. 250k).
+    """
     fig, axes = _grid(len(panels), ncols, row_h)
     used: set[Key] = set()
     any_marks = False
     for ax, panel in zip(axes.flat, panels):
+        ax.set_xscale("log" if logx else "linear")
+        ax.set_yscale("log" if logy else "linear")
         keys = sorted(panel.lines)
         for i, key in enumerate(keys):
-            _draw_line(ax, panel.lines[key], style[key], spread, dodge=_dodge(i, len(keys), logx))
+            lw = 1.5 + 2.0 * (len(keys) - 1 - i) if nest else 1.8
+            _draw_line(ax, panel.lines[key], style[key], spread, _dodge(i, len(keys), logx), lw)
             used.add(key)
         for i, key in enumerate(sorted(panel.marks)):
             xs = [x * _dodge(i, len(panel.marks), logx) for x in panel.marks[key]]
@@ -120,7 +130,11 @@ def line_grid(
                        color=style[key].color, zorder=5, clip_on=False)
             used.add(key)
             any_marks = any_marks or bool(xs)
-        _decorate(ax, panel, xlabel, ylabel, logx, logy, xticks)
+        _decorate(ax, panel, xlabel, ylabel, logx, logy, panel.xticks if panel.xticks is not None else xticks)
+        if kilo_y:
+            ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)) if logy else ax.yaxis.get_major_locator())
+            ax.yaxis.set_major_formatter(FuncFormatter(_kilo))
+            ax.yaxis.set_minor_formatter(NullFormatter())
     _legend(fig, [style[k] for k in sorted(used)], mark_label if any_marks else "")
     fig.tight_layout(rect=(0, 0, 1, 0.93))
     return fig
@@ -131,8 +145,14 @@ def _dodge(i: int, n: int, logx: bool) -> float:
     return 1.0 + 0.04 * (i - (n - 1) / 2) if logx and n > 1 else 1.0
 
 
-def _draw_line(ax, df: pd.DataFrame, st: Style, spread: str, dodge: float) -> None:
+def _kilo(v: float, _pos: object = None) -> str:
+    return f"{v / 1e6:g}M" if v >= 1e6 else f"{v / 1e3:g}k" if v >= 1e3 else f"{v:g}"
+
+
+def _draw_line(ax, df: pd.DataFrame, st: Style, spread: str, dodge: float, lw: float) -> None:
     df = df.sort_values("x")
+    if ax.get_xscale() == "log":
+        df = df[df["x"] > 0]
     x = df["x"].to_numpy(float) * dodge
     y = df["y"].to_numpy(float)
     has_spread = {"lo", "hi"} <= set(df.columns) and df[["lo", "hi"]].notna().any().any()
@@ -141,7 +161,8 @@ def _draw_line(ax, df: pd.DataFrame, st: Style, spread: str, dodge: float) -> No
         ax.errorbar(x, y, yerr=np.clip(err, 0, None), color=st.color, ls=st.linestyle, marker=st.marker,
                     ms=5, capsize=3, lw=1.6)
         return
-    ax.plot(x, y, color=st.color, ls=st.linestyle, lw=1.6, marker=st.marker if len(x) <= 12 else None, ms=5)
+    ax.plot(x, y, color=st.color, ls=st.linestyle, lw=lw, marker=st.marker if len(x) <= 12 else None,
+            ms=3 + lw, alpha=0.9)
     if has_spread and not np.allclose(df["lo"], df["hi"], equal_nan=True):
         ax.fill_between(x, df["lo"], df["hi"], color=st.color, alpha=0.18, lw=0)
 
@@ -150,14 +171,14 @@ def _decorate(ax, panel: Panel, xlabel, ylabel, logx, logy, xticks) -> None:
     ax.set_title(panel.title, fontsize=10)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
-    if logx:
-        ax.set_xscale("log")
-    if logy:
-        ax.set_yscale("log")
     if xticks is not None:
         ax.set_xticks(list(xticks))
         ax.set_xticklabels([f"{t:g}" for t in xticks])
         ax.xaxis.set_minor_locator(NullLocator())
+    xs = [v for df in panel.lines.values() for v in df["x"]] + [v for m in panel.marks.values() for v in m]
+    if logx and xs:
+        lo, hi = min(v for v in xs if v > 0), max(xs)
+        ax.set_xlim(lo / 1.3, hi * 1.3)
     ax.grid(True, which="major", alpha=0.3)
     if not panel.lines and not panel.marks:
         ax.text(0.5, 0.5, panel.note or "no data", ha="center", va="center", transform=ax.transAxes, color="0.4")

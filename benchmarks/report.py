@@ -401,11 +401,12 @@ def _seed_band(df: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
     return pd.DataFrame({"x": g[x].mean(), "y": g[y].mean(), "lo": g[y].min(), "hi": g[y].max()}).reset_index(drop=True)
 
 
-CONVERGENCE = (  # x, y, x label, y label, log y, caption
-    ("step", "train_loss", "step", "training loss (cross-entropy)", True, "Training loss vs step"),
-    ("wall_s", "train_loss", "training wall-clock (s), incl. the first (compile) step", "training loss (cross-entropy)",
-     True, "Training loss vs training wall-clock"),
-    ("epoch", "test_acc", "epoch", "test accuracy", False, "Test accuracy vs epoch"),
+CONVERGENCE = (  # x, y, x label, y label, log x, log y, caption
+    ("step", "train_loss", "step", "training loss (log scale)", False, True, "Training loss vs step"),
+    ("wall_s", "train_loss", "training wall-clock (s, log scale)", "training loss (log scale)", True, True,
+     "Training loss vs training wall-clock (log scale: backends differ ten-fold; the first point is the end of the "
+     "first step, which includes compilation; evaluation time is excluded)"),
+    ("epoch", "test_acc", "epoch", "test accuracy", False, False, "Test accuracy vs epoch"),
 )
 
 
@@ -417,7 +418,7 @@ def convergence_figures(res: Results, style: dict[plots.Key, plots.Style]) -> tu
     c = res.curves.merge(live, on="run_id")
     cells = _grid_cells(res.runs)
     figures = []
-    for x, y, xlabel, ylabel, logy, caption in CONVERGENCE:
+    for x, y, xlabel, ylabel, logx, logy, caption in CONVERGENCE:
         panels = []
         for opt, bs in cells:
             lr = lrs.get((opt, bs))
@@ -426,7 +427,7 @@ def convergence_figures(res: Results, style: dict[plots.Key, plots.Style]) -> tu
             lines = {k: v for k, v in lines.items() if len(v)}
             title = f"{opt}, batch {bs}" + (f", lr {lr:g}" if lr is not None else "")
             panels.append(plots.Panel(title, lines, note="" if lines else "no ok run"))
-        fig = plots.line_grid(panels, _ncols(cells), xlabel, ylabel, style, logy=logy)
+        fig = plots.line_grid(panels, _ncols(cells), xlabel, ylabel, style, logx=logx, logy=logy, nest=not logx)
         figures.append((caption, plots.to_data_uri(fig)))
     return figures, lrs
 
@@ -451,8 +452,9 @@ def lr_figures(res: Results, style: dict[plots.Key, plots.Style]) -> list[Figure
                 pts = g[g["ok"] > 0]
                 lines[k] = pd.DataFrame({"x": pts["lr"], "y": pts[col]}) if len(pts) else None
                 marks[k] = list(g.loc[g["diverged"] > 0, "lr"])
+            lrs = sorted(means.loc[means["optimizer"] == opt, "lr"].unique())
             panels.append(plots.Panel(f"{opt}, batch {bs}", {k: v for k, v in lines.items() if v is not None},
-                                      {k: v for k, v in marks.items() if v}))
+                                      {k: v for k, v in marks.items() if v}, xticks=lrs))
         fig = plots.line_grid(panels, _ncols(cells), "learning rate (log scale)", ylabel, style, logx=True,
                               mark_label="diverged (drawn at the top)")
         figures.append((caption, plots.to_data_uri(fig)))
@@ -497,7 +499,7 @@ def throughput_figure(res: Results, style: dict[plots.Key, plots.Style]) -> list
         panels.append(plots.Panel(title, lines))
     bss = sorted(rates["batch_size"].unique())
     fig = plots.line_grid(panels, len(panels), "batch size (samples, log scale)", "samples/s (log scale)", style,
-                          spread="errorbar", logx=True, logy=True, xticks=bss, row_h=3.6)
+                          spread="errorbar", logx=True, logy=True, xticks=bss, row_h=3.6, kilo_y=True)
     return [("Throughput vs batch size: median of timed blocks, bars = 95% bootstrap interval", plots.to_data_uri(fig))]
 
 
@@ -515,29 +517,41 @@ def _secs(v: Any) -> str:
 
 
 def _cfg(opt: str, lr: Any) -> str:
-    return f"{opt}, lr {lr:g}" if opt and lr == lr else ""
+    return f"{opt} {lr:g}" if opt and lr == lr else ""
 
 
-def verdict_display(v: pd.DataFrame) -> pd.DataFrame:
-    """The verdict table as the page shows it."""
+def verdict_display(v: pd.DataFrame, target: float) -> pd.DataFrame:
+    """The verdict table as the page shows it; mode/device columns only where they vary."""
     rows = []
     for r in v.to_dict("records"):
         ci = f"{_num(r['ci_low'])} – {_num(r['ci_high'])}" if r["ci_low"] == r["ci_low"] else "-"
+        reached = r["target_time_s"] == r["target_time_s"]
         rows.append({
             "batch": int(r["batch_size"]), "backend": r["backend"], "mode": r["mode"], "device": r["device"],
             "median samples/s": _num(r["samples_per_s"]), "95% interval": ci,
-            "× fastest": _num(r["relative"], ".2f"), "compile / first step": _secs(r["compile_s"]),
-            "best test acc": _num(r["best_test_acc"], ".3f"), "best at": _cfg(r["best_optimizer"], r["best_lr"]),
-            "time to target": _secs(r["target_time_s"]) if r["target_time_s"] == r["target_time_s"] else "not reached",
-            "steps to target": _num(r["target_steps"], ".0f"), "reached with": _cfg(r["target_optimizer"], r["target_lr"]),
-            "ok": r["ok"], "diverged": r["diverged"], "failed": r["failed"] + r["skipped"],
+            "× fastest": _num(r["relative"], ".2f"), "first step": _secs(r["compile_s"]),
+            "best acc": _num(r["best_test_acc"], ".3f"), "best at": _cfg(r["best_optimizer"], r["best_lr"]),
+            f"time to {target:.2f}": _secs(r["target_time_s"]) if reached else "not reached",
+            "steps": _num(r["target_steps"], ".0f"), "reached with": _cfg(r["target_optimizer"], r["target_lr"]),
+            "ok / div / fail": f"{r['ok']} / {r['diverged']} / {r['failed'] + r['skipped']}",
         })
-    return pd.DataFrame(rows)
+    return _drop_constant(pd.DataFrame(rows))
 
 
-NUMERIC_DISPLAY = {"batch", "median samples/s", "95% interval", "× fastest", "compile / first step", "best test acc",
-                   "time to target", "steps to target", "ok", "diverged", "failed", "max |Δ loss|", "max |Δ weight|",
-                   "lr", "batch size", "seed"}
+def _drop_constant(df: pd.DataFrame, cols: tuple[str, ...] = ("mode", "device")) -> pd.DataFrame:
+    """Drop mode/device columns where every row has the same value (the page says them once)."""
+    return df.drop(columns=[c for c in cols if c in df and len(df) and df[c].nunique() == 1])
+
+
+NUMERIC_DISPLAY = {"batch", "median samples/s", "95% interval", "× fastest", "first step", "best acc",
+                   "steps", "ok / div / fail", "max |Δ loss|", "max |Δ weight|", "lr", "batch_size", "seed"}
+SMALL_DISPLAY = {"best at", "reached with", "95% interval"}
+
+
+def _td_class(col: str) -> str:
+    classes = [c for c, on in (("num", col in NUMERIC_DISPLAY or col.startswith("time to")),
+                               ("small", col in SMALL_DISPLAY)) if on]
+    return f" class='{' '.join(classes)}'" if classes else ""
 
 
 def html_table(df: pd.DataFrame, cls: str = "") -> str:
@@ -546,9 +560,7 @@ def html_table(df: pd.DataFrame, cls: str = "") -> str:
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
     body = []
     for row in df.itertuples(index=False):
-        tds = "".join(
-            f"<td{' class=num' if c in NUMERIC_DISPLAY else ''}>{html.escape(_cell(v))}</td>" for c, v in zip(df.columns, row)
-        )
+        tds = "".join(f"<td{_td_class(c)}>{html.escape(_cell(v))}</td>" for c, v in zip(df.columns, row))
         body.append(f"<tr>{tds}</tr>")
     return f"<div class='scroll'><table class='{cls}'><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table></div>"
 
@@ -558,7 +570,7 @@ def md_table(df: pd.DataFrame) -> str:
         return "(nothing to show)"
     esc = lambda v: _cell(v).replace("|", "\\|").replace("\n", " ")  # noqa: E731
     lines = ["| " + " | ".join(esc(c) for c in df.columns) + " |",
-             "|" + "|".join("---:" if c in NUMERIC_DISPLAY else "---" for c in df.columns) + "|"]
+             "|" + "|".join("---:" if "num" in _td_class(c) else "---" for c in df.columns) + "|"]
     lines += ["| " + " | ".join(esc(v) for v in row) + " |" for row in df.itertuples(index=False)]
     return "\n".join(lines)
 
@@ -677,8 +689,10 @@ def environment_section(res: Results) -> Section:
     parts = []
     if not res.env:
         parts.append(_para("environment.json is missing: the machine and versions were not recorded.", "warn"))
-    parts += [("<h3>Machine and software</h3>", "### Machine and software"), _table_part(_kv(_machine(res.env)), "kv"),
-              ("<h3>Sweep</h3>", "### Sweep"), _table_part(_kv(_sweep(res.env, res.runs)), "kv")]
+    machine, sweep = _kv(_machine(res.env)), _kv(_sweep(res.env, res.runs))
+    parts.append((f"<div class='cols'><div><h3>Machine and software</h3>{html_table(machine, 'kv')}</div>"
+                  f"<div><h3>Sweep</h3>{html_table(sweep, 'kv')}</div></div>",
+                  f"### Machine and software\n\n{md_table(machine)}\n\n### Sweep\n\n{md_table(sweep)}"))
     as_run = _backends_as_run(res.runs)
     if not as_run.empty:
         parts += [("<h3>Backends as run (reported by each worker)</h3>", "### Backends as run"), _table_part(as_run)]
@@ -698,12 +712,16 @@ def verdict_section(res: Results, v: pd.DataFrame, target: float, target_why: st
         f"<b>Target accuracy {target:.2f}</b> ({html.escape(target_why)}): time is training wall-clock "
         "(compile step included, evaluation excluded) at the first evaluation reaching it, for the "
         "best optimizer/lr of that row (median over seeds; evaluations every few steps, so it is resolved to them).",
-        "<b>Best test acc</b>: final test accuracy of the best optimizer/lr (mean over seeds). "
-        "<b>failed</b> counts error, timeout, crashed and skipped runs; see Problems.",
+        "<b>Best acc</b>: final test accuracy of the best optimizer/lr (mean over seeds). "
+        "<b>First step</b>: median time of the first training step (tracing, compilation, first "
+        "allocations). <b>ok / div / fail</b>: runs that finished, diverged, or failed (error, timeout, crashed or skipped); see Problems.",
     ]
+    same = [f"{c} {res.runs[c].iloc[0]}" for c in ("mode", "device") if res.runs[c].nunique() == 1]
+    if same:
+        notes.append("Every run used " + html.escape(", ".join(same)) + ".")
     if (v["throughput_source"] == "runs.samples_per_s").any():
         notes.append("timings.parquet is missing: samples/s is the median of the runs' own medians, without interval.")
-    parts = [_para(headline(v), "headline"), _table_part(verdict_display(v), "verdict")]
+    parts = [_para(headline(v), "headline"), _table_part(verdict_display(v, target), "verdict")]
     parts += [_para(n, "note") for n in notes]
     return _section("verdict", "Verdict: speed and accuracy per batch size", parts)
 
@@ -718,7 +736,9 @@ def convergence_section(res: Results, style) -> Section:
             "Each panel uses one learning rate for all backends: the lr with the best median final test "
             "accuracy across backends among those where no backend diverged (named in the panel title). "
             "Lines are the mean over seeds; the shaded band is the min-max over seeds where there are "
-            "several. Training loss is the mean minibatch loss of the block ending at that step.", "note"))
+            "several. Training loss is the mean minibatch loss of the block ending at that step. Where backends "
+            "agree, their curves coincide; they are drawn as nested strokes of decreasing width so that each stays "
+            "visible.", "note"))
     parts.append(_figs_part(figures, why))
     return _section("convergence", "Convergence", parts)
 
@@ -736,7 +756,7 @@ def lr_section(res: Results, style) -> Section:
               _para("Largest lr at which every run of the cell finished without diverging; "
                     "\"≥\" means the largest lr tried was stable (the edge lies beyond the sweep), "
                     "\"none\" that every lr tried diverged.", "note"),
-              _table_part(table), _para(_agreement(table))]
+              _table_part(_drop_constant(table)), _para(_agreement(table))]
     return _section("lr-sensitivity", "Learning-rate sensitivity", [p for p in parts if p[0]])
 
 
@@ -751,11 +771,30 @@ def _agreement(table: pd.DataFrame) -> str:
     return "Backends disagree on the largest stable learning rate for: " + html.escape("; ".join(split)) + "."
 
 
+def throughput_by_optimizer(res: Results) -> pd.DataFrame:
+    """Median samples/s (95% interval) per group x optimizer, a column per batch size."""
+    rates = block_rates(res)
+    if rates.empty:
+        return pd.DataFrame()
+    tp = throughput(rates, [*GROUP, "optimizer", "batch_size"])
+    tp["cell"] = [f"{_num(r.samples_per_s)} ({_num(r.ci_low)} – {_num(r.ci_high)})" for r in tp.itertuples()]
+    wide = tp.pivot(index=[*GROUP, "optimizer"], columns="batch_size", values="cell").fillna("-")
+    wide.columns = [f"batch {int(c)}" for c in wide.columns]
+    return _drop_constant(wide.reset_index())
+
+
 def throughput_section(res: Results, style) -> Section:
     figures = throughput_figure(res, style) if not res.runs.empty else []
     why = "timings.parquet is missing, so there is no per-block throughput." if res.timings is None \
         else "No ok run has timed blocks: nothing to plot."
-    return _section("throughput", "Throughput scaling", [_figs_part(figures, why)])
+    parts = [_figs_part(figures, why)]
+    table = throughput_by_optimizer(res) if not res.runs.empty else pd.DataFrame()
+    if not table.empty:
+        parts += [("<h3>Median samples/s per optimizer (95% interval)</h3>", "### Median samples/s per optimizer (95% interval)"),
+                  _para("The verdict pools both optimizers; their steps cost differently in some backends, "
+                        "which widens the pooled interval. Same method as the verdict, per optimizer.", "note"),
+                  _table_part(table, "tp")]
+    return _section("throughput", "Throughput scaling", parts)
 
 
 def parity_section(res: Results) -> Section:
@@ -802,7 +841,7 @@ def problems_section(res: Results) -> Section:
 CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif;margin:0;
  color:#1d2430;background:#f6f7f9;line-height:1.45}
-main{max-width:1120px;margin:0 auto;padding:24px 28px 60px;background:#fff;box-shadow:0 0 12px rgba(0,0,0,.06)}
+main{max-width:1240px;margin:0 auto;padding:24px 28px 60px;background:#fff;box-shadow:0 0 12px rgba(0,0,0,.06)}
 h1{font-size:1.7em;margin:.2em 0}h2{border-bottom:2px solid #e3e6ea;padding-bottom:4px;margin-top:2em}
 h3{font-size:1.05em;margin:1.3em 0 .4em}
 .question{font-size:1.15em;color:#34495e;margin:.3em 0 1em}
@@ -818,8 +857,12 @@ tbody tr:nth-child(even){background:#fafbfc}
 td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 table.kv td:first-child{font-weight:600;white-space:nowrap;color:#34495e}
 table.problems td:last-child{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:.95em}
-figure{margin:1em 0 1.6em}figure img{max-width:100%;height:auto;display:block}
+figure{margin:1em 0 1.6em}figure img{max-width:100%;height:auto;display:block;margin:0 auto}
 figcaption{color:#4a5563;font-size:.9em;margin-top:4px}
+.cols{display:grid;grid-template-columns:1fr 1fr;gap:24px}
+@media (max-width:900px){.cols{grid-template-columns:1fr}}
+table.kv thead{display:none}table.kv{font-size:.84em}
+table.tp td{white-space:nowrap;font-variant-numeric:tabular-nums}td.small{font-size:.88em;color:#4a5563}table.verdict td:nth-child(2){font-weight:600}
 code{background:#f0f2f5;padding:1px 4px;border-radius:3px}
 """
 

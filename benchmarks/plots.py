@@ -206,8 +206,7 @@ def heatmap_grid(cells: pd.DataFrame, panels: list[tuple[str, Key]], ncols: int 
     lrs = sorted(cells["lr"].unique())
     bss = sorted(cells["batch_size"].unique())
     fig, axes = _grid(len(panels), ncols, row_h=0.45 * len(lrs) + 1.3)
-    cmap = plt.get_cmap("viridis").copy()
-    cmap.set_bad("#e6e6e6")
+    cmap = plt.get_cmap("viridis").with_extremes(bad="#e6e6e6")
     image = None
     keys = list(zip(cells["backend"], cells["mode"], cells["device"]))
     for ax, (title, key) in zip(axes.flat, panels):

@@ -123,6 +123,9 @@ def line_grid(
             lw = 1.5 + 2.0 * (len(keys) - 1 - i) if nest else 1.8
             _draw_line(ax, panel.lines[key], style[key], spread, _dodge(i, len(keys), logx), lw)
             used.add(key)
+        if panel.marks:  # headroom above the data for the markers
+            lo, hi = ax.get_ylim()
+            ax.set_ylim(lo, hi * 1.5 if logy else hi + 0.15 * (hi - lo))
         for i, key in enumerate(sorted(panel.marks)):
             xs = [x * _dodge(i, len(panel.marks), logx) for x in panel.marks[key]]
             trans = blended_transform_factory(ax.transData, ax.transAxes)

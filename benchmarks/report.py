@@ -438,7 +438,7 @@ def _ncols(cells: list[tuple[str, int]]) -> int:
 
 def lr_figures(res: Results, style: dict[plots.Key, plots.Style]) -> list[Figure]:
     means = config_means(res.runs)
-    if means.empty or means["ok"].sum() + means["diverged"].sum() == 0:
+    if means.empty or means["ok"].sum() == 0:
         return []
     cells = _grid_cells(res.runs)
     figures = []
@@ -520,7 +520,7 @@ def _cfg(opt: str, lr: Any) -> str:
     return f"{opt} {lr:g}" if opt and lr == lr else ""
 
 
-def verdict_display(v: pd.DataFrame, target: float) -> pd.DataFrame:
+def verdict_display(v: pd.DataFrame, target: float, have_curves: bool = True) -> pd.DataFrame:
     """The verdict table as the page shows it; mode/device columns only where they vary."""
     rows = []
     for r in v.to_dict("records"):
@@ -531,7 +531,7 @@ def verdict_display(v: pd.DataFrame, target: float) -> pd.DataFrame:
             "median samples/s": _num(r["samples_per_s"]), "95% interval": ci,
             "× fastest": _num(r["relative"], ".2f"), "first step": _secs(r["compile_s"]),
             "best acc": _num(r["best_test_acc"], ".3f"), "best at": _cfg(r["best_optimizer"], r["best_lr"]),
-            f"time to {target:.2f}": _secs(r["target_time_s"]) if reached else "not reached",
+            f"time to {target:.2f}": _secs(r["target_time_s"]) if reached else "not reached" if have_curves else "-",
             "steps": _num(r["target_steps"], ".0f"), "reached with": _cfg(r["target_optimizer"], r["target_lr"]),
             "ok / div / fail": f"{r['ok']} / {r['diverged']} / {r['failed'] + r['skipped']}",
         })
@@ -654,7 +654,7 @@ def _sweep(env: dict[str, Any], runs: pd.DataFrame) -> list[tuple[str, Any]]:
 
     timing = st.get("timing") or {}
     opts = "; ".join(
-        f"{name} ({o.get('kind', '?')}: {', '.join(f'{k}={v}' for k, v in (o.get('hyper') or {}).items())}) "
+        f"{name} ({', '.join([o.get('kind', '?')] + [f'{k}={v}' for k, v in (o.get('hyper') or {}).items()])}) "
         f"lr {_join(o.get('learning_rates') or st.get('learning_rates') or [])}"
         for name, o in (st.get("optimizers") or {}).items()
     ) or axis("", "optimizer")
@@ -721,7 +721,9 @@ def verdict_section(res: Results, v: pd.DataFrame, target: float, target_why: st
         notes.append("Every run used " + html.escape(", ".join(same)) + ".")
     if (v["throughput_source"] == "runs.samples_per_s").any():
         notes.append("timings.parquet is missing: samples/s is the median of the runs' own medians, without interval.")
-    parts = [_para(headline(v), "headline"), _table_part(verdict_display(v, target), "verdict")]
+    if res.curves is None:
+        notes.append("curves.parquet is missing: no time or steps to the target accuracy.")
+    parts = [_para(headline(v), "headline"), _table_part(verdict_display(v, target, res.curves is not None), "verdict")]
     parts += [_para(n, "note") for n in notes]
     return _section("verdict", "Verdict: speed and accuracy per batch size", parts)
 
@@ -756,12 +758,15 @@ def lr_section(res: Results, style) -> Section:
               _para("Largest lr at which every run of the cell finished without diverging; "
                     "\"≥\" means the largest lr tried was stable (the edge lies beyond the sweep), "
                     "\"none\" that every lr tried diverged.", "note"),
-              _table_part(_drop_constant(table)), _para(_agreement(table))]
+              _table_part(_drop_constant(table))]
+    agreement = _agreement(table)
+    if agreement:
+        parts.append(_para(agreement))
     return _section("lr-sensitivity", "Learning-rate sensitivity", [p for p in parts if p[0]])
 
 
 def _agreement(table: pd.DataFrame) -> str:
-    if table.empty:
+    if table.empty or len(table[GROUP].drop_duplicates()) < 2:
         return ""
     cols = [c for c in table.columns if c.startswith("batch ")]
     split = [f"{opt} at {c}" for opt, g in table.groupby("optimizer") for c in cols

@@ -86,10 +86,13 @@ def execute_run(spec: RunSpec) -> dict[str, Any]:
         test_loss, test_acc = be.evaluate(state, x_test, y_test)
         _, train_acc = be.evaluate(state, x_train_eval, y_train_eval)
         eval_s += time.perf_counter() - t0
+        log(step, epoch, wall, train_loss, train_acc, test_loss, test_acc)
+        return test_loss, test_acc
+
+    def log(step, epoch, wall, train_loss, train_acc=math.nan, test_loss=math.nan, test_acc=math.nan) -> None:
         curves.append({"run_id": spec.run_id, "step": step, "epoch": epoch, "wall_s": wall,
                        "train_loss": train_loss, "train_acc": train_acc,
                        "test_loss": test_loss, "test_acc": test_acc})
-        return test_loss, test_acc
 
     start_loss, _ = be.evaluate(state, x_train_eval, y_train_eval)
     evaluate(0, 0.0, 0.0, start_loss)
@@ -139,17 +142,13 @@ def execute_run(spec: RunSpec) -> dict[str, Any]:
             peak_rss = max(peak_rss, _rss_mb())
             ep = step / steps_per_epoch
             if diverged_step is not None:
-                curves.append({"run_id": spec.run_id, "step": step, "epoch": ep, "wall_s": wall,
-                               "train_loss": last_train_loss, "train_acc": math.nan,
-                               "test_loss": math.nan, "test_acc": math.nan})
+                log(step, ep, wall, last_train_loss)
                 break
             at_epoch_end = i >= len(batches) or step >= total
             if at_epoch_end or (spec.eval_every and step % spec.eval_every == 0):
                 evaluate(step, ep, wall, last_train_loss)
             else:
-                curves.append({"run_id": spec.run_id, "step": step, "epoch": ep, "wall_s": wall,
-                               "train_loss": last_train_loss, "train_acc": math.nan,
-                               "test_loss": math.nan, "test_acc": math.nan})
+                log(step, ep, wall, last_train_loss)
         epoch += 1
 
     timed = [t for t in timings if t["phase"] == "timed"]

@@ -5,7 +5,8 @@ which framework trains this MLP fastest on this machine, and do the optimizers b
 same? The HTML page is self-contained (inline CSS, figures as PNG data URIs, no script, no
 external reference); the Markdown file holds the same tables; summary.csv the verdict table.
 
-Throughput follows the runner's timing protocol: every timed block of an ok run gives one
+Throughput follows the runner's timing protocol: every timed block of a run (a diverged
+run's up to the block that diverged) gives one
 throughput (steps x batch_size / seconds); full blocks only, as ``samples_per_s`` does
 (all timed blocks where a run has none). A group's figure is the median of its pooled
 blocks with a 95% two-stage bootstrap interval (runs, then blocks within runs).
@@ -121,13 +122,20 @@ def _normalise_runs(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def block_rates(res: Results) -> pd.DataFrame:
-    """One row per timed block of an ok run: its config and throughput (samples/s)."""
+    """One row per timed block of an ok or diverged run: its config and throughput (samples/s).
+
+    Diverged runs count up to the block that diverged (dropped: NaN/inf arithmetic can run
+    at another speed). Leaving them out would unbalance the pools: a backend's fast SGD runs
+    diverge at high learning rates while its slower Adam runs stay, skewing its median.
+    """
     cols = ["run_id", *GROUP, *CONFIG, "seed", "rate"]
     if res.timings is None or res.timings.empty or res.runs.empty:
         return pd.DataFrame(columns=cols)
-    ok = res.runs[res.runs["status"] == "ok"]
+    live = res.runs[res.runs["status"].isin(["ok", "diverged"])]
     t = res.timings[res.timings["phase"] == "timed"].merge(
-        ok[["run_id", *GROUP, *CONFIG, "seed", "block_steps"]], on="run_id")
+        live[["run_id", *GROUP, *CONFIG, "seed", "block_steps", "status"]], on="run_id")
+    last = t.groupby("run_id")["block"].transform("max")
+    t = t[~((t["status"] == "diverged") & (t["block"] == last))]
     t = t[t["seconds"] > 0]
     full_size = t["block_steps"].fillna(t.groupby("run_id")["steps"].transform("max"))
     t = t.assign(full=t["steps"] == full_size)
@@ -705,7 +713,8 @@ def verdict_section(res: Results, v: pd.DataFrame, target: float, target_why: st
     notes = [
         "<b>One row per batch size</b>: throughput grows several-fold with the batch, so a single figure pooled "
         "over batch sizes would mostly measure the batch-size mix; backends are compared within a batch size.",
-        "<b>Throughput</b>: each timed block of an ok run gives steps x batch size / seconds (full blocks only, "
+        "<b>Throughput</b>: each timed block gives steps x batch size / seconds (full blocks only, "
+        "diverged runs up to the block that diverged, so that every backend's pool holds the same configurations; "
         "as the runner's samples_per_s; warm-up and the first step excluded), pooled over the group's runs "
         "(optimizers, learning rates and seeds); median with a 95% two-stage bootstrap interval "
         f"(resampling runs, then blocks within runs; {N_BOOT} replicates).",

@@ -707,6 +707,18 @@ def environment_section(res: Results) -> Section:
     return _section("environment", "Environment and sweep", parts)
 
 
+def _cold_starts(runs: pd.DataFrame) -> str:
+    if "worker_run_index" not in runs or "compile_s" not in runs:
+        return ""
+    first = runs[(pd.to_numeric(runs["worker_run_index"], errors="coerce") == 1) & runs["compile_s"].notna()]
+    parts = [f"{_label_of(r)} {_secs(r['compile_s'])}" for _, r in first.iterrows()]
+    return ", ".join(parts)
+
+
+def _label_of(r) -> str:
+    return "/".join(str(r[c]) for c in ("backend", "mode", "device"))
+
+
 def verdict_section(res: Results, v: pd.DataFrame, target: float, target_why: str) -> Section:
     if res.runs.empty:
         return _section("verdict", "Verdict", [_para("No runs were recorded, so there is nothing to compare.", "warn")])
@@ -725,6 +737,11 @@ def verdict_section(res: Results, v: pd.DataFrame, target: float, target_why: st
         "<b>First step</b>: median time of the first training step (tracing, compilation, first "
         "allocations). <b>ok / div / fail</b>: runs that finished, diverged, or failed (error, timeout, crashed or skipped); see Problems.",
     ]
+    cold = _cold_starts(res.runs)
+    if cold:
+        notes.append("<b>Cold start</b> (first step of each worker's first run: a compile with empty in-process "
+                     "caches; later runs reuse them, hence the small medians above): "
+                     + html.escape(cold) + ".")
     same = [f"{c} {res.runs[c].iloc[0]}" for c in ("mode", "device") if res.runs[c].nunique() == 1]
     if same:
         notes.append("Every run used " + html.escape(", ".join(same)) + ".")

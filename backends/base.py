@@ -278,7 +278,9 @@ class Backend(abc.ABC):
         """Framework name and version, device, mode, dtype and compiler."""
 
     def peak_memory_mb(self) -> float | None:
-        """Peak device memory of this process in MiB where the framework tracks it (GPU)."""
+        """Peak device memory since the last ``init`` in MiB, where the framework tracks it
+        (GPU); None on the CPU, where the harness samples the process's resident memory.
+        JAX cannot reset its peak: there it is the worker's peak so far."""
         return None
 
 

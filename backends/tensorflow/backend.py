@@ -135,6 +135,8 @@ class TensorflowBackend(Backend):
         return ["cpu"] + (["gpu"] if tf.config.list_physical_devices("GPU") else [])
 
     def init(self, model: ModelSpec, opt: OptimizerSpec, weights: Weights) -> TensorflowState:
+        if self.device == "gpu":
+            tf.config.experimental.reset_memory_stats("GPU:0")  # peak_memory_mb is per run
         sizes = model.layer_sizes
         with tf.device(self._tf_device):
             layers: list[Any] = [keras.Input(shape=(sizes[0],), dtype=self.dtype)]

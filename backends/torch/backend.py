@@ -75,6 +75,8 @@ class TorchBackend(Backend):
         return ["cpu", "gpu"] if torch.cuda.is_available() else ["cpu"]
 
     def init(self, model: ModelSpec, opt: OptimizerSpec, weights: Weights) -> TorchState:
+        if self._device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self._device)  # peak_memory_mb is per run
         sizes = model.layer_sizes
         layers: list[nn.Module] = []
         for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):

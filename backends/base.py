@@ -95,17 +95,28 @@ class OptimizerSpec:
             f"choose one of {', '.join(OPTIMIZER_KINDS)}",
         )
         _check(_finite(self.lr) and self.lr > 0, "lr", self.lr, "must be > 0")
-        _check(_finite(self.momentum) and self.momentum >= 0, "momentum", self.momentum, "must be >= 0")
+        _check(
+            _finite(self.momentum) and self.momentum >= 0, "momentum", self.momentum, "must be >= 0"
+        )
         _check(
             _finite(self.weight_decay) and self.weight_decay >= 0,
             "weight_decay",
             self.weight_decay,
             "must be >= 0",
         )
-        _check(_finite(self.beta1) and 0 <= self.beta1 < 1, "beta1", self.beta1, "must be in [0, 1)")
-        _check(_finite(self.beta2) and 0 <= self.beta2 < 1, "beta2", self.beta2, "must be in [0, 1)")
+        _check(
+            _finite(self.beta1) and 0 <= self.beta1 < 1, "beta1", self.beta1, "must be in [0, 1)"
+        )
+        _check(
+            _finite(self.beta2) and 0 <= self.beta2 < 1, "beta2", self.beta2, "must be in [0, 1)"
+        )
         _check(_finite(self.eps) and self.eps > 0, "eps", self.eps, "must be > 0")
-        _check(isinstance(self.nesterov, (bool, np.bool_)), "nesterov", self.nesterov, "must be true or false")
+        _check(
+            isinstance(self.nesterov, (bool, np.bool_)),
+            "nesterov",
+            self.nesterov,
+            "must be true or false",
+        )
         if self.nesterov:
             _check(self.momentum > 0, "nesterov", self.nesterov, "nesterov needs momentum > 0")
         if self.name == "sgd":
@@ -125,8 +136,11 @@ class OptimizerSpec:
 
     def hyperparameters(self) -> dict[str, Any]:
         """The hyperparameters this optimizer uses (unused defaults left out)."""
-        keys = ("lr", "momentum", "nesterov", "weight_decay") if self.name == "sgd" else (
-            "lr", "beta1", "beta2", "eps", "weight_decay")
+        keys = (
+            ("lr", "momentum", "nesterov", "weight_decay")
+            if self.name == "sgd"
+            else ("lr", "beta1", "beta2", "eps", "weight_decay")
+        )
         return {k: getattr(self, k) for k in keys}
 
     def to_dict(self) -> dict[str, Any]:
@@ -222,7 +236,9 @@ class Backend(abc.ABC):
 
     def __init__(self, mode: str = "compiled", device: str = "cpu", dtype: str = "float32"):
         _check(mode in self.modes, "mode", mode, f"{self.name} runs in {', '.join(self.modes)}")
-        _check(dtype in self.dtypes, "dtype", dtype, f"{self.name} runs in {', '.join(self.dtypes)}")
+        _check(
+            dtype in self.dtypes, "dtype", dtype, f"{self.name} runs in {', '.join(self.dtypes)}"
+        )
         devices = self.devices()
         _check(
             device in devices,

@@ -29,8 +29,12 @@ REGISTRY: dict[str, Entry] = {
     for e in (
         Entry("numpy", "backends.numpy.backend:NumpyBackend", ("numpy",), ""),
         Entry("torch", "backends.torch.backend:TorchBackend", ("torch",), "torch"),
-        Entry("tensorflow", "backends.tensorflow.backend:TensorflowBackend",
-              ("tensorflow", "keras"), "tensorflow"),
+        Entry(
+            "tensorflow",
+            "backends.tensorflow.backend:TensorflowBackend",
+            ("tensorflow", "keras"),
+            "tensorflow",
+        ),
         Entry("jax", "backends.jax.backend:JaxBackend", ("jax", "optax"), "jax"),
     )
 }
@@ -76,5 +80,7 @@ def load(name: str) -> type[Backend]:
     return getattr(importlib.import_module(module), cls)
 
 
-def create(name: str, mode: str = "compiled", device: str = "cpu", dtype: str = "float32") -> Backend:
+def create(
+    name: str, mode: str = "compiled", device: str = "cpu", dtype: str = "float32"
+) -> Backend:
     return load(name)(mode=mode, device=device, dtype=dtype)

@@ -33,14 +33,18 @@ def _floats(value: str) -> list[float]:
     try:
         return [float(v) for v in _csv(value)]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r}: expected comma-separated numbers, e.g. 1e-3,1e-2") from None
+        raise argparse.ArgumentTypeError(
+            f"{value!r}: expected comma-separated numbers, e.g. 1e-3,1e-2"
+        ) from None
 
 
 def _ints(value: str) -> list[int]:
     try:
         return [int(v) for v in _csv(value)]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r}: expected comma-separated integers, e.g. 32,128") from None
+        raise argparse.ArgumentTypeError(
+            f"{value!r}: expected comma-separated integers, e.g. 32,128"
+        ) from None
 
 
 # --- optbench backends -----------------------------------------------------------------
@@ -51,7 +55,12 @@ def probe_backend(name: str) -> dict[str, Any]:
     cls = registry.load(name)
     be = cls(mode=cls.modes[0])
     info = be.describe()
-    return {"version": info.version, "devices": cls.devices(), "modes": list(cls.modes), "extra": info.extra}
+    return {
+        "version": info.version,
+        "devices": cls.devices(),
+        "modes": list(cls.modes),
+        "extra": info.extra,
+    }
 
 
 def cmd_backends(args: argparse.Namespace) -> int:
@@ -77,7 +86,9 @@ def cmd_backends(args: argparse.Namespace) -> int:
     else:
         for r in rows:
             if r["installed"]:
-                print(f"{r['backend']:<11} {r['version']:<14} devices: {', '.join(r['devices']):<9} modes: {', '.join(r['modes'])}")
+                print(
+                    f"{r['backend']:<11} {r['version']:<14} devices: {', '.join(r['devices']):<9} modes: {', '.join(r['modes'])}"
+                )
             else:
                 print(f"{r['backend']:<11} {'not available':<14} {r['why']}")
     return 0
@@ -104,7 +115,10 @@ def cmd_parity(args: argparse.Namespace) -> int:
         print(format_table(rows, cfg))
     ok = passed(rows)
     if not ok and args.format != "json":
-        print("\nFAIL: at least one backend is outside the tolerance (see the FAIL rows).", file=sys.stderr)
+        print(
+            "\nFAIL: at least one backend is outside the tolerance (see the FAIL rows).",
+            file=sys.stderr,
+        )
     return 0 if ok else 1
 
 
@@ -119,15 +133,28 @@ def cmd_run(args: argparse.Namespace) -> int:
     from benchmarks.sweep import load_sweep
 
     overrides = {
-        "backends": args.backend, "modes": args.mode, "devices": args.device, "optimizers": args.optimizer,
-        "learning_rates": args.lr, "batch_sizes": args.batch_size, "seeds": args.seeds,
-        "dataset": args.dataset, "epochs": args.epochs, "max_steps": args.max_steps,
-        "eval_every": args.eval_every, "timeout_s": args.timeout, "threads": args.threads, "name": args.name,
+        "backends": args.backend,
+        "modes": args.mode,
+        "devices": args.device,
+        "optimizers": args.optimizer,
+        "learning_rates": args.lr,
+        "batch_sizes": args.batch_size,
+        "seeds": args.seeds,
+        "dataset": args.dataset,
+        "epochs": args.epochs,
+        "max_steps": args.max_steps,
+        "eval_every": args.eval_every,
+        "timeout_s": args.timeout,
+        "threads": args.threads,
+        "name": args.name,
     }
     sweep = load_sweep(args.sweep, overrides)
     out = Path(args.out) if args.out else Path("results") / sweep.name
     if not args.quiet:
-        print(f"sweep {sweep.name!r} ({sweep.source}): {len(sweep.runs)} runs -> {out}", file=sys.stderr)
+        print(
+            f"sweep {sweep.name!r} ({sweep.source}): {len(sweep.runs)} runs -> {out}",
+            file=sys.stderr,
+        )
     try:
         result = run_sweep(sweep, out, resume=args.resume, quiet=args.quiet, command=sys.argv)
     except StoreError as exc:
@@ -141,7 +168,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         swept = {s.backend for s in sweep.runs}
         cfg = ParityConfig()
-        rows = run_parity([b for b in registry.installed() if b in swept], cfg=cfg, threads=sweep.threads)
+        rows = run_parity(
+            [b for b in registry.installed() if b in swept], cfg=cfg, threads=sweep.threads
+        )
         write_json(result.path / "parity.json", {"config": asdict(cfg), "rows": rows})
         if not args.quiet:
             print("\n" + format_table(rows, cfg), file=sys.stderr)
@@ -184,54 +213,110 @@ def build_parser() -> argparse.ArgumentParser:
         version = metadata.version("optbench")
     except metadata.PackageNotFoundError:
         version = "unknown"
-    p = argparse.ArgumentParser(prog="optbench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="optbench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--version", action="version", version=f"optbench {version}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    b = sub.add_parser("backends", help="list backends: installed or not (and why), version, devices")
+    b = sub.add_parser(
+        "backends", help="list backends: installed or not (and why), version, devices"
+    )
     b.add_argument("--format", choices=("table", "json"), default="table")
-    b.add_argument("--threads", type=int, default=None, help="threads per worker (default: physical cores)")
+    b.add_argument(
+        "--threads", type=int, default=None, help="threads per worker (default: physical cores)"
+    )
     b.set_defaults(func=cmd_backends)
 
-    q = sub.add_parser("parity", help="compare every backend with the float64 NumPy reference, step by step")
-    q.add_argument("--backend", type=_csv, default=None, help="comma-separated (default: every installed backend)")
+    q = sub.add_parser(
+        "parity", help="compare every backend with the float64 NumPy reference, step by step"
+    )
+    q.add_argument(
+        "--backend",
+        type=_csv,
+        default=None,
+        help="comma-separated (default: every installed backend)",
+    )
     q.add_argument("--mode", type=_csv, default=None, help="eager,compiled (default: both)")
-    q.add_argument("--optimizer", type=_csv, default=None, help="sgd,sgd_momentum,sgd_nesterov,adam,adamw (default: all)")
+    q.add_argument(
+        "--optimizer",
+        type=_csv,
+        default=None,
+        help="sgd,sgd_momentum,sgd_nesterov,adam,adamw (default: all)",
+    )
     q.add_argument("--steps", type=int, default=20)
     q.add_argument("--tolerance", type=float, default=1e-5)
     q.add_argument("--dataset", default="digits")
     q.add_argument("--batch-size", type=int, default=32)
-    q.add_argument("--hidden", type=_ints, default=[64], help="hidden layer sizes, e.g. 64 or 128,64")
+    q.add_argument(
+        "--hidden", type=_ints, default=[64], help="hidden layer sizes, e.g. 64 or 128,64"
+    )
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--threads", type=int, default=None)
     q.add_argument("--format", choices=("table", "json"), default="table")
     q.set_defaults(func=cmd_parity)
 
-    r = sub.add_parser("run", help="run a sweep (benchmarks/sweeps/NAME.toml or a path) into results/NAME")
-    r.add_argument("--sweep", default="default", help="sweep name or path to a .toml file (default: default)")
+    r = sub.add_parser(
+        "run", help="run a sweep (benchmarks/sweeps/NAME.toml or a path) into results/NAME"
+    )
+    r.add_argument(
+        "--sweep", default="default", help="sweep name or path to a .toml file (default: default)"
+    )
     r.add_argument("--backend", type=_csv, default=None, help="override: comma-separated backends")
     r.add_argument("--mode", type=_csv, default=None, help="override: eager,compiled")
     r.add_argument("--device", type=_csv, default=None, help="override: cpu,gpu,auto")
-    r.add_argument("--optimizer", type=_csv, default=None, help="only these of the sweep's named optimizers")
-    r.add_argument("--lr", type=_floats, default=None, help="override every optimizer's learning rates, e.g. 1e-3,1e-2")
+    r.add_argument(
+        "--optimizer", type=_csv, default=None, help="only these of the sweep's named optimizers"
+    )
+    r.add_argument(
+        "--lr",
+        type=_floats,
+        default=None,
+        help="override every optimizer's learning rates, e.g. 1e-3,1e-2",
+    )
     r.add_argument("--batch-size", type=_ints, default=None, help="override: e.g. 32,128")
-    r.add_argument("--seeds", type=_ints, default=None, help="N (seeds 0..N-1) or a list, e.g. 0,1,2")
-    r.add_argument("--dataset", default=None, help="override: digits, mnist5k, synthetic[:n=..,d=..], npz:PATH")
+    r.add_argument(
+        "--seeds", type=_ints, default=None, help="N (seeds 0..N-1) or a list, e.g. 0,1,2"
+    )
+    r.add_argument(
+        "--dataset", default=None, help="override: digits, mnist5k, synthetic[:n=..,d=..], npz:PATH"
+    )
     r.add_argument("--epochs", type=int, default=None)
     r.add_argument("--max-steps", type=int, default=None, help="cap on steps per run (0: none)")
-    r.add_argument("--eval-every", type=int, default=None, help="steps between evaluations (0: epoch ends)")
+    r.add_argument(
+        "--eval-every", type=int, default=None, help="steps between evaluations (0: epoch ends)"
+    )
     r.add_argument("--timeout", type=float, default=None, help="seconds before a run is killed")
-    r.add_argument("--threads", type=int, default=None, help="threads per worker (default: physical cores)")
+    r.add_argument(
+        "--threads", type=int, default=None, help="threads per worker (default: physical cores)"
+    )
     r.add_argument("--name", default=None, help="sweep name (default: the file's)")
     r.add_argument("--out", default=None, help="results folder (default: results/NAME)")
-    r.add_argument("--resume", action="store_true", help="keep finished runs in --out and run the rest")
+    r.add_argument(
+        "--resume", action="store_true", help="keep finished runs in --out and run the rest"
+    )
     r.add_argument("--quiet", action="store_true", help="no progress output (for CI)")
-    r.add_argument("--parity", action="store_true", help="also record `optbench parity` for the sweep's backends")
-    r.add_argument("--report", action="store_true", help="write the report (report.html/.md, summary.csv) at the end")
+    r.add_argument(
+        "--parity",
+        action="store_true",
+        help="also record `optbench parity` for the sweep's backends",
+    )
+    r.add_argument(
+        "--report",
+        action="store_true",
+        help="write the report (report.html/.md, summary.csv) at the end",
+    )
     r.set_defaults(func=cmd_run)
 
-    rep = sub.add_parser("report", help="write report.html, report.md and summary.csv into a results folder")
-    rep.add_argument("results", nargs="?", default="results/latest", help="results folder (default: results/latest)")
+    rep = sub.add_parser(
+        "report", help="write report.html, report.md and summary.csv into a results folder"
+    )
+    rep.add_argument(
+        "results",
+        nargs="?",
+        default="results/latest",
+        help="results folder (default: results/latest)",
+    )
     rep.set_defaults(func=cmd_report)
     return p
 

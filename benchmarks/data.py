@@ -125,7 +125,9 @@ def _synthetic(name: str) -> Dataset:
 def _load_npz(name: str, path: Path) -> Dataset:
     keys = ("x_train", "y_train", "x_test", "y_test")
     if not path.is_file():
-        raise DataError(f"dataset {name!r}: file {str(path)!r} not found; give npz:PATH to an .npz file")
+        raise DataError(
+            f"dataset {name!r}: file {str(path)!r} not found; give npz:PATH to an .npz file"
+        )
     try:
         with np.load(path, allow_pickle=False) as f:
             missing = [k for k in keys if k not in f.files]
@@ -143,15 +145,22 @@ def _load_npz(name: str, path: Path) -> Dataset:
     for split in ("train", "test"):
         x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
         if len(x) != len(y):
-            raise DataError(f"dataset {name!r}: x_{split} has {len(x)} rows but y_{split} has {len(y)}")
+            raise DataError(
+                f"dataset {name!r}: x_{split} has {len(x)} rows but y_{split} has {len(y)}"
+            )
         if len(x) == 0:
             raise DataError(f"dataset {name!r}: x_{split} is empty")
         if not np.issubdtype(x.dtype, np.number):
             raise DataError(f"dataset {name!r}: x_{split} must be numeric, not {x.dtype}")
         if not np.isfinite(x).all():
             raise DataError(f"dataset {name!r}: x_{split} contains NaN or inf values")
-        if not (np.issubdtype(y.dtype, np.integer) or (np.issubdtype(y.dtype, np.floating) and np.all(y == np.round(y)))):
-            raise DataError(f"dataset {name!r}: y_{split} must hold integer class labels, not {y.dtype}")
+        if not (
+            np.issubdtype(y.dtype, np.integer)
+            or (np.issubdtype(y.dtype, np.floating) and np.all(y == np.round(y)))
+        ):
+            raise DataError(
+                f"dataset {name!r}: y_{split} must hold integer class labels, not {y.dtype}"
+            )
     if arrays["x_train"][0].size != arrays["x_test"][0].size:
         raise DataError(f"dataset {name!r}: x_train and x_test have different feature sizes")
     y_all = np.concatenate([arrays["y_train"], arrays["y_test"]]).astype(np.int64)
@@ -167,4 +176,6 @@ def _load_npz(name: str, path: Path) -> Dataset:
             f"dataset {name!r}: labels must be 0..C-1 and every class must appear in y_train; "
             f"class(es) {absent} are missing (labels outside 0..C-1?)"
         )
-    return _standardise(name, arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"], num_classes)
+    return _standardise(
+        name, arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"], num_classes
+    )

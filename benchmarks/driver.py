@@ -56,7 +56,9 @@ class Progress:
         width = 30
         filled = int(width * self.done / max(self.total, 1))
         bar = "#" * filled + "." * (width - filled)
-        self.stream.write(f"\r[{bar}] {self.done}/{self.total} {self._eta()}  {spec.label()[:70]:<70}")
+        self.stream.write(
+            f"\r[{bar}] {self.done}/{self.total} {self._eta()}  {spec.label()[:70]:<70}"
+        )
         self.stream.flush()
 
     def finish(self, spec: RunSpec, row: dict[str, Any]) -> None:
@@ -66,7 +68,11 @@ class Progress:
         status = row.get("status", "?")
         sps = row.get("samples_per_s")
         acc = row.get("final_test_acc")
-        detail = f"{sps:,.0f} samples/s, test acc {acc:.3f}" if status == "ok" and sps == sps else row.get("error", "")[:80]
+        detail = (
+            f"{sps:,.0f} samples/s, test acc {acc:.3f}"
+            if status == "ok" and sps == sps
+            else row.get("error", "")[:80]
+        )
         if status == "diverged":
             detail = f"diverged at step {row.get('diverged_step')}"
         line = f"[{self.done}/{self.total}] {spec.label()}: {status} {detail}"
@@ -87,10 +93,16 @@ def run_sweep(
     """Run every spec of ``sweep`` not already finished in ``out``; returns counts by status."""
     store = Store.create(out, sweep.name, resume)
     threads = sweep.threads or default_threads()
-    env = environment.capture(threads=threads, command=command, sweep={
-        "name": sweep.name, "source": sweep.source, "settings": sweep.settings,
-        "runs": len(sweep.runs),
-    })
+    env = environment.capture(
+        threads=threads,
+        command=command,
+        sweep={
+            "name": sweep.name,
+            "source": sweep.source,
+            "settings": sweep.settings,
+            "runs": len(sweep.runs),
+        },
+    )
     write_json(store.path / "environment.json", env)
     done = store.finished_ids() if resume else set()
     todo = [s for s in sweep.runs if s.run_id not in done]
@@ -133,14 +145,18 @@ def _execute(worker: Worker, spec: RunSpec) -> dict[str, Any]:
     try:
         return worker.call("benchmarks.runner:execute_run", {"spec": spec}, timeout=spec.timeout_s)
     except WorkerTimeout:
-        return failed_run(spec, "timeout", f"no result after {spec.timeout_s:g} s; the worker was killed")
+        return failed_run(
+            spec, "timeout", f"no result after {spec.timeout_s:g} s; the worker was killed"
+        )
     except WorkerDied as exc:
         return failed_run(spec, "crashed", str(exc))
     except WorkerError as exc:
         return failed_run(spec, "error", str(exc))
 
 
-def _land(store: Store, result: dict[str, Any], progress: Progress, spec: RunSpec, on_result) -> None:
+def _land(
+    store: Store, result: dict[str, Any], progress: Progress, spec: RunSpec, on_result
+) -> None:
     store.write_run(result)
     progress.finish(spec, result["run"])
     if on_result is not None:
@@ -165,13 +181,19 @@ def summary_table(runs: pd.DataFrame) -> str:
         sps = ok["samples_per_s"].median() if "samples_per_s" in ok and len(ok) else float("nan")
         acc = ok["final_test_acc"].max() if "final_test_acc" in ok and len(ok) else float("nan")
         comp = ok["compile_s"].median() if "compile_s" in ok and len(ok) else float("nan")
-        rows.append({
-            "backend": b, "mode": m, "device": d, "runs": len(df), "ok": len(ok),
-            "diverged": int((df["status"] == "diverged").sum()),
-            "failed": int(df["status"].isin(["error", "timeout", "crashed"]).sum()),
-            "skipped": int((df["status"] == "skipped").sum()),
-            "median samples/s": f"{sps:,.0f}" if sps == sps else "-",
-            "compile s": f"{comp:.2f}" if comp == comp else "-",
-            "best test acc": f"{acc:.3f}" if acc == acc else "-",
-        })
+        rows.append(
+            {
+                "backend": b,
+                "mode": m,
+                "device": d,
+                "runs": len(df),
+                "ok": len(ok),
+                "diverged": int((df["status"] == "diverged").sum()),
+                "failed": int(df["status"].isin(["error", "timeout", "crashed"]).sum()),
+                "skipped": int((df["status"] == "skipped").sum()),
+                "median samples/s": f"{sps:,.0f}" if sps == sps else "-",
+                "compile s": f"{comp:.2f}" if comp == comp else "-",
+                "best test acc": f"{acc:.3f}" if acc == acc else "-",
+            }
+        )
     return pd.DataFrame(rows).to_string(index=False)

@@ -18,13 +18,33 @@ from pathlib import Path
 from typing import Any
 
 PACKAGES = (
-    "numpy", "pandas", "pyarrow", "matplotlib", "scikit-learn", "mlxtend", "torch",
-    "tensorflow", "tensorflow-cpu", "keras", "jax", "jaxlib", "optax", "optbench",
+    "numpy",
+    "pandas",
+    "pyarrow",
+    "matplotlib",
+    "scikit-learn",
+    "mlxtend",
+    "torch",
+    "tensorflow",
+    "tensorflow-cpu",
+    "keras",
+    "jax",
+    "jaxlib",
+    "optax",
+    "optbench",
 )
 ENV_VARS = (
-    "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OPENBLAS_CORETYPE",
-    "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "XLA_FLAGS", "JAX_PLATFORMS",
-    "JAX_DEFAULT_MATMUL_PRECISION", "CUDA_VISIBLE_DEVICES", "KERAS_BACKEND",
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "OPENBLAS_CORETYPE",
+    "TF_NUM_INTRAOP_THREADS",
+    "TF_NUM_INTEROP_THREADS",
+    "XLA_FLAGS",
+    "JAX_PLATFORMS",
+    "JAX_DEFAULT_MATMUL_PRECISION",
+    "CUDA_VISIBLE_DEVICES",
+    "KERAS_BACKEND",
 )
 REPO = Path(__file__).resolve().parent.parent
 
@@ -43,7 +63,9 @@ def _gpus() -> list[dict[str, str]]:
     try:
         out = subprocess.run(
             ["nvidia-smi", "--query-gpu=name,driver_version,memory.total", "--format=csv,noheader"],
-            capture_output=True, text=True, timeout=20,
+            capture_output=True,
+            text=True,
+            timeout=20,
         )
     except (OSError, subprocess.TimeoutExpired):
         return []
@@ -65,7 +87,9 @@ def _gpus() -> list[dict[str, str]]:
 
 def _git() -> dict[str, Any]:
     def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, timeout=20).stdout.strip()
+        return subprocess.run(
+            ["git", *args], cwd=REPO, capture_output=True, text=True, timeout=20
+        ).stdout.strip()
 
     try:
         commit = git("rev-parse", "HEAD")
@@ -75,7 +99,9 @@ def _git() -> dict[str, Any]:
     return {"commit": commit or None, "dirty": dirty if commit else None}
 
 
-def capture(threads: int | None = None, command: list[str] | None = None, sweep: Any = None) -> dict[str, Any]:
+def capture(
+    threads: int | None = None, command: list[str] | None = None, sweep: Any = None
+) -> dict[str, Any]:
     """A JSON-ready description of this machine and software."""
     import psutil
 

@@ -24,7 +24,10 @@ from backends import registry
 from backends.base import ModelSpec, OptimizerSpec, init_weights
 
 BATCH = 128
-OPTIMIZERS = {"sgd_momentum": OptimizerSpec("sgd", lr=0.01, momentum=0.9), "adam": OptimizerSpec("adam", lr=1e-3)}
+OPTIMIZERS = {
+    "sgd_momentum": OptimizerSpec("sgd", lr=0.01, momentum=0.9),
+    "adam": OptimizerSpec("adam", lr=1e-3),
+}
 
 
 def _suite(name: str, opt: OptimizerSpec, weights, x, y, steps: int):
@@ -103,7 +106,9 @@ def _bare_tensorflow(opt, weights, x, y, steps):
     import keras
     import tensorflow as tf
 
-    model = keras.Sequential([keras.Input((784,)), keras.layers.Dense(64, activation="relu"), keras.layers.Dense(10)])
+    model = keras.Sequential(
+        [keras.Input((784,)), keras.layers.Dense(64, activation="relu"), keras.layers.Dense(10)]
+    )
     model.set_weights(weights)
     if opt.name == "sgd":
         optim = keras.optimizers.SGD(learning_rate=opt.lr, momentum=opt.momentum)
@@ -151,7 +156,12 @@ def _bare_jax(opt, weights, x, y, steps):
         return optax.apply_updates(p, u), s, loss
 
     k = len(y) // BATCH
-    batches = list(zip(jnp.split(jnp.asarray(x[: k * BATCH]), k), jnp.split(jnp.asarray(y[: k * BATCH].astype(np.int32)), k)))
+    batches = list(
+        zip(
+            jnp.split(jnp.asarray(x[: k * BATCH]), k),
+            jnp.split(jnp.asarray(y[: k * BATCH].astype(np.int32)), k),
+        )
+    )
 
     def block():
         nonlocal params, opt_state
@@ -164,7 +174,12 @@ def _bare_jax(opt, weights, x, y, steps):
     return block
 
 
-BARE = {"numpy": _bare_numpy, "torch": _bare_torch, "tensorflow": _bare_tensorflow, "jax": _bare_jax}
+BARE = {
+    "numpy": _bare_numpy,
+    "torch": _bare_torch,
+    "tensorflow": _bare_tensorflow,
+    "jax": _bare_jax,
+}
 
 
 def measure(backend: str, rounds: int, steps: int) -> list[dict[str, Any]]:
@@ -186,32 +201,52 @@ def measure(backend: str, rounds: int, steps: int) -> list[dict[str, Any]]:
             s_times.append(suite() / steps)
             b_times.append(bare() / steps)
         s, b = statistics.median(s_times), statistics.median(b_times)
-        rows.append({"backend": backend, "optimizer": oname, "batch_size": BATCH, "suite_ms": s * 1e3,
-                     "bare_ms": b * 1e3, "ratio": s / b})
+        rows.append(
+            {
+                "backend": backend,
+                "optimizer": oname,
+                "batch_size": BATCH,
+                "suite_ms": s * 1e3,
+                "bare_ms": b * 1e3,
+                "ratio": s / b,
+            }
+        )
     return rows
 
 
 def main(argv: list[str] | None = None) -> int:
     from benchmarks.worker import Worker
 
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--backend", default=",".join(registry.installed()))
     p.add_argument("--rounds", type=int, default=7)
     p.add_argument("--steps", type=int, default=200)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--json", action="store_true")
-    p.add_argument("--max-ratio", type=float, default=1.10, help="exit 1 if any ratio is above this")
+    p.add_argument(
+        "--max-ratio", type=float, default=1.10, help="exit 1 if any ratio is above this"
+    )
     args = p.parse_args(argv)
     rows = []
     for name in args.backend.split(","):
         with Worker(threads=args.threads, label=f"overhead-{name}") as w:
-            rows += w.call("benchmarks.overhead:measure", {"backend": name, "rounds": args.rounds, "steps": args.steps}, timeout=900)
+            rows += w.call(
+                "benchmarks.overhead:measure",
+                {"backend": name, "rounds": args.rounds, "steps": args.steps},
+                timeout=900,
+            )
     if args.json:
         print(json.dumps(rows, indent=2))
     else:
-        print(f"{'backend':<11} {'optimizer':<13} {'suite ms/step':>13} {'bare ms/step':>12} {'ratio':>6}")
+        print(
+            f"{'backend':<11} {'optimizer':<13} {'suite ms/step':>13} {'bare ms/step':>12} {'ratio':>6}"
+        )
         for r in rows:
-            print(f"{r['backend']:<11} {r['optimizer']:<13} {r['suite_ms']:>13.3f} {r['bare_ms']:>12.3f} {r['ratio']:>6.2f}")
+            print(
+                f"{r['backend']:<11} {r['optimizer']:<13} {r['suite_ms']:>13.3f} {r['bare_ms']:>12.3f} {r['ratio']:>6.2f}"
+            )
     worst = max(r["ratio"] for r in rows)
     print(f"worst ratio {worst:.2f} (target <= {args.max_ratio:.2f})", file=sys.stderr)
     return 0 if worst <= args.max_ratio else 1

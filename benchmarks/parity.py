@@ -66,7 +66,12 @@ def _batches(cfg: ParityConfig):
                 f"batch_size={cfg.batch_size} is larger than the {len(y)} training samples of {cfg.dataset!r}"
             )
         for i in range(n_full):
-            out.append((x[i * cfg.batch_size : (i + 1) * cfg.batch_size], y[i * cfg.batch_size : (i + 1) * cfg.batch_size]))
+            out.append(
+                (
+                    x[i * cfg.batch_size : (i + 1) * cfg.batch_size],
+                    y[i * cfg.batch_size : (i + 1) * cfg.batch_size],
+                )
+            )
         epoch += 1
     return model, out[: cfg.steps]
 
@@ -84,7 +89,11 @@ def trajectory(backend, model: ModelSpec, opt: OptimizerSpec, batches, seed: int
 
 
 def backend_trajectories(
-    backend: str, modes: list[str], optimizers: list[str], cfg: ParityConfig, stock_keras: bool = False
+    backend: str,
+    modes: list[str],
+    optimizers: list[str],
+    cfg: ParityConfig,
+    stock_keras: bool = False,
 ) -> dict[str, Any]:
     """Worker task: every (optimizer, mode) trajectory of one backend, or the error text."""
     cls = registry.load(backend)
@@ -116,7 +125,9 @@ def reference_trajectories(optimizers: list[str], cfg: ParityConfig) -> dict[str
 def compare(got: dict[str, Any], ref: dict[str, Any]) -> tuple[float, float]:
     loss_diff = float(np.max(np.abs(got["losses"] - ref["losses"])))
     weight_diff = max(
-        float(np.max(np.abs(g - r))) for gs, rs in zip(got["weights"], ref["weights"]) for g, r in zip(gs, rs)
+        float(np.max(np.abs(g - r)))
+        for gs, rs in zip(got["weights"], ref["weights"])
+        for g, r in zip(gs, rs)
     )
     return loss_diff, weight_diff
 
@@ -154,7 +165,15 @@ def run_parity(
     rows: list[dict[str, Any]] = []
     for name in backends:
         if not registry.is_installed(name):
-            rows.append(_row(name, "*", "*", error=f"not installed: {registry.entry(name).install_hint()}", ok=None))
+            rows.append(
+                _row(
+                    name,
+                    "*",
+                    "*",
+                    error=f"not installed: {registry.entry(name).install_hint()}",
+                    ok=None,
+                )
+            )
             continue
         jobs = [(False, optimizers)] + ([(True, list(STOCK_KERAS))] if name == "tensorflow" else [])
         with Worker(threads=threads, label=f"parity-{name}") as w:
@@ -162,7 +181,13 @@ def run_parity(
                 try:
                     result = w.call(
                         "benchmarks.parity:backend_trajectories",
-                        {"backend": name, "modes": modes, "optimizers": opts, "cfg": cfg, "stock_keras": stock},
+                        {
+                            "backend": name,
+                            "modes": modes,
+                            "optimizers": opts,
+                            "cfg": cfg,
+                            "stock_keras": stock,
+                        },
                         timeout=timeout,
                     )
                 except (WorkerError, WorkerTimeout, WorkerDied) as exc:
@@ -170,17 +195,34 @@ def run_parity(
                     continue
                 for key, got in result.items():
                     opt, mode = key.split("|")
-                    variant = "stock-keras" if stock else "corrected" if name == "tensorflow" else "stock"
+                    variant = (
+                        "stock-keras" if stock else "corrected" if name == "tensorflow" else "stock"
+                    )
                     if isinstance(got, str):
-                        rows.append(_row(name, opt, mode, variant=variant, error=got, ok=None if stock else False))
+                        rows.append(
+                            _row(
+                                name,
+                                opt,
+                                mode,
+                                variant=variant,
+                                error=got,
+                                ok=None if stock else False,
+                            )
+                        )
                         continue
                     loss_diff, weight_diff = compare(got, ref[opt])
                     ok = loss_diff <= cfg.tolerance and weight_diff <= cfg.tolerance
-                    rows.append(_row(name, opt, mode, loss_diff, weight_diff, None if stock else ok, variant))
+                    rows.append(
+                        _row(
+                            name, opt, mode, loss_diff, weight_diff, None if stock else ok, variant
+                        )
+                    )
     return rows
 
 
-def _row(backend, optimizer, mode, loss=math.nan, weight=math.nan, ok=None, variant="stock", error=""):
+def _row(
+    backend, optimizer, mode, loss=math.nan, weight=math.nan, ok=None, variant="stock", error=""
+):
     return {
         "backend": backend,
         "optimizer": optimizer,
@@ -223,8 +265,18 @@ def _table(rows: list[dict[str, Any]]) -> str:
             lines.append((r["backend"], r["optimizer"], r["mode"], "", "", ok + "  " + r["error"]))
         else:
             lines.append(
-                (r["backend"], r["optimizer"], r["mode"], f"{r['max_abs_loss_diff']:.2e}", f"{r['max_abs_weight_diff']:.2e}", ok)
+                (
+                    r["backend"],
+                    r["optimizer"],
+                    r["mode"],
+                    f"{r['max_abs_loss_diff']:.2e}",
+                    f"{r['max_abs_weight_diff']:.2e}",
+                    ok,
+                )
             )
     widths = [max(len(str(x)) for x in col) for col in zip(header, *lines)]
     fmt = "  ".join(f"{{:<{w}}}" for w in widths)
-    return "\n".join([fmt.format(*header), fmt.format(*("-" * w for w in widths))] + [fmt.format(*ln) for ln in lines])
+    return "\n".join(
+        [fmt.format(*header), fmt.format(*("-" * w for w in widths))]
+        + [fmt.format(*ln) for ln in lines]
+    )

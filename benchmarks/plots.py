@@ -129,13 +129,32 @@ def line_grid(
         for i, key in enumerate(sorted(panel.marks)):
             xs = [x * _dodge(i, len(panel.marks), logx) for x in panel.marks[key]]
             trans = blended_transform_factory(ax.transData, ax.transAxes)
-            ax.scatter(xs, [0.95] * len(xs), transform=trans, marker="x", s=60, linewidths=2,
-                       color=style[key].color, zorder=5, clip_on=False)
+            ax.scatter(
+                xs,
+                [0.95] * len(xs),
+                transform=trans,
+                marker="x",
+                s=60,
+                linewidths=2,
+                color=style[key].color,
+                zorder=5,
+                clip_on=False,
+            )
             used.add(key)
             any_marks = any_marks or bool(xs)
-        _decorate(ax, panel, xlabel, ylabel, logx, logy, panel.xticks if panel.xticks is not None else xticks)
+        _decorate(
+            ax,
+            panel,
+            xlabel,
+            ylabel,
+            logx,
+            logy,
+            panel.xticks if panel.xticks is not None else xticks,
+        )
         if kilo_y:
-            ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)) if logy else ax.yaxis.get_major_locator())
+            ax.yaxis.set_major_locator(
+                LogLocator(subs=(1.0, 2.0, 5.0)) if logy else ax.yaxis.get_major_locator()
+            )
             ax.yaxis.set_major_formatter(FuncFormatter(_kilo))
             ax.yaxis.set_minor_formatter(NullFormatter())
     _legend(fig, [style[k] for k in sorted(used)], mark_label if any_marks else "")
@@ -161,11 +180,28 @@ def _draw_line(ax, df: pd.DataFrame, st: Style, spread: str, dodge: float, lw: f
     has_spread = {"lo", "hi"} <= set(df.columns) and df[["lo", "hi"]].notna().any().any()
     if spread == "errorbar" and has_spread:
         err = np.vstack([y - df["lo"].to_numpy(float), df["hi"].to_numpy(float) - y])
-        ax.errorbar(x, y, yerr=np.clip(err, 0, None), color=st.color, ls=st.linestyle, marker=st.marker,
-                    ms=5, capsize=3, lw=1.6)
+        ax.errorbar(
+            x,
+            y,
+            yerr=np.clip(err, 0, None),
+            color=st.color,
+            ls=st.linestyle,
+            marker=st.marker,
+            ms=5,
+            capsize=3,
+            lw=1.6,
+        )
         return
-    ax.plot(x, y, color=st.color, ls=st.linestyle, lw=lw, marker=st.marker if len(x) <= 12 else None,
-            ms=3 + lw, alpha=0.9)
+    ax.plot(
+        x,
+        y,
+        color=st.color,
+        ls=st.linestyle,
+        lw=lw,
+        marker=st.marker if len(x) <= 12 else None,
+        ms=3 + lw,
+        alpha=0.9,
+    )
     if has_spread and not np.allclose(df["lo"], df["hi"], equal_nan=True):
         ax.fill_between(x, df["lo"], df["hi"], color=st.color, alpha=0.18, lw=0)
 
@@ -178,24 +214,44 @@ def _decorate(ax, panel: Panel, xlabel, ylabel, logx, logy, xticks) -> None:
         ax.set_xticks(list(xticks))
         ax.set_xticklabels([f"{t:g}" for t in xticks])
         ax.xaxis.set_minor_locator(NullLocator())
-    xs = [v for df in panel.lines.values() for v in df["x"]] + [v for m in panel.marks.values() for v in m]
+    xs = [v for df in panel.lines.values() for v in df["x"]] + [
+        v for m in panel.marks.values() for v in m
+    ]
     if logx and xs:
         lo, hi = min(v for v in xs if v > 0), max(xs)
         ax.set_xlim(lo / 1.3, hi * 1.3)
     ax.grid(True, which="major", alpha=0.3)
     if not panel.lines and not panel.marks:
-        ax.text(0.5, 0.5, panel.note or "no data", ha="center", va="center", transform=ax.transAxes, color="0.4")
+        ax.text(
+            0.5,
+            0.5,
+            panel.note or "no data",
+            ha="center",
+            va="center",
+            transform=ax.transAxes,
+            color="0.4",
+        )
     elif panel.note:
         ax.text(0.02, 0.02, panel.note, transform=ax.transAxes, fontsize=8, color="0.35")
 
 
 def _legend(fig: plt.Figure, sts: list[Style], mark_label: str) -> None:
-    handles = [Line2D([], [], color=s.color, ls=s.linestyle, marker=s.marker, lw=1.8, label=s.label) for s in sts]
+    handles = [
+        Line2D([], [], color=s.color, ls=s.linestyle, marker=s.marker, lw=1.8, label=s.label)
+        for s in sts
+    ]
     if mark_label:
-        handles.append(Line2D([], [], color="0.3", marker="x", ls="none", ms=8, mew=2, label=mark_label))
+        handles.append(
+            Line2D([], [], color="0.3", marker="x", ls="none", ms=8, mew=2, label=mark_label)
+        )
     if handles:
-        fig.legend(handles=handles, loc="upper center", ncol=min(len(handles), 6), frameon=False,
-                   bbox_to_anchor=(0.5, 1.0))
+        fig.legend(
+            handles=handles,
+            loc="upper center",
+            ncol=min(len(handles), 6),
+            frameon=False,
+            bbox_to_anchor=(0.5, 1.0),
+        )
 
 
 def heatmap_grid(cells: pd.DataFrame, panels: list[tuple[str, Key]], ncols: int = 4) -> plt.Figure:
@@ -205,7 +261,9 @@ def heatmap_grid(cells: pd.DataFrame, panels: list[tuple[str, Key]], ncols: int 
     ("div" / "fail" cells have acc NaN). ``panels``: (title, key).
     """
     ok = cells["acc"].dropna()
-    norm = Normalize(vmin=float(ok.min()) if len(ok) else 0.0, vmax=float(ok.max()) if len(ok) else 1.0)
+    norm = Normalize(
+        vmin=float(ok.min()) if len(ok) else 0.0, vmax=float(ok.max()) if len(ok) else 1.0
+    )
     lrs = sorted(cells["lr"].unique())
     bss = sorted(cells["batch_size"].unique())
     fig, axes = _grid(len(panels), ncols, row_h=0.45 * len(lrs) + 1.3)
@@ -219,9 +277,19 @@ def heatmap_grid(cells: pd.DataFrame, panels: list[tuple[str, Key]], ncols: int 
             i, j = lrs.index(r.lr), bss.index(r.batch_size)
             grid[i, j] = r.acc
             colour = "white" if r.acc == r.acc and norm(r.acc) < 0.55 else "black"
-            ax.text(j, i, r.text, ha="center", va="center", fontsize=9, color=colour,
-                    fontweight="bold" if r.text in ("div", "fail") else "normal")
-        image = ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, norm=norm, aspect="auto", origin="lower")
+            ax.text(
+                j,
+                i,
+                r.text,
+                ha="center",
+                va="center",
+                fontsize=9,
+                color=colour,
+                fontweight="bold" if r.text in ("div", "fail") else "normal",
+            )
+        image = ax.imshow(
+            np.ma.masked_invalid(grid), cmap=cmap, norm=norm, aspect="auto", origin="lower"
+        )
         ax.set_xticks(range(len(bss)), [str(b) for b in bss])
         ax.set_yticks(range(len(lrs)), [f"{lr:g}" for lr in lrs])
         ax.set_xlabel("batch size (samples)")

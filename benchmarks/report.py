@@ -35,8 +35,19 @@ GROUP = ["backend", "mode", "device"]
 CONFIG = ["optimizer", "lr", "batch_size"]
 FAILED = ("error", "timeout", "crashed", "skipped")
 N_BOOT = 1000
-NUMERIC = ("lr", "batch_size", "seed", "diverged_step", "compile_s", "samples_per_s", "steps",
-           "train_wall_s", "final_test_loss", "final_test_acc", "block_steps")
+NUMERIC = (
+    "lr",
+    "batch_size",
+    "seed",
+    "diverged_step",
+    "compile_s",
+    "samples_per_s",
+    "steps",
+    "train_wall_s",
+    "final_test_loss",
+    "final_test_acc",
+    "block_steps",
+)
 
 
 class ReportError(StoreError):
@@ -78,8 +89,15 @@ def load(path: Path) -> Results:
     runs = tables["runs"] if tables["runs"] is not None else pd.DataFrame()
     if tables["runs"] is not None and runs.empty:
         notes.append("runs.parquet holds no runs: the sweep recorded nothing.")
-    return Results(store.path, env, _normalise_runs(runs), tables["curves"], tables["timings"],
-                   _read_parity(store.path, notes), notes)
+    return Results(
+        store.path,
+        env,
+        _normalise_runs(runs),
+        tables["curves"],
+        tables["timings"],
+        _read_parity(store.path, notes),
+        notes,
+    )
 
 
 def _read_table(store: Store, name: str, notes: list[str]) -> pd.DataFrame | None:
@@ -133,7 +151,8 @@ def block_rates(res: Results) -> pd.DataFrame:
         return pd.DataFrame(columns=cols)
     live = res.runs[res.runs["status"].isin(["ok", "diverged"])]
     t = res.timings[res.timings["phase"] == "timed"].merge(
-        live[["run_id", *GROUP, *CONFIG, "seed", "block_steps", "status"]], on="run_id")
+        live[["run_id", *GROUP, *CONFIG, "seed", "block_steps", "status"]], on="run_id"
+    )
     last = t.groupby("run_id")["block"].transform("max")
     t = t[~((t["status"] == "diverged") & (t["block"] == last))]
     t = t[t["seconds"] > 0]
@@ -144,7 +163,9 @@ def block_rates(res: Results) -> pd.DataFrame:
     return t.assign(rate=t["steps"] * t["batch_size"] / t["seconds"])[cols].reset_index(drop=True)
 
 
-def median_ci(per_run: list[np.ndarray], n_boot: int = N_BOOT, seed: int = 0) -> tuple[float, float, float]:
+def median_ci(
+    per_run: list[np.ndarray], n_boot: int = N_BOOT, seed: int = 0
+) -> tuple[float, float, float]:
     """Median of the pooled blocks and a 95% two-stage bootstrap interval.
 
     Each replicate resamples runs with replacement, and blocks within each run; a run drawn
@@ -157,8 +178,12 @@ def median_ci(per_run: list[np.ndarray], n_boot: int = N_BOOT, seed: int = 0) ->
     rng = np.random.default_rng(seed)
     picks = rng.integers(0, len(per_run), size=(n_boot, len(per_run)))
     counts = np.stack([(picks == i).sum(axis=1) for i in range(len(per_run))], axis=1)
-    values = np.concatenate([r[rng.integers(0, len(r), size=(n_boot, len(r)))] for r in per_run], axis=1)
-    weights = np.concatenate([np.repeat(counts[:, [i]], len(r), axis=1) for i, r in enumerate(per_run)], axis=1)
+    values = np.concatenate(
+        [r[rng.integers(0, len(r), size=(n_boot, len(r)))] for r in per_run], axis=1
+    )
+    weights = np.concatenate(
+        [np.repeat(counts[:, [i]], len(r), axis=1) for i, r in enumerate(per_run)], axis=1
+    )
     order = np.argsort(values, axis=1)
     values = np.take_along_axis(values, order, axis=1)
     cum = np.cumsum(np.take_along_axis(weights, order, axis=1), axis=1)
@@ -174,9 +199,19 @@ def throughput(rates: pd.DataFrame, by: list[str]) -> pd.DataFrame:
     for key, df in rates.groupby(by, sort=True):
         per_run = [g["rate"].to_numpy() for _, g in df.groupby("run_id")]
         med, lo, hi = median_ci(per_run)
-        rows.append({**dict(zip(by, key)), "samples_per_s": med, "ci_low": lo, "ci_high": hi,
-                     "blocks": len(df), "timed_runs": len(per_run)})
-    return pd.DataFrame(rows, columns=[*by, "samples_per_s", "ci_low", "ci_high", "blocks", "timed_runs"])
+        rows.append(
+            {
+                **dict(zip(by, key)),
+                "samples_per_s": med,
+                "ci_low": lo,
+                "ci_high": hi,
+                "blocks": len(df),
+                "timed_runs": len(per_run),
+            }
+        )
+    return pd.DataFrame(
+        rows, columns=[*by, "samples_per_s", "ci_low", "ci_high", "blocks", "timed_runs"]
+    )
 
 
 # --- accuracy and time to target -------------------------------------------------------
@@ -190,13 +225,28 @@ def choose_target(res: Results, target: float | None = None) -> tuple[float, str
     if not best == best or best >= DEFAULT_TARGET:
         return DEFAULT_TARGET, f"a fixed {DEFAULT_TARGET:.2f}"
     chosen = math.floor(0.9 * best * 20) / 20
-    return chosen, f"{chosen:.2f}: no run reaches {DEFAULT_TARGET:.2f} (best {best:.3f}), so 90% of the best, rounded down to 0.05"
+    return (
+        chosen,
+        f"{chosen:.2f}: no run reaches {DEFAULT_TARGET:.2f} (best {best:.3f}), so 90% of the best, rounded down to 0.05",
+    )
 
 
 def _evaluated(res: Results) -> pd.DataFrame:
     """Curve rows with a test evaluation, of ok runs, with the run's config."""
     if res.curves is None or res.curves.empty or res.runs.empty:
-        return pd.DataFrame(columns=["run_id", "step", "epoch", "wall_s", "test_loss", "test_acc", *GROUP, *CONFIG, "seed"])
+        return pd.DataFrame(
+            columns=[
+                "run_id",
+                "step",
+                "epoch",
+                "wall_s",
+                "test_loss",
+                "test_acc",
+                *GROUP,
+                *CONFIG,
+                "seed",
+            ]
+        )
     ok = res.runs[res.runs["status"] == "ok"][["run_id", *GROUP, *CONFIG, "seed"]]
     c = res.curves.dropna(subset=["test_acc"]).merge(ok, on="run_id")
     return c
@@ -215,7 +265,8 @@ def time_to_target(res: Results, target: float) -> pd.DataFrame:
     per_run = ok.join(first, how="left")
     agg = per_run.groupby([*GROUP, *CONFIG]).agg(
         time_s=("wall_s", lambda s: s.median() if s.notna().all() else math.nan),
-        step=("step", lambda s: s.median() if s.notna().all() else math.nan))
+        step=("step", lambda s: s.median() if s.notna().all() else math.nan),
+    )
     return agg.reset_index()[cols]
 
 
@@ -224,12 +275,18 @@ def config_means(runs: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for key, df in runs.groupby([*GROUP, *CONFIG], sort=True):
         ok = df[df["status"] == "ok"]
-        rows.append({**dict(zip([*GROUP, *CONFIG], key)), "runs": len(df), "ok": len(ok),
-                     "diverged": int((df["status"] == "diverged").sum()),
-                     "failed": int(df["status"].isin(FAILED).sum()),
-                     "acc": ok["final_test_acc"].mean() if len(ok) else math.nan,
-                     "loss": ok["final_test_loss"].mean() if len(ok) else math.nan,
-                     "diverged_steps": ",".join(f"{s:g}" for s in df["diverged_step"].dropna())})
+        rows.append(
+            {
+                **dict(zip([*GROUP, *CONFIG], key)),
+                "runs": len(df),
+                "ok": len(ok),
+                "diverged": int((df["status"] == "diverged").sum()),
+                "failed": int(df["status"].isin(FAILED).sum()),
+                "acc": ok["final_test_acc"].mean() if len(ok) else math.nan,
+                "loss": ok["final_test_loss"].mean() if len(ok) else math.nan,
+                "diverged_steps": ",".join(f"{s:g}" for s in df["diverged_step"].dropna()),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -258,50 +315,100 @@ def verdict(res: Results, target: float) -> pd.DataFrame:
     out = pd.DataFrame(rows)
     fastest = out.groupby("batch_size")["samples_per_s"].transform("max")
     out["relative"] = out["samples_per_s"] / fastest
-    out = out.sort_values(["batch_size", "samples_per_s"], ascending=[True, False], na_position="last")
+    out = out.sort_values(
+        ["batch_size", "samples_per_s"], ascending=[True, False], na_position="last"
+    )
     return out[VERDICT_COLUMNS].reset_index(drop=True)
 
 
 VERDICT_COLUMNS = [
-    "batch_size", *GROUP, "samples_per_s", "ci_low", "ci_high", "blocks", "throughput_source", "relative",
-    "compile_s", "best_test_acc", "best_optimizer", "best_lr", "target_time_s", "target_steps",
-    "target_optimizer", "target_lr", "runs", "ok", "diverged", "failed", "skipped",
+    "batch_size",
+    *GROUP,
+    "samples_per_s",
+    "ci_low",
+    "ci_high",
+    "blocks",
+    "throughput_source",
+    "relative",
+    "compile_s",
+    "best_test_acc",
+    "best_optimizer",
+    "best_lr",
+    "target_time_s",
+    "target_steps",
+    "target_optimizer",
+    "target_lr",
+    "runs",
+    "ok",
+    "diverged",
+    "failed",
+    "skipped",
 ]
 
 
 def _counts(df: pd.DataFrame) -> dict[str, int]:
     st = df["status"]
-    return {"runs": len(df), "ok": int((st == "ok").sum()), "diverged": int((st == "diverged").sum()),
-            "failed": int(st.isin(["error", "timeout", "crashed"]).sum()), "skipped": int((st == "skipped").sum())}
+    return {
+        "runs": len(df),
+        "ok": int((st == "ok").sum()),
+        "diverged": int((st == "diverged").sum()),
+        "failed": int(st.isin(["error", "timeout", "crashed"]).sum()),
+        "skipped": int((st == "skipped").sum()),
+    }
 
 
 def _speed(df: pd.DataFrame, tp: pd.DataFrame | None, key: tuple) -> dict[str, Any]:
     if tp is not None and key in tp.index:
         r = tp.loc[key]
-        return {"samples_per_s": r["samples_per_s"], "ci_low": r["ci_low"], "ci_high": r["ci_high"],
-                "blocks": int(r["blocks"]), "throughput_source": "timed blocks"}
+        return {
+            "samples_per_s": r["samples_per_s"],
+            "ci_low": r["ci_low"],
+            "ci_high": r["ci_high"],
+            "blocks": int(r["blocks"]),
+            "throughput_source": "timed blocks",
+        }
     ok = df.loc[df["status"] == "ok", "samples_per_s"].dropna()
     if tp is None and len(ok):  # no timings.parquet: the runs' own medians, no interval
-        return {"samples_per_s": ok.median(), "ci_low": math.nan, "ci_high": math.nan, "blocks": 0,
-                "throughput_source": "runs.samples_per_s"}
-    return {"samples_per_s": math.nan, "ci_low": math.nan, "ci_high": math.nan, "blocks": 0,
-            "throughput_source": ""}
+        return {
+            "samples_per_s": ok.median(),
+            "ci_low": math.nan,
+            "ci_high": math.nan,
+            "blocks": 0,
+            "throughput_source": "runs.samples_per_s",
+        }
+    return {
+        "samples_per_s": math.nan,
+        "ci_low": math.nan,
+        "ci_high": math.nan,
+        "blocks": 0,
+        "throughput_source": "",
+    }
 
 
-def _best(table: pd.DataFrame, row: dict[str, Any], col: str, prefix: str, ascending: bool,
-          extra: str | None = None) -> dict[str, Any]:
+def _best(
+    table: pd.DataFrame,
+    row: dict[str, Any],
+    col: str,
+    prefix: str,
+    ascending: bool,
+    extra: str | None = None,
+) -> dict[str, Any]:
     name = {"best": "best_test_acc", "target": "target_time_s"}[prefix]
     out = {name: math.nan, f"{prefix}_optimizer": "", f"{prefix}_lr": math.nan}
     if extra:
         out["target_steps"] = math.nan
     if table.empty:
         return out
-    sel = table[(table["batch_size"] == row["batch_size"])
-                & (table[GROUP].apply(tuple, axis=1) == tuple(row[g] for g in GROUP))].dropna(subset=[col])
+    sel = table[
+        (table["batch_size"] == row["batch_size"])
+        & (table[GROUP].apply(tuple, axis=1) == tuple(row[g] for g in GROUP))
+    ].dropna(subset=[col])
     if sel.empty:
         return out
     best = sel.sort_values([col, "lr"], ascending=[ascending, True]).iloc[0]
-    out.update({name: best[col], f"{prefix}_optimizer": best["optimizer"], f"{prefix}_lr": best["lr"]})
+    out.update(
+        {name: best[col], f"{prefix}_optimizer": best["optimizer"], f"{prefix}_lr": best["lr"]}
+    )
     if extra:
         out["target_steps"] = best[extra]
     return out
@@ -313,13 +420,25 @@ def headline(v: pd.DataFrame) -> str:
     if v.empty:
         return "No run produced a throughput figure, so there is no speed verdict."
     label = _labeller(v)
-    winners = [f"batch {bs}: <b>{label(r)}</b>" for bs, r in
-               v.sort_values("samples_per_s", ascending=False).groupby("batch_size", sort=True).head(1)
-               .sort_values("batch_size").set_index("batch_size").iterrows()]
-    geo = v.groupby(GROUP)["relative"].apply(lambda s: float(np.exp(np.log(s).mean()))).sort_values(ascending=False)
+    winners = [
+        f"batch {bs}: <b>{label(r)}</b>"
+        for bs, r in v.sort_values("samples_per_s", ascending=False)
+        .groupby("batch_size", sort=True)
+        .head(1)
+        .sort_values("batch_size")
+        .set_index("batch_size")
+        .iterrows()
+    ]
+    geo = (
+        v.groupby(GROUP)["relative"]
+        .apply(lambda s: float(np.exp(np.log(s).mean())))
+        .sort_values(ascending=False)
+    )
     ranking = ", ".join(f"{label(dict(zip(GROUP, k)))} {g:.2f}" for k, g in geo.items())
-    return (f"Fastest at {'; '.join(winners)}. Speed relative to the fastest, geometric mean over "
-            f"batch sizes: {ranking}.")
+    return (
+        f"Fastest at {'; '.join(winners)}. Speed relative to the fastest, geometric mean over "
+        f"batch sizes: {ranking}."
+    )
 
 
 def _labeller(df: pd.DataFrame):
@@ -365,12 +484,18 @@ def convergence_lrs(runs: pd.DataFrame) -> dict[tuple[str, int], float]:
     if means.empty:
         return out
     for (opt, bs), df in means.groupby(["optimizer", "batch_size"], sort=True):
-        per_lr = df.groupby("lr").agg(acc=("acc", "median"), bad=("diverged", "sum"), ok=("ok", "sum"))
+        per_lr = df.groupby("lr").agg(
+            acc=("acc", "median"), bad=("diverged", "sum"), ok=("ok", "sum")
+        )
         per_lr = per_lr[per_lr["ok"] > 0]
         if per_lr.empty:
             continue
         calm = per_lr[per_lr["bad"] == 0]
-        pick = (calm if len(calm) else per_lr).reset_index().sort_values(["acc", "lr"], ascending=[False, True])
+        pick = (
+            (calm if len(calm) else per_lr)
+            .reset_index()
+            .sort_values(["acc", "lr"], ascending=[False, True])
+        )
         out[(opt, int(bs))] = float(pick.iloc[0]["lr"])
     return out
 
@@ -380,10 +505,16 @@ def problems(runs: pd.DataFrame) -> pd.DataFrame:
     bad = runs[runs["status"] != "ok"]
     if bad.empty:
         return pd.DataFrame()
-    msg = np.where(bad["status"] == "diverged",
-                   "loss blew up at step " + bad["diverged_step"].map(lambda s: f"{s:g}" if s == s else "?"),
-                   bad["error"])
-    cols = [c for c in ["backend", "mode", "device", "optimizer", "lr", "batch_size", "seed", "status"] if c in bad]
+    msg = np.where(
+        bad["status"] == "diverged",
+        "loss blew up at step " + bad["diverged_step"].map(lambda s: f"{s:g}" if s == s else "?"),
+        bad["error"],
+    )
+    cols = [
+        c
+        for c in ["backend", "mode", "device", "optimizer", "lr", "batch_size", "seed", "status"]
+        if c in bad
+    ]
     return bad[cols].assign(message=msg).sort_values(["status", *cols[:-1]]).reset_index(drop=True)
 
 
@@ -406,23 +537,44 @@ def _grid_cells(runs: pd.DataFrame) -> list[tuple[str, int]]:
 def _seed_band(df: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
     """Mean over seeds per step, with the min-max spread as lo/hi."""
     g = df.dropna(subset=[y]).groupby("step")
-    return pd.DataFrame({"x": g[x].mean(), "y": g[y].mean(), "lo": g[y].min(), "hi": g[y].max()}).reset_index(drop=True)
+    return pd.DataFrame(
+        {"x": g[x].mean(), "y": g[y].mean(), "lo": g[y].min(), "hi": g[y].max()}
+    ).reset_index(drop=True)
 
 
 CONVERGENCE = (  # x, y, x label, y label, log x, log y, caption
-    ("step", "train_loss", "step", "training loss (log scale)", False, True, "Training loss vs step"),
-    ("wall_s", "train_loss", "training wall-clock (s, log scale)", "training loss (log scale)", True, True,
-     "Training loss vs training wall-clock (log scale: backends differ ten-fold; the first point is the end of the "
-     "first step, which includes compilation; evaluation time is excluded)"),
+    (
+        "step",
+        "train_loss",
+        "step",
+        "training loss (log scale)",
+        False,
+        True,
+        "Training loss vs step",
+    ),
+    (
+        "wall_s",
+        "train_loss",
+        "training wall-clock (s, log scale)",
+        "training loss (log scale)",
+        True,
+        True,
+        "Training loss vs training wall-clock (log scale: backends differ ten-fold; the first point is the end of the "
+        "first step, which includes compilation; evaluation time is excluded)",
+    ),
     ("epoch", "test_acc", "epoch", "test accuracy", False, False, "Test accuracy vs epoch"),
 )
 
 
-def convergence_figures(res: Results, style: dict[plots.Key, plots.Style]) -> tuple[list[Figure], dict]:
+def convergence_figures(
+    res: Results, style: dict[plots.Key, plots.Style]
+) -> tuple[list[Figure], dict]:
     lrs = convergence_lrs(res.runs)
     if res.curves is None or res.curves.empty or not lrs:
         return [], lrs
-    live = res.runs[res.runs["status"].isin(["ok", "diverged"])][["run_id", *GROUP, *CONFIG, "seed"]]
+    live = res.runs[res.runs["status"].isin(["ok", "diverged"])][
+        ["run_id", *GROUP, *CONFIG, "seed"]
+    ]
     c = res.curves.merge(live, on="run_id")
     cells = _grid_cells(res.runs)
     figures = []
@@ -435,7 +587,9 @@ def convergence_figures(res: Results, style: dict[plots.Key, plots.Style]) -> tu
             lines = {k: v for k, v in lines.items() if len(v)}
             title = f"{opt}, batch {bs}" + (f", lr {lr:g}" if lr is not None else "")
             panels.append(plots.Panel(title, lines, note="" if lines else "no ok run"))
-        fig = plots.line_grid(panels, _ncols(cells), xlabel, ylabel, style, logx=logx, logy=logy, nest=not logx)
+        fig = plots.line_grid(
+            panels, _ncols(cells), xlabel, ylabel, style, logx=logx, logy=logy, nest=not logx
+        )
         figures.append((caption, plots.to_data_uri(fig)))
     return figures, lrs
 
@@ -450,8 +604,10 @@ def lr_figures(res: Results, style: dict[plots.Key, plots.Style]) -> list[Figure
         return []
     cells = _grid_cells(res.runs)
     figures = []
-    for col, ylabel, caption in (("acc", "final test accuracy", "Final test accuracy vs learning rate"),
-                                 ("loss", "final test loss (cross-entropy)", "Final test loss vs learning rate")):
+    for col, ylabel, caption in (
+        ("acc", "final test accuracy", "Final test accuracy vs learning rate"),
+        ("loss", "final test loss (cross-entropy)", "Final test loss vs learning rate"),
+    ):
         panels = []
         for opt, bs in cells:
             sub = means[(means["optimizer"] == opt) & (means["batch_size"] == bs)]
@@ -461,10 +617,23 @@ def lr_figures(res: Results, style: dict[plots.Key, plots.Style]) -> list[Figure
                 lines[k] = pd.DataFrame({"x": pts["lr"], "y": pts[col]}) if len(pts) else None
                 marks[k] = list(g.loc[g["diverged"] > 0, "lr"])
             lrs = sorted(means.loc[means["optimizer"] == opt, "lr"].unique())
-            panels.append(plots.Panel(f"{opt}, batch {bs}", {k: v for k, v in lines.items() if v is not None},
-                                      {k: v for k, v in marks.items() if v}, xticks=lrs))
-        fig = plots.line_grid(panels, _ncols(cells), "learning rate (log scale)", ylabel, style, logx=True,
-                              mark_label="diverged (drawn at the top)")
+            panels.append(
+                plots.Panel(
+                    f"{opt}, batch {bs}",
+                    {k: v for k, v in lines.items() if v is not None},
+                    {k: v for k, v in marks.items() if v},
+                    xticks=lrs,
+                )
+            )
+        fig = plots.line_grid(
+            panels,
+            _ncols(cells),
+            "learning rate (log scale)",
+            ylabel,
+            style,
+            logx=True,
+            mark_label="diverged (drawn at the top)",
+        )
         figures.append((caption, plots.to_data_uri(fig)))
     return figures
 
@@ -481,7 +650,9 @@ def heatmap_figures(res: Results) -> list[Figure]:
             continue
         panels = [(label(dict(zip(GROUP, k))), k) for k in sorted(_keys(df))]
         fig = plots.heatmap_grid(df, panels)
-        figures.append((f"{opt}: final test accuracy per learning rate x batch size", plots.to_data_uri(fig)))
+        figures.append(
+            (f"{opt}: final test accuracy per learning rate x batch size", plots.to_data_uri(fig))
+        )
     return figures
 
 
@@ -498,17 +669,44 @@ def throughput_figure(res: Results, style: dict[plots.Key, plots.Style]) -> list
     if rates.empty:
         return []
     by = [*GROUP, "batch_size"]
-    subsets = [("all optimizers pooled", rates)] + [(f"{o} only", g) for o, g in rates.groupby("optimizer", sort=False)]
+    subsets = [("all optimizers pooled", rates)] + [
+        (f"{o} only", g) for o, g in rates.groupby("optimizer", sort=False)
+    ]
     panels = []
     for title, df in subsets:
         tp = throughput(df, by)
-        lines = {k: pd.DataFrame({"x": g["batch_size"], "y": g["samples_per_s"], "lo": g["ci_low"], "hi": g["ci_high"]})
-                 for k, g in tp.groupby(GROUP)}
+        lines = {
+            k: pd.DataFrame(
+                {
+                    "x": g["batch_size"],
+                    "y": g["samples_per_s"],
+                    "lo": g["ci_low"],
+                    "hi": g["ci_high"],
+                }
+            )
+            for k, g in tp.groupby(GROUP)
+        }
         panels.append(plots.Panel(title, lines))
     bss = sorted(rates["batch_size"].unique())
-    fig = plots.line_grid(panels, len(panels), "batch size (samples, log scale)", "samples/s (log scale)", style,
-                          spread="errorbar", logx=True, logy=True, xticks=bss, row_h=3.6, kilo_y=True)
-    return [("Throughput vs batch size: median of timed blocks, bars = 95% bootstrap interval", plots.to_data_uri(fig))]
+    fig = plots.line_grid(
+        panels,
+        len(panels),
+        "batch size (samples, log scale)",
+        "samples/s (log scale)",
+        style,
+        spread="errorbar",
+        logx=True,
+        logy=True,
+        xticks=bss,
+        row_h=3.6,
+        kilo_y=True,
+    )
+    return [
+        (
+            "Throughput vs batch size: median of timed blocks, bars = 95% bootstrap interval",
+            plots.to_data_uri(fig),
+        )
+    ]
 
 
 # --- formatting ------------------------------------------------------------------------
@@ -534,15 +732,28 @@ def verdict_display(v: pd.DataFrame, target: float, have_curves: bool = True) ->
     for r in v.to_dict("records"):
         ci = f"{_num(r['ci_low'])} – {_num(r['ci_high'])}" if r["ci_low"] == r["ci_low"] else "-"
         reached = r["target_time_s"] == r["target_time_s"]
-        rows.append({
-            "batch": int(r["batch_size"]), "backend": r["backend"], "mode": r["mode"], "device": r["device"],
-            "median samples/s": _num(r["samples_per_s"]), "95% interval": ci,
-            "× fastest": _num(r["relative"], ".2f"), "first step": _secs(r["compile_s"]),
-            "best acc": _num(r["best_test_acc"], ".3f"), "best at": _cfg(r["best_optimizer"], r["best_lr"]),
-            f"time to {target:.2f}": _secs(r["target_time_s"]) if reached else "not reached" if have_curves else "-",
-            "steps": _num(r["target_steps"], ".0f"), "reached with": _cfg(r["target_optimizer"], r["target_lr"]),
-            "ok / div / fail": f"{r['ok']} / {r['diverged']} / {r['failed'] + r['skipped']}",
-        })
+        rows.append(
+            {
+                "batch": int(r["batch_size"]),
+                "backend": r["backend"],
+                "mode": r["mode"],
+                "device": r["device"],
+                "median samples/s": _num(r["samples_per_s"]),
+                "95% interval": ci,
+                "× fastest": _num(r["relative"], ".2f"),
+                "first step": _secs(r["compile_s"]),
+                "best acc": _num(r["best_test_acc"], ".3f"),
+                "best at": _cfg(r["best_optimizer"], r["best_lr"]),
+                f"time to {target:.2f}": _secs(r["target_time_s"])
+                if reached
+                else "not reached"
+                if have_curves
+                else "-",
+                "steps": _num(r["target_steps"], ".0f"),
+                "reached with": _cfg(r["target_optimizer"], r["target_lr"]),
+                "ok / div / fail": f"{r['ok']} / {r['diverged']} / {r['failed'] + r['skipped']}",
+            }
+        )
     return _drop_constant(pd.DataFrame(rows))
 
 
@@ -551,14 +762,33 @@ def _drop_constant(df: pd.DataFrame, cols: tuple[str, ...] = ("mode", "device"))
     return df.drop(columns=[c for c in cols if c in df and len(df) and df[c].nunique() == 1])
 
 
-NUMERIC_DISPLAY = {"batch", "median samples/s", "95% interval", "× fastest", "first step", "best acc",
-                   "steps", "ok / div / fail", "max |Δ loss|", "max |Δ weight|", "lr", "batch_size", "seed"}
+NUMERIC_DISPLAY = {
+    "batch",
+    "median samples/s",
+    "95% interval",
+    "× fastest",
+    "first step",
+    "best acc",
+    "steps",
+    "ok / div / fail",
+    "max |Δ loss|",
+    "max |Δ weight|",
+    "lr",
+    "batch_size",
+    "seed",
+}
 SMALL_DISPLAY = {"best at", "reached with", "95% interval"}
 
 
 def _td_class(col: str) -> str:
-    classes = [c for c, on in (("num", col in NUMERIC_DISPLAY or col.startswith("time to")),
-                               ("small", col in SMALL_DISPLAY)) if on]
+    classes = [
+        c
+        for c, on in (
+            ("num", col in NUMERIC_DISPLAY or col.startswith("time to")),
+            ("small", col in SMALL_DISPLAY),
+        )
+        if on
+    ]
     return f" class='{' '.join(classes)}'" if classes else ""
 
 
@@ -568,7 +798,9 @@ def html_table(df: pd.DataFrame, cls: str = "") -> str:
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
     body = []
     for row in df.itertuples(index=False):
-        tds = "".join(f"<td{_td_class(c)}>{html.escape(_cell(v))}</td>" for c, v in zip(df.columns, row))
+        tds = "".join(
+            f"<td{_td_class(c)}>{html.escape(_cell(v))}</td>" for c, v in zip(df.columns, row)
+        )
         body.append(f"<tr>{tds}</tr>")
     return f"<div class='scroll'><table class='{cls}'><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table></div>"
 
@@ -577,8 +809,10 @@ def md_table(df: pd.DataFrame) -> str:
     if df is None or df.empty:
         return "(nothing to show)"
     esc = lambda v: _cell(v).replace("|", "\\|").replace("\n", " ")  # noqa: E731
-    lines = ["| " + " | ".join(esc(c) for c in df.columns) + " |",
-             "|" + "|".join("---:" if "num" in _td_class(c) else "---" for c in df.columns) + "|"]
+    lines = [
+        "| " + " | ".join(esc(c) for c in df.columns) + " |",
+        "|" + "|".join("---:" if "num" in _td_class(c) else "---" for c in df.columns) + "|",
+    ]
     lines += ["| " + " | ".join(esc(v) for v in row) + " |" for row in df.itertuples(index=False)]
     return "\n".join(lines)
 
@@ -593,18 +827,27 @@ def _cell(v: Any) -> str:
 
 def _para(text: str, cls: str = "") -> tuple[str, str]:
     """A paragraph as (html, md); ``text`` is HTML (values escaped by the caller)."""
-    md = text.replace("<b>", "**").replace("</b>", "**").replace("<code>", "`").replace("</code>", "`")
+    md = (
+        text.replace("<b>", "**")
+        .replace("</b>", "**")
+        .replace("<code>", "`")
+        .replace("</code>", "`")
+    )
     md = html.unescape(re.sub(r"<[^>]+>", "", md))
     return (f"<p class='{cls}'>{text}</p>" if cls else f"<p>{text}</p>"), md
 
 
 def _figure_html(figures: list[Figure]) -> str:
-    return "".join(f"<figure><img src='{uri}' alt='{html.escape(cap)}'><figcaption>{html.escape(cap)}</figcaption></figure>"
-                   for cap, uri in figures)
+    return "".join(
+        f"<figure><img src='{uri}' alt='{html.escape(cap)}'><figcaption>{html.escape(cap)}</figcaption></figure>"
+        for cap, uri in figures
+    )
 
 
 def _section(id_: str, title: str, parts: list[tuple[str, str]]) -> Section:
-    return Section(id_, title, "\n".join(h for h, _ in parts), "\n\n".join(m for _, m in parts if m))
+    return Section(
+        id_, title, "\n".join(h for h, _ in parts), "\n\n".join(m for _, m in parts if m)
+    )
 
 
 def _table_part(df: pd.DataFrame, cls: str = "") -> tuple[str, str]:
@@ -614,14 +857,18 @@ def _table_part(df: pd.DataFrame, cls: str = "") -> tuple[str, str]:
 def _figs_part(figures: list[Figure], missing: str) -> tuple[str, str]:
     if not figures:
         return _para(html.escape(missing), "muted")
-    return _figure_html(figures), "(" + "; ".join(c for c, _ in figures) + ": figures in report.html)"
+    return _figure_html(figures), "(" + "; ".join(
+        c for c, _ in figures
+    ) + ": figures in report.html)"
 
 
 # --- sections --------------------------------------------------------------------------
 
 
 def _kv(pairs: list[tuple[str, Any]]) -> pd.DataFrame:
-    return pd.DataFrame([(k, v) for k, v in pairs if v not in (None, "", [])], columns=["item", "value"])
+    return pd.DataFrame(
+        [(k, v) for k, v in pairs if v not in (None, "", [])], columns=["item", "value"]
+    )
 
 
 def _join(values: Any) -> str:
@@ -630,20 +877,33 @@ def _join(values: Any) -> str:
 
 def _machine(env: dict[str, Any]) -> list[tuple[str, Any]]:
     gpus = env.get("gpus") or []
-    gpu = "; ".join(g.get("name", str(g)) + (f" ({g['memory']})" if g.get("memory") else "") if isinstance(g, dict)
-                    else str(g) for g in gpus) or "none"
+    gpu = (
+        "; ".join(
+            g.get("name", str(g)) + (f" ({g['memory']})" if g.get("memory") else "")
+            if isinstance(g, dict)
+            else str(g)
+            for g in gpus
+        )
+        or "none"
+    )
     git = env.get("git") or {}
     commit = (git.get("commit") or "unknown")[:12]
     dirty = {True: " (dirty: uncommitted changes)", False: " (clean)"}.get(git.get("dirty"), "")
     pkgs = env.get("packages") or {}
-    versions = ", ".join(f"{k} {v}" for k, v in pkgs.items() if v and k not in ("pyarrow", "mlxtend", "scikit-learn"))
+    versions = ", ".join(
+        f"{k} {v}" for k, v in pkgs.items() if v and k not in ("pyarrow", "mlxtend", "scikit-learn")
+    )
     cores = f"{env.get('cpu_cores_physical', '?')} physical / {env.get('cpu_cores_logical', '?')} logical"
     return [
         ("CPU", f"{env.get('cpu_model', '?')}, {cores} cores" if env else ""),
         ("GPU", gpu if env else ""),
         ("memory", f"{env['memory_gb']} GB" if env.get("memory_gb") else ""),
         ("threads per worker", env.get("threads_per_worker")),
-        ("thread env vars", ", ".join(f"{k}={v}" for k, v in (env.get("env") or {}).items()) or ("none set" if env else "")),
+        (
+            "thread env vars",
+            ", ".join(f"{k}={v}" for k, v in (env.get("env") or {}).items())
+            or ("none set" if env else ""),
+        ),
         ("python", env.get("python")),
         ("packages", versions),
         ("git commit", f"{commit}{dirty}" if git else ""),
@@ -658,7 +918,13 @@ def _sweep(env: dict[str, Any], runs: pd.DataFrame) -> list[tuple[str, Any]]:
     st = sweep.get("settings") or {}
 
     def axis(key: str, col: str) -> str:
-        return _join(st[key]) if st.get(key) else _join(sorted(runs[col].dropna().unique())) if col in runs else ""
+        return (
+            _join(st[key])
+            if st.get(key)
+            else _join(sorted(runs[col].dropna().unique()))
+            if col in runs
+            else ""
+        )
 
     timing = st.get("timing") or {}
     opts = "; ".join(
@@ -666,16 +932,35 @@ def _sweep(env: dict[str, Any], runs: pd.DataFrame) -> list[tuple[str, Any]]:
         f"lr {_join(o.get('learning_rates') or st.get('learning_rates') or [])}"
         for name, o in (st.get("optimizers") or {}).items()
     ) or axis("", "optimizer")
-    length = f"{st['epochs']} epochs" if st.get("epochs") else (f"{st['max_steps']} steps" if st.get("max_steps") else "")
+    length = (
+        f"{st['epochs']} epochs"
+        if st.get("epochs")
+        else (f"{st['max_steps']} steps" if st.get("max_steps") else "")
+    )
     return [
         ("sweep", f"{sweep.get('name', '?')}: {st.get('description', '')}" if sweep else ""),
         ("source", sweep.get("source")),
         ("dataset", st.get("dataset") or axis("", "dataset")),
-        ("model", f"MLP, hidden {st.get('hidden')}, {st.get('init', '')} init, {st.get('dtype', '')}" if st else ""),
-        ("training", f"{length}; test evaluation every {st.get('eval_every')} steps and at each epoch end; "
-                     f"diverged = loss > {st.get('diverge_factor')}x its start or non-finite" if st else ""),
-        ("timing", f"first step timed alone (compile); {timing.get('warmup_steps')} warm-up steps; "
-                   f"timed blocks of {timing.get('block_steps')} steps, one device sync each" if timing else ""),
+        (
+            "model",
+            f"MLP, hidden {st.get('hidden')}, {st.get('init', '')} init, {st.get('dtype', '')}"
+            if st
+            else "",
+        ),
+        (
+            "training",
+            f"{length}; test evaluation every {st.get('eval_every')} steps and at each epoch end; "
+            f"diverged = loss > {st.get('diverge_factor')}x its start or non-finite"
+            if st
+            else "",
+        ),
+        (
+            "timing",
+            f"first step timed alone (compile); {timing.get('warmup_steps')} warm-up steps; "
+            f"timed blocks of {timing.get('block_steps')} steps, one device sync each"
+            if timing
+            else "",
+        ),
         ("backends", axis("backends", "backend")),
         ("modes / devices", f"{axis('modes', 'mode')} / {axis('devices', 'device')}"),
         ("optimizers", opts),
@@ -686,7 +971,17 @@ def _sweep(env: dict[str, Any], runs: pd.DataFrame) -> list[tuple[str, Any]]:
 
 
 def _backends_as_run(runs: pd.DataFrame) -> pd.DataFrame:
-    cols = [c for c in ("framework_version", "compiler", "threads", "threads_reported", "matmul_precision") if c in runs]
+    cols = [
+        c
+        for c in (
+            "framework_version",
+            "compiler",
+            "threads",
+            "threads_reported",
+            "matmul_precision",
+        )
+        if c in runs
+    ]
     ok = runs[runs["status"].isin(["ok", "diverged"])]
     if ok.empty or not cols:
         return pd.DataFrame()
@@ -696,21 +991,34 @@ def _backends_as_run(runs: pd.DataFrame) -> pd.DataFrame:
 def environment_section(res: Results) -> Section:
     parts = []
     if not res.env:
-        parts.append(_para("environment.json is missing: the machine and versions were not recorded.", "warn"))
+        parts.append(
+            _para(
+                "environment.json is missing: the machine and versions were not recorded.", "warn"
+            )
+        )
     machine, sweep = _kv(_machine(res.env)), _kv(_sweep(res.env, res.runs))
-    parts.append((f"<div class='cols'><div><h3>Machine and software</h3>{html_table(machine, 'kv')}</div>"
-                  f"<div><h3>Sweep</h3>{html_table(sweep, 'kv')}</div></div>",
-                  f"### Machine and software\n\n{md_table(machine)}\n\n### Sweep\n\n{md_table(sweep)}"))
+    parts.append(
+        (
+            f"<div class='cols'><div><h3>Machine and software</h3>{html_table(machine, 'kv')}</div>"
+            f"<div><h3>Sweep</h3>{html_table(sweep, 'kv')}</div></div>",
+            f"### Machine and software\n\n{md_table(machine)}\n\n### Sweep\n\n{md_table(sweep)}",
+        )
+    )
     as_run = _backends_as_run(res.runs)
     if not as_run.empty:
-        parts += [("<h3>Backends as run (reported by each worker)</h3>", "### Backends as run"), _table_part(as_run)]
+        parts += [
+            ("<h3>Backends as run (reported by each worker)</h3>", "### Backends as run"),
+            _table_part(as_run),
+        ]
     return _section("environment", "Environment and sweep", parts)
 
 
 def _cold_starts(runs: pd.DataFrame) -> str:
     if "worker_run_index" not in runs or "compile_s" not in runs:
         return ""
-    first = runs[(pd.to_numeric(runs["worker_run_index"], errors="coerce") == 1) & runs["compile_s"].notna()]
+    first = runs[
+        (pd.to_numeric(runs["worker_run_index"], errors="coerce") == 1) & runs["compile_s"].notna()
+    ]
     parts = [f"{_label_of(r)} {_secs(r['compile_s'])}" for _, r in first.iterrows()]
     return ", ".join(parts)
 
@@ -721,7 +1029,11 @@ def _label_of(r) -> str:
 
 def verdict_section(res: Results, v: pd.DataFrame, target: float, target_why: str) -> Section:
     if res.runs.empty:
-        return _section("verdict", "Verdict", [_para("No runs were recorded, so there is nothing to compare.", "warn")])
+        return _section(
+            "verdict",
+            "Verdict",
+            [_para("No runs were recorded, so there is nothing to compare.", "warn")],
+        )
     notes = [
         "<b>One row per batch size</b>: throughput grows several-fold with the batch, so a single figure pooled "
         "over batch sizes would mostly measure the batch-size mix; backends are compared within a batch size.",
@@ -739,52 +1051,83 @@ def verdict_section(res: Results, v: pd.DataFrame, target: float, target_why: st
     ]
     cold = _cold_starts(res.runs)
     if cold:
-        notes.append("<b>Cold start</b> (first step of each worker's first run: a compile with empty in-process "
-                     "caches; later runs reuse them, hence the small medians above): "
-                     + html.escape(cold) + ".")
+        notes.append(
+            "<b>Cold start</b> (first step of each worker's first run: a compile with empty in-process "
+            "caches; later runs reuse them, hence the small medians above): "
+            + html.escape(cold)
+            + "."
+        )
     same = [f"{c} {res.runs[c].iloc[0]}" for c in ("mode", "device") if res.runs[c].nunique() == 1]
     if same:
         notes.append("Every run used " + html.escape(", ".join(same)) + ".")
     if (v["throughput_source"] == "runs.samples_per_s").any():
-        notes.append("timings.parquet is missing: samples/s is the median of the runs' own medians, without interval.")
+        notes.append(
+            "timings.parquet is missing: samples/s is the median of the runs' own medians, without interval."
+        )
     if res.curves is None:
         notes.append("curves.parquet is missing: no time or steps to the target accuracy.")
-    parts = [_para(headline(v), "headline"), _table_part(verdict_display(v, target, res.curves is not None), "verdict")]
+    parts = [
+        _para(headline(v), "headline"),
+        _table_part(verdict_display(v, target, res.curves is not None), "verdict"),
+    ]
     parts += [_para(n, "note") for n in notes]
     return _section("verdict", "Verdict: speed and accuracy per batch size", parts)
 
 
 def convergence_section(res: Results, style) -> Section:
     figures, lrs = convergence_figures(res, style) if not res.runs.empty else ([], {})
-    why = ("curves.parquet is missing, so there are no curves." if res.curves is None
-           else "No run finished, so there are no curves.")
+    why = (
+        "curves.parquet is missing, so there are no curves."
+        if res.curves is None
+        else "No run finished, so there are no curves."
+    )
     parts = []
     if figures:
-        parts.append(_para(
-            "Each panel uses one learning rate for all backends: the lr with the best median final test "
-            "accuracy across backends among those where no backend diverged (named in the panel title). "
-            "Lines are the mean over seeds; the shaded band is the min-max over seeds where there are "
-            "several. Training loss is the mean minibatch loss of the block ending at that step. Where backends "
-            "agree, their curves coincide; they are drawn as nested strokes of decreasing width so that each stays "
-            "visible.", "note"))
+        parts.append(
+            _para(
+                "Each panel uses one learning rate for all backends: the lr with the best median final test "
+                "accuracy across backends among those where no backend diverged (named in the panel title). "
+                "Lines are the mean over seeds; the shaded band is the min-max over seeds where there are "
+                "several. Training loss is the mean minibatch loss of the block ending at that step. Where backends "
+                "agree, their curves coincide; they are drawn as nested strokes of decreasing width so that each stays "
+                "visible.",
+                "note",
+            )
+        )
     parts.append(_figs_part(figures, why))
     return _section("convergence", "Convergence", parts)
 
 
 def lr_section(res: Results, style) -> Section:
-    parts = [_para(
-        "Final test accuracy and loss against the learning rate, one line per backend (mean over seeds); "
-        "an x at the top marks a learning rate where a run diverged. Identical lines mean the backends "
-        "agree; the heatmaps show the same accuracies per learning rate x batch size (\"div\" = diverged).",
-        "note")]
-    parts.append(_figs_part(lr_figures(res, style) if not res.runs.empty else [], "No run finished: nothing to plot."))
+    parts = [
+        _para(
+            "Final test accuracy and loss against the learning rate, one line per backend (mean over seeds); "
+            "an x at the top marks a learning rate where a run diverged. Identical lines mean the backends "
+            'agree; the heatmaps show the same accuracies per learning rate x batch size ("div" = diverged).',
+            "note",
+        )
+    ]
+    parts.append(
+        _figs_part(
+            lr_figures(res, style) if not res.runs.empty else [],
+            "No run finished: nothing to plot.",
+        )
+    )
     parts.append(_figs_part(heatmap_figures(res) if not res.runs.empty else [], ""))
     table = stable_lrs(res.runs) if not res.runs.empty else pd.DataFrame()
-    parts += [("<h3>Largest stable learning rate per batch size</h3>", "### Largest stable learning rate per batch size"),
-              _para("Largest lr at which every run of the cell finished without diverging; "
-                    "\"≥\" means the largest lr tried was stable (the edge lies beyond the sweep), "
-                    "\"none\" that every lr tried diverged.", "note"),
-              _table_part(_drop_constant(table))]
+    parts += [
+        (
+            "<h3>Largest stable learning rate per batch size</h3>",
+            "### Largest stable learning rate per batch size",
+        ),
+        _para(
+            "Largest lr at which every run of the cell finished without diverging; "
+            '"≥" means the largest lr tried was stable (the edge lies beyond the sweep), '
+            '"none" that every lr tried diverged.',
+            "note",
+        ),
+        _table_part(_drop_constant(table)),
+    ]
     agreement = _agreement(table)
     if agreement:
         parts.append(_para(agreement))
@@ -795,11 +1138,19 @@ def _agreement(table: pd.DataFrame) -> str:
     if table.empty or len(table[GROUP].drop_duplicates()) < 2:
         return ""
     cols = [c for c in table.columns if c.startswith("batch ")]
-    split = [f"{opt} at {c}" for opt, g in table.groupby("optimizer") for c in cols
-             if g.loc[g[c] != "-", c].nunique() > 1]
+    split = [
+        f"{opt} at {c}"
+        for opt, g in table.groupby("optimizer")
+        for c in cols
+        if g.loc[g[c] != "-", c].nunique() > 1
+    ]
     if not split:
         return "All backends agree on the largest stable learning rate."
-    return "Backends disagree on the largest stable learning rate for: " + html.escape("; ".join(split)) + "."
+    return (
+        "Backends disagree on the largest stable learning rate for: "
+        + html.escape("; ".join(split))
+        + "."
+    )
 
 
 def throughput_by_optimizer(res: Results) -> pd.DataFrame:
@@ -808,7 +1159,9 @@ def throughput_by_optimizer(res: Results) -> pd.DataFrame:
     if rates.empty:
         return pd.DataFrame()
     tp = throughput(rates, [*GROUP, "optimizer", "batch_size"])
-    tp["cell"] = [f"{_num(r.samples_per_s)} ({_num(r.ci_low)} – {_num(r.ci_high)})" for r in tp.itertuples()]
+    tp["cell"] = [
+        f"{_num(r.samples_per_s)} ({_num(r.ci_low)} – {_num(r.ci_high)})" for r in tp.itertuples()
+    ]
     wide = tp.pivot(index=[*GROUP, "optimizer"], columns="batch_size", values="cell").fillna("-")
     wide.columns = [f"batch {int(c)}" for c in wide.columns]
     return _drop_constant(wide.reset_index())
@@ -816,44 +1169,86 @@ def throughput_by_optimizer(res: Results) -> pd.DataFrame:
 
 def throughput_section(res: Results, style) -> Section:
     figures = throughput_figure(res, style) if not res.runs.empty else []
-    why = "timings.parquet is missing, so there is no per-block throughput." if res.timings is None \
+    why = (
+        "timings.parquet is missing, so there is no per-block throughput."
+        if res.timings is None
         else "No ok run has timed blocks: nothing to plot."
+    )
     parts = [_figs_part(figures, why)]
     table = throughput_by_optimizer(res) if not res.runs.empty else pd.DataFrame()
     if not table.empty:
-        parts += [("<h3>Median samples/s per optimizer (95% interval)</h3>", "### Median samples/s per optimizer (95% interval)"),
-                  _para("The verdict pools both optimizers; their steps cost differently in some backends, "
-                        "which widens the pooled interval. Same method as the verdict, per optimizer.", "note"),
-                  _table_part(table, "tp")]
+        parts += [
+            (
+                "<h3>Median samples/s per optimizer (95% interval)</h3>",
+                "### Median samples/s per optimizer (95% interval)",
+            ),
+            _para(
+                "The verdict pools both optimizers; their steps cost differently in some backends, "
+                "which widens the pooled interval. Same method as the verdict, per optimizer.",
+                "note",
+            ),
+            _table_part(table, "tp"),
+        ]
     return _section("throughput", "Throughput scaling", parts)
 
 
 def parity_section(res: Results) -> Section:
     if res.parity is None:
-        return _section("parity", "Parity with the float64 NumPy reference", [_para(
-            "Parity was not recorded for this sweep. Record it with <code>optbench parity</code>, or run the "
-            "sweep with <code>--parity</code> (writes parity.json into the results folder).", "muted")])
+        return _section(
+            "parity",
+            "Parity with the float64 NumPy reference",
+            [
+                _para(
+                    "Parity was not recorded for this sweep. Record it with <code>optbench parity</code>, or run the "
+                    "sweep with <code>--parity</code> (writes parity.json into the results folder).",
+                    "muted",
+                )
+            ],
+        )
     cfg = res.parity.get("config") or {}
     rows = pd.DataFrame(res.parity.get("rows") or [])
-    head = _para("Every backend against the float64 NumPy reference from identical weights and batches: "
-                 + html.escape(", ".join(f"{k} {v}" for k, v in cfg.items())) + ".", "note")
+    head = _para(
+        "Every backend against the float64 NumPy reference from identical weights and batches: "
+        + html.escape(", ".join(f"{k} {v}" for k, v in cfg.items()))
+        + ".",
+        "note",
+    )
     if rows.empty:
-        return _section("parity", "Parity with the float64 NumPy reference", [head, _para("parity.json holds no rows.")])
+        return _section(
+            "parity",
+            "Parity with the float64 NumPy reference",
+            [head, _para("parity.json holds no rows.")],
+        )
     for col in ("variant", "error", "ok", "max_abs_loss_diff", "max_abs_weight_diff"):
         if col not in rows:
             rows[col] = None
-    shown = pd.DataFrame({
-        "backend": rows["backend"], "optimizer": rows["optimizer"], "mode": rows["mode"], "variant": rows["variant"],
-        "max |Δ loss|": rows["max_abs_loss_diff"].map(lambda v: _num(v, ".2e")),
-        "max |Δ weight|": rows["max_abs_weight_diff"].map(lambda v: _num(v, ".2e")),
-        "result": rows["ok"].map(lambda ok: {True: "ok", False: "FAIL"}.get(ok, "reference only")),
-        "error": rows["error"].fillna(""),
-    })
+    shown = pd.DataFrame(
+        {
+            "backend": rows["backend"],
+            "optimizer": rows["optimizer"],
+            "mode": rows["mode"],
+            "variant": rows["variant"],
+            "max |Δ loss|": rows["max_abs_loss_diff"].map(lambda v: _num(v, ".2e")),
+            "max |Δ weight|": rows["max_abs_weight_diff"].map(lambda v: _num(v, ".2e")),
+            "result": rows["ok"].map(
+                lambda ok: {True: "ok", False: "FAIL"}.get(ok, "reference only")
+            ),
+            "error": rows["error"].fillna(""),
+        }
+    )
     failed = int((rows["ok"] == False).sum())  # noqa: E712 - ok is True/False/None
-    verdict_line = (f"<b>{failed} row(s) outside the tolerance.</b>" if failed
-                    else "<b>Every checked row is within the tolerance.</b>")
-    parts = [head, _para(verdict_line + " \"stock-keras\" rows show uncorrected Keras Adam for comparison only."),
-             _table_part(shown)]
+    verdict_line = (
+        f"<b>{failed} row(s) outside the tolerance.</b>"
+        if failed
+        else "<b>Every checked row is within the tolerance.</b>"
+    )
+    parts = [
+        head,
+        _para(
+            verdict_line + ' "stock-keras" rows show uncorrected Keras Adam for comparison only.'
+        ),
+        _table_part(shown),
+    ]
     return _section("parity", "Parity with the float64 NumPy reference", parts)
 
 
@@ -863,8 +1258,14 @@ def problems_section(res: Results) -> Section:
         msg = "No runs were recorded." if res.runs.empty else "None: every run finished ok."
         return _section("problems", "Problems", [_para(msg)])
     counts = ", ".join(f"{n} {s}" for s, n in table["status"].value_counts().sort_index().items())
-    return _section("problems", "Problems", [_para(f"{len(table)} run(s) did not finish ok: {counts}."),
-                                             _table_part(table, "problems")])
+    return _section(
+        "problems",
+        "Problems",
+        [
+            _para(f"{len(table)} run(s) did not finish ok: {counts}."),
+            _table_part(table, "problems"),
+        ],
+    )
 
 
 # --- the page --------------------------------------------------------------------------
@@ -917,7 +1318,11 @@ def build_sections(res: Results, target: float | None = None) -> tuple[list[Sect
 
 def _intro(res: Results) -> tuple[str, str]:
     name = (res.env.get("sweep") or {}).get("name") or res.path.name
-    counts = ", ".join(f"{n} {s}" for s, n in res.runs["status"].value_counts().sort_index().items()) if len(res.runs) else "no runs"
+    counts = (
+        ", ".join(f"{n} {s}" for s, n in res.runs["status"].value_counts().sort_index().items())
+        if len(res.runs)
+        else "no runs"
+    )
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     title = f"optbench report: {name}"
     sub = f"{len(res.runs)} runs ({counts}); results folder <code>{html.escape(str(res.path))}</code>; written {stamp}."
@@ -928,12 +1333,17 @@ def render_html(res: Results, sections: list[Section]) -> str:
     title, sub = _intro(res)
     nav = "".join(f"<a href='#{s.id}'>{html.escape(s.title.split(':')[0])}</a>" for s in sections)
     notes = "".join(f"<p class='warn'>{html.escape(n)}</p>" for n in res.notes)
-    body = "\n".join(f"<section id='{s.id}'><h2>{html.escape(s.title)}</h2>\n{s.html}\n</section>" for s in sections)
-    return (f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
-            f"<meta name='viewport' content='width=device-width, initial-scale=1'>"
-            f"<title>{html.escape(title)}</title><style>{CSS}</style></head>\n<body><main>"
-            f"<h1>{html.escape(title)}</h1><p class='question'>{html.escape(QUESTION)}</p>"
-            f"<p class='note'>{sub}</p><nav>{nav}</nav>{notes}\n{body}\n</main></body></html>\n")
+    body = "\n".join(
+        f"<section id='{s.id}'><h2>{html.escape(s.title)}</h2>\n{s.html}\n</section>"
+        for s in sections
+    )
+    return (
+        f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
+        f"<meta name='viewport' content='width=device-width, initial-scale=1'>"
+        f"<title>{html.escape(title)}</title><style>{CSS}</style></head>\n<body><main>"
+        f"<h1>{html.escape(title)}</h1><p class='question'>{html.escape(QUESTION)}</p>"
+        f"<p class='note'>{sub}</p><nav>{nav}</nav>{notes}\n{body}\n</main></body></html>\n"
+    )
 
 
 def render_md(res: Results, sections: list[Section]) -> str:
@@ -952,12 +1362,18 @@ def write_report(results_dir: Path | str, target: float | None = None) -> dict[s
     """
     res = load(Path(results_dir))
     sections, v = build_sections(res, target)
-    out = {"html": res.path / "report.html", "md": res.path / "report.md", "csv": res.path / "summary.csv"}
+    out = {
+        "html": res.path / "report.html",
+        "md": res.path / "report.md",
+        "csv": res.path / "summary.csv",
+    }
     try:
         out["html"].write_text(render_html(res, sections), encoding="utf-8")
         out["md"].write_text(render_md(res, sections), encoding="utf-8")
         v.to_csv(out["csv"], index=False, float_format="%.6g")
     except OSError as exc:
-        raise ReportError(f"cannot write the report into {str(res.path)!r} ({exc.strerror or exc}); "
-                          "copy the folder somewhere writable and report that") from None
+        raise ReportError(
+            f"cannot write the report into {str(res.path)!r} ({exc.strerror or exc}); "
+            "copy the folder somewhere writable and report that"
+        ) from None
     return out

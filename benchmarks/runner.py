@@ -58,14 +58,23 @@ def execute_run(spec: RunSpec) -> dict[str, Any]:
     row = _row_base(spec)
     cls = registry.load(spec.backend)
     if spec.device not in cls.devices():
-        return {"run": {**row, "status": "skipped", "error": f"no {spec.device} visible to {spec.backend} here"},
-                "curves": [], "timings": []}
+        return {
+            "run": {
+                **row,
+                "status": "skipped",
+                "error": f"no {spec.device} visible to {spec.backend} here",
+            },
+            "curves": [],
+            "timings": [],
+        }
     be = cls(mode=spec.mode, device=spec.device, dtype=spec.dtype)
     info = be.describe()
     data = cached_dataset(spec.dataset)
     n_train = len(data.y_train)
     if spec.batch_size > n_train:
-        raise ValueError(f"batch_size={spec.batch_size} is larger than the {n_train} training samples of {spec.dataset}")
+        raise ValueError(
+            f"batch_size={spec.batch_size} is larger than the {n_train} training samples of {spec.dataset}"
+        )
     steps_per_epoch = n_train // spec.batch_size
     total = steps_per_epoch * spec.epochs if spec.epochs else spec.max_steps
     if spec.max_steps:
@@ -89,10 +98,21 @@ def execute_run(spec: RunSpec) -> dict[str, Any]:
         log(step, epoch, wall, train_loss, train_acc, test_loss, test_acc)
         return test_loss, test_acc
 
-    def log(step, epoch, wall, train_loss, train_acc=math.nan, test_loss=math.nan, test_acc=math.nan) -> None:
-        curves.append({"run_id": spec.run_id, "step": step, "epoch": epoch, "wall_s": wall,
-                       "train_loss": train_loss, "train_acc": train_acc,
-                       "test_loss": test_loss, "test_acc": test_acc})
+    def log(
+        step, epoch, wall, train_loss, train_acc=math.nan, test_loss=math.nan, test_acc=math.nan
+    ) -> None:
+        curves.append(
+            {
+                "run_id": spec.run_id,
+                "step": step,
+                "epoch": epoch,
+                "wall_s": wall,
+                "train_loss": train_loss,
+                "train_acc": train_acc,
+                "test_loss": test_loss,
+                "test_acc": test_acc,
+            }
+        )
 
     start_loss, _ = be.evaluate(state, x_train_eval, y_train_eval)
     evaluate(0, 0.0, 0.0, start_loss)
@@ -130,7 +150,15 @@ def execute_run(spec: RunSpec) -> dict[str, Any]:
             wall += seconds
             if phase == "compile":
                 compile_s = seconds
-            timings.append({"run_id": spec.run_id, "block": block, "phase": phase, "steps": n, "seconds": seconds})
+            timings.append(
+                {
+                    "run_id": spec.run_id,
+                    "block": block,
+                    "phase": phase,
+                    "steps": n,
+                    "seconds": seconds,
+                }
+            )
             block += 1
             host = np.array([be.to_float(v) for v in losses], dtype=np.float64)
             bad = np.flatnonzero(~np.isfinite(host) | (host > limit))
@@ -156,37 +184,45 @@ def execute_run(spec: RunSpec) -> dict[str, Any]:
     rates = [t["steps"] * spec.batch_size / t["seconds"] for t in full if t["seconds"] > 0]
     last_eval = next((c for c in reversed(curves) if not math.isnan(c["test_loss"])), curves[0])
     device_peak = be.peak_memory_mb()
-    row.update({
-        "status": "diverged" if diverged_step is not None else "ok",
-        "error": "",
-        "diverged_step": diverged_step,
-        "compile_s": compile_s,
-        # 1 = this worker's first run: its first step also pays framework start-up; later
-        # runs may hit the framework's in-process compile caches.
-        "worker_run_index": _runs_in_process,
-        "steps": step,
-        "timed_blocks": len(rates),
-        "samples_per_s": float(np.median(rates)) if rates else math.nan,
-        "samples_per_s_mean": float(np.mean(rates)) if rates else math.nan,
-        "train_wall_s": wall,
-        "eval_s": eval_s,
-        "run_s": time.perf_counter() - t_start,
-        "final_train_loss": last_train_loss,
-        "final_test_loss": math.nan if diverged_step is not None else last_eval["test_loss"],
-        "final_test_acc": math.nan if diverged_step is not None else last_eval["test_acc"],
-        "peak_memory_mb": device_peak if device_peak is not None else peak_rss,
-        "peak_rss_mb": peak_rss,
-        "worker_max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "framework_version": info.version,
-        "compiler": info.compiler or "",
-        "threads": int(os.environ.get("OMP_NUM_THREADS") or 0),  # pinned by the worker
-        "threads_reported": str(info.extra.get("threads", "")),  # what the framework says it uses
-        "matmul_precision": str(info.extra.get("matmul_precision", "")),
-        "num_params": int(sum(w.size for w in init_weights(model, 0))),
-    })
+    row.update(
+        {
+            "status": "diverged" if diverged_step is not None else "ok",
+            "error": "",
+            "diverged_step": diverged_step,
+            "compile_s": compile_s,
+            # 1 = this worker's first run: its first step also pays framework start-up; later
+            # runs may hit the framework's in-process compile caches.
+            "worker_run_index": _runs_in_process,
+            "steps": step,
+            "timed_blocks": len(rates),
+            "samples_per_s": float(np.median(rates)) if rates else math.nan,
+            "samples_per_s_mean": float(np.mean(rates)) if rates else math.nan,
+            "train_wall_s": wall,
+            "eval_s": eval_s,
+            "run_s": time.perf_counter() - t_start,
+            "final_train_loss": last_train_loss,
+            "final_test_loss": math.nan if diverged_step is not None else last_eval["test_loss"],
+            "final_test_acc": math.nan if diverged_step is not None else last_eval["test_acc"],
+            "peak_memory_mb": device_peak if device_peak is not None else peak_rss,
+            "peak_rss_mb": peak_rss,
+            "worker_max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "framework_version": info.version,
+            "compiler": info.compiler or "",
+            "threads": int(os.environ.get("OMP_NUM_THREADS") or 0),  # pinned by the worker
+            "threads_reported": str(
+                info.extra.get("threads", "")
+            ),  # what the framework says it uses
+            "matmul_precision": str(info.extra.get("matmul_precision", "")),
+            "num_params": int(sum(w.size for w in init_weights(model, 0))),
+        }
+    )
     return {"run": row, "curves": curves, "timings": timings}
 
 
 def failed_run(spec: RunSpec, status: str, error: str) -> dict[str, Any]:
     """The record of a run that raised, timed out, crashed or could not start."""
-    return {"run": {**_row_base(spec), "status": status, "error": error}, "curves": [], "timings": []}
+    return {
+        "run": {**_row_base(spec), "status": status, "error": error},
+        "curves": [],
+        "timings": [],
+    }

@@ -1,13 +1,13 @@
 """The results store: one folder per sweep, written only by the driver.
 
-    results/<name>/
-        store.json          schema version and sweep name (marks an optbench results folder)
-        environment.json    host, versions, threads, precision, git commit, command, sweep
-        runs.parquet        one row per run
-        curves.parquet      run_id, step, epoch, wall_s, train_loss, train_acc, test_loss, test_acc
-        timings.parquet     run_id, block, phase, steps, seconds
-        parts/<run_id>/     each finished run's rows, written atomically (a run lands whole
-                            or not at all); the three tables above are rebuilt from them
+results/<name>/
+    store.json          schema version and sweep name (marks an optbench results folder)
+    environment.json    host, versions, threads, precision, git commit, command, sweep
+    runs.parquet        one row per run
+    curves.parquet      run_id, step, epoch, wall_s, train_loss, train_acc, test_loss, test_acc
+    timings.parquet     run_id, block, phase, steps, seconds
+    parts/<run_id>/     each finished run's rows, written atomically (a run lands whole
+                        or not at all); the three tables above are rebuilt from them
 """
 
 from __future__ import annotations
@@ -61,7 +61,9 @@ class Store:
         path = Path(path)
         store = cls(path)
         if path.exists() and not path.is_dir():
-            raise StoreError(f"output {str(path)!r} exists and is not a folder; choose another --out")
+            raise StoreError(
+                f"output {str(path)!r} exists and is not a folder; choose another --out"
+            )
         if path.is_dir() and any(path.iterdir()):
             if not (path / MARKER).is_file():
                 raise StoreError(
@@ -81,7 +83,9 @@ class Store:
             probe.write_text("ok")
             probe.unlink()
         except OSError as exc:
-            raise StoreError(f"cannot write to output folder {str(path)!r} ({exc.strerror}); choose another --out") from None
+            raise StoreError(
+                f"cannot write to output folder {str(path)!r} ({exc.strerror}); choose another --out"
+            ) from None
         write_json(path / MARKER, {"schema_version": SCHEMA_VERSION, "name": name})
         return store
 
@@ -90,10 +94,14 @@ class Store:
         """Open an existing results folder for reading."""
         path = Path(path)
         if not path.is_dir():
-            raise StoreError(f"{str(path)!r} is not a folder; give a results folder such as results/latest")
+            raise StoreError(
+                f"{str(path)!r} is not a folder; give a results folder such as results/latest"
+            )
         store = cls(path)
         if not (path / MARKER).is_file():
-            raise StoreError(f"{str(path)!r} is not an optbench results folder (no {MARKER}); give e.g. results/latest")
+            raise StoreError(
+                f"{str(path)!r} is not an optbench results folder (no {MARKER}); give e.g. results/latest"
+            )
         store.check_schema()
         return store
 
@@ -102,7 +110,9 @@ class Store:
             meta = json.loads((self.path / MARKER).read_text())
             version = meta.get("schema_version")
         except (OSError, json.JSONDecodeError, AttributeError):
-            raise StoreError(f"{self.path / MARKER} is unreadable; this is not a usable results folder") from None
+            raise StoreError(
+                f"{self.path / MARKER} is unreadable; this is not a usable results folder"
+            ) from None
         if version != SCHEMA_VERSION:
             raise StoreError(
                 f"{str(self.path)!r} was written with results schema version {version}, this optbench "
@@ -112,13 +122,19 @@ class Store:
     # -- writing (driver only) -----------------------------------------------------------
     def part_ids(self) -> list[str]:
         parts = self.path / "parts"
-        return sorted(p.name for p in parts.iterdir() if p.is_dir() and not p.name.startswith(".")) if parts.is_dir() else []
+        return (
+            sorted(p.name for p in parts.iterdir() if p.is_dir() and not p.name.startswith("."))
+            if parts.is_dir()
+            else []
+        )
 
     def finished_ids(self) -> set[str]:
         done = set()
         for rid in self.part_ids():
             try:
-                status = pd.read_parquet(self.path / "parts" / rid / "runs.parquet", columns=["status"])["status"]
+                status = pd.read_parquet(
+                    self.path / "parts" / rid / "runs.parquet", columns=["status"]
+                )["status"]
             except Exception:  # noqa: BLE001 - an unreadable part is treated as not finished
                 continue
             if len(status) and status.iloc[0] in FINISHED:
@@ -155,9 +171,13 @@ class Store:
         for t in TABLES:
             df = pd.concat(frames[t], ignore_index=True) if frames[t] else pd.DataFrame()
             if t == "runs" and len(df):
-                df = df.sort_values([c for c in RUN_ORDER if c in df.columns], kind="stable").reset_index(drop=True)
+                df = df.sort_values(
+                    [c for c in RUN_ORDER if c in df.columns], kind="stable"
+                ).reset_index(drop=True)
             elif len(df):
-                df = df.sort_values(["run_id", "step" if t == "curves" else "block"], kind="stable").reset_index(drop=True)
+                df = df.sort_values(
+                    ["run_id", "step" if t == "curves" else "block"], kind="stable"
+                ).reset_index(drop=True)
             _write_parquet(df, self.path / f"{t}.parquet")
             counts[t] = len(df)
         return counts

@@ -97,11 +97,14 @@ _SCALARS: dict[str, tuple[type | tuple[type, ...], str]] = {
     "epochs": (int, "an integer >= 0"),
     "max_steps": (int, "an integer >= 0 (0: no cap)"),
     "eval_every": (int, "an integer >= 0 (steps between evaluations; 0: at epoch ends only)"),
-    "diverge_factor": ((int, float), "a number > 1 (a loss this many times its start counts as diverged)"),
+    "diverge_factor": (
+        (int, float),
+        "a number > 1 (a loss this many times its start counts as diverged)",
+    ),
 }
 _LISTS: dict[str, tuple[type | tuple[type, ...], str]] = {
     "hidden": (int, "a list of integers >= 1, e.g. [64]"),
-    "backends": (str, f"a list drawn from {', '.join(registry.NAMES)}, or [\"installed\"]"),
+    "backends": (str, f'a list drawn from {", ".join(registry.NAMES)}, or ["installed"]'),
     "modes": (str, f"a list drawn from {', '.join(MODES)}"),
     "devices": (str, f"a list drawn from {', '.join(DEVICES)}"),
     "batch_sizes": (int, "a list of integers >= 1"),
@@ -109,7 +112,10 @@ _LISTS: dict[str, tuple[type | tuple[type, ...], str]] = {
     "learning_rates": ((int, float), "a list of numbers > 0"),
 }
 _TIMING: dict[str, tuple[type | tuple[type, ...], str]] = {
-    "block_steps": (int, "an integer >= 1 (steps per timed block; train loss is logged at each block end)"),
+    "block_steps": (
+        int,
+        "an integer >= 1 (steps per timed block; train loss is logged at each block end)",
+    ),
     "warmup_steps": (int, "an integer >= 0 (steps after the first, excluded from throughput)"),
     "timeout_s": ((int, float), "a number > 0 (seconds before a run is killed)"),
     "threads": (int, "an integer >= 0 (threads per worker; 0: physical cores)"),
@@ -146,7 +152,9 @@ def resolve_path(name_or_path: str) -> Path:
     p = SWEEPS_DIR / f"{name_or_path}.toml"
     if not p.is_file():
         known = ", ".join(sorted(f.stem for f in SWEEPS_DIR.glob("*.toml")))
-        raise SweepError(f"unknown sweep {name_or_path!r}; shipped sweeps: {known} (or give a path to a .toml file)")
+        raise SweepError(
+            f"unknown sweep {name_or_path!r}; shipped sweeps: {known} (or give a path to a .toml file)"
+        )
     return p
 
 
@@ -159,7 +167,11 @@ def load_settings(path: Path) -> dict[str, Any]:
 
 
 def _typed(where: str, key: str, value: Any, typ, allowed: str) -> None:
-    bad = isinstance(value, bool) and typ is not bool and bool not in (typ if isinstance(typ, tuple) else (typ,))
+    bad = (
+        isinstance(value, bool)
+        and typ is not bool
+        and bool not in (typ if isinstance(typ, tuple) else (typ,))
+    )
     if bad or not isinstance(value, typ):
         raise SweepError(f"{where}: {key} = {value!r} is invalid; expected {allowed}")
 
@@ -180,15 +192,21 @@ def validate(raw: dict[str, Any], where: str) -> dict[str, Any]:
             s[key] = value
         elif key == "timing":
             if not isinstance(value, dict):
-                raise SweepError(f"{where}: [timing] must be a table with keys {', '.join(_TIMING)}")
+                raise SweepError(
+                    f"{where}: [timing] must be a table with keys {', '.join(_TIMING)}"
+                )
             for k, v in value.items():
                 if k not in _TIMING:
-                    raise SweepError(f"{where}: unknown key timing.{k}; allowed: {', '.join(_TIMING)}")
+                    raise SweepError(
+                        f"{where}: unknown key timing.{k}; allowed: {', '.join(_TIMING)}"
+                    )
                 _typed(where, f"timing.{k}", v, *_TIMING[k])
                 s["timing"][k] = v
         elif key == "optimizers":
             if not isinstance(value, dict) or not value:
-                raise SweepError(f"{where}: [optimizers] must hold at least one table, e.g. [optimizers.adam] kind = \"adam\"")
+                raise SweepError(
+                    f'{where}: [optimizers] must hold at least one table, e.g. [optimizers.adam] kind = "adam"'
+                )
             s["optimizers"] = {n: _optimizer(where, n, cfg) for n, cfg in value.items()}
         else:
             allowed = sorted([*_SCALARS, *_LISTS, "timing", "optimizers"])
@@ -199,18 +217,27 @@ def validate(raw: dict[str, Any], where: str) -> dict[str, Any]:
 
 def _optimizer(where: str, name: str, cfg: Any) -> dict[str, Any]:
     if not isinstance(cfg, dict):
-        raise SweepError(f"{where}: optimizers.{name} must be a table with kind = \"sgd\" or \"adam\"")
+        raise SweepError(f'{where}: optimizers.{name} must be a table with kind = "sgd" or "adam"')
     cfg = dict(cfg)
     kind = cfg.pop("kind", name if name in OPTIMIZER_KINDS else None)
     if kind not in OPTIMIZER_KINDS:
-        raise SweepError(f"{where}: optimizers.{name}.kind = {kind!r} is invalid; choose one of {', '.join(OPTIMIZER_KINDS)}")
+        raise SweepError(
+            f"{where}: optimizers.{name}.kind = {kind!r} is invalid; choose one of {', '.join(OPTIMIZER_KINDS)}"
+        )
     lrs = cfg.pop("learning_rates", None)
     if lrs is not None:
         if not isinstance(lrs, list) or not lrs:
-            raise SweepError(f"{where}: optimizers.{name}.learning_rates = {lrs!r} is invalid; expected a non-empty list of numbers > 0")
+            raise SweepError(
+                f"{where}: optimizers.{name}.learning_rates = {lrs!r} is invalid; expected a non-empty list of numbers > 0"
+            )
         for v in lrs:
-            _typed(where, f"optimizers.{name}.learning_rates", v, (int, float), "a list of numbers > 0")
-    allowed = {"sgd": ("momentum", "nesterov", "weight_decay"), "adam": ("beta1", "beta2", "eps", "weight_decay")}[kind]
+            _typed(
+                where, f"optimizers.{name}.learning_rates", v, (int, float), "a list of numbers > 0"
+            )
+    allowed = {
+        "sgd": ("momentum", "nesterov", "weight_decay"),
+        "adam": ("beta1", "beta2", "eps", "weight_decay"),
+    }[kind]
     for k in cfg:
         if k not in allowed:
             raise SweepError(
@@ -273,10 +300,21 @@ def _check_ranges(s: dict[str, Any], where: str) -> None:
         bad("timing.threads", t["threads"], _TIMING["threads"][1])
 
 
-def apply_overrides(s: dict[str, Any], o: dict[str, Any], where: str = "command line") -> dict[str, Any]:
+def apply_overrides(
+    s: dict[str, Any], o: dict[str, Any], where: str = "command line"
+) -> dict[str, Any]:
     """Command-line overrides (None means: keep the file's value)."""
     s = json.loads(json.dumps(s))
-    for key in ("backends", "modes", "devices", "batch_sizes", "dataset", "epochs", "max_steps", "eval_every"):
+    for key in (
+        "backends",
+        "modes",
+        "devices",
+        "batch_sizes",
+        "dataset",
+        "epochs",
+        "max_steps",
+        "eval_every",
+    ):
         if o.get(key) is not None:
             s[key] = o[key]
     if o.get("seeds") is not None:
@@ -316,7 +354,9 @@ def gpu_present() -> bool:
 def expand(s: dict[str, Any], where: str) -> list[RunSpec]:
     """The grid: backends x devices x modes x optimizers x learning rates x batch sizes x seeds."""
     if not s["optimizers"]:
-        raise SweepError(f"{where}: no optimizers defined; add e.g. [optimizers.adam] kind = \"adam\"")
+        raise SweepError(
+            f'{where}: no optimizers defined; add e.g. [optimizers.adam] kind = "adam"'
+        )
     backends: list[str] = []
     for b in s["backends"]:
         for name in registry.installed() if b == "installed" else [b]:
@@ -331,17 +371,32 @@ def expand(s: dict[str, Any], where: str) -> list[RunSpec]:
     for name, cfg in s["optimizers"].items():
         lrs = cfg["learning_rates"] or s["learning_rates"]
         if not lrs:
-            raise SweepError(f"{where}: optimizers.{name} has no learning_rates and the sweep sets none")
+            raise SweepError(
+                f"{where}: optimizers.{name} has no learning_rates and the sweep sets none"
+            )
         for lr in lrs:
             opts.append((name, OptimizerSpec(cfg["kind"], lr=float(lr), **cfg["hyper"])))
     t = s["timing"]
     runs = [
         RunSpec(
-            backend=b, mode=m, device=d, optimizer=oname, opt=opt, batch_size=bs, seed=seed,
-            dataset=s["dataset"], hidden=tuple(s["hidden"]), init=s["init"], dtype=s["dtype"],
-            epochs=s["epochs"], max_steps=s["max_steps"], block_steps=t["block_steps"],
-            warmup_steps=t["warmup_steps"], eval_every=s["eval_every"],
-            diverge_factor=float(s["diverge_factor"]), timeout_s=float(t["timeout_s"]),
+            backend=b,
+            mode=m,
+            device=d,
+            optimizer=oname,
+            opt=opt,
+            batch_size=bs,
+            seed=seed,
+            dataset=s["dataset"],
+            hidden=tuple(s["hidden"]),
+            init=s["init"],
+            dtype=s["dtype"],
+            epochs=s["epochs"],
+            max_steps=s["max_steps"],
+            block_steps=t["block_steps"],
+            warmup_steps=t["warmup_steps"],
+            eval_every=s["eval_every"],
+            diverge_factor=float(s["diverge_factor"]),
+            timeout_s=float(t["timeout_s"]),
         )
         for b, d, m, (oname, opt), bs, seed in itertools.product(
             backends, devices, s["modes"], opts, s["batch_sizes"], s["seeds"]
@@ -360,4 +415,10 @@ def load_sweep(name_or_path: str, overrides: dict[str, Any] | None = None) -> Sw
     s = apply_overrides(s, overrides or {})
     s["name"] = s["name"] or path.stem
     runs = expand(s, str(path))
-    return Sweep(name=s["name"], source=str(path), settings=s, runs=runs, threads=s["timing"]["threads"] or None)
+    return Sweep(
+        name=s["name"],
+        source=str(path),
+        settings=s,
+        runs=runs,
+        threads=s["timing"]["threads"] or None,
+    )

@@ -144,7 +144,9 @@ class Worker:
             code = self._proc.exitcode
             self.kill()
             why = {-9: " (SIGKILL: out of memory?)", -11: " (segmentation fault)", -6: " (aborted)"}
-            raise WorkerDied(f"{self.label}: worker exited with code {code}{why.get(code or 0, '')}") from None
+            raise WorkerDied(
+                f"{self.label}: worker exited with code {code}{why.get(code or 0, '')}"
+            ) from None
         if reply[0] == "ok":
             return reply[1]
         raise WorkerError(reply[1], reply[2])

@@ -13,8 +13,10 @@ from backends import registry
 from backends.base import MODES
 
 REPO = Path(__file__).resolve().parent.parent
-FAKES = ("crashing=tests.fakes:CrashingBackend,hanging=tests.fakes:HangingBackend,"
-         "raising=tests.fakes:RaisingBackend")
+FAKES = (
+    "crashing=tests.fakes:CrashingBackend,hanging=tests.fakes:HangingBackend,"
+    "raising=tests.fakes:RaisingBackend"
+)
 
 
 def backend_params(names=registry.NAMES):
@@ -22,7 +24,11 @@ def backend_params(names=registry.NAMES):
     out = []
     for name in names:
         missing = registry.entry(name).missing()
-        marks = [pytest.mark.skipif(bool(missing), reason=f"{name} not installed: {registry.entry(name).install_hint()}")]
+        marks = [
+            pytest.mark.skipif(
+                bool(missing), reason=f"{name} not installed: {registry.entry(name).install_hint()}"
+            )
+        ]
         out.append(pytest.param(name, marks=marks, id=name))
     return out
 

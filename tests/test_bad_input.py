@@ -20,10 +20,22 @@ def run_cli(capsys, *argv):
 @pytest.mark.parametrize(
     "argv, needle",
     [
-        (["parity", "--backend", "pytorch"], "unknown backend 'pytorch'; choose from numpy, torch, tensorflow, jax"),
-        (["parity", "--backend", "numpy", "--optimizer", "rmsprop"], "unknown optimizer 'rmsprop'; choose from sgd"),
-        (["parity", "--backend", "numpy", "--mode", "jit"], "unknown mode 'jit'; choose from eager, compiled"),
-        (["parity", "--backend", "numpy", "--dataset", "cifar"], "unknown dataset 'cifar'; choose one of digits, mnist5k"),
+        (
+            ["parity", "--backend", "pytorch"],
+            "unknown backend 'pytorch'; choose from numpy, torch, tensorflow, jax",
+        ),
+        (
+            ["parity", "--backend", "numpy", "--optimizer", "rmsprop"],
+            "unknown optimizer 'rmsprop'; choose from sgd",
+        ),
+        (
+            ["parity", "--backend", "numpy", "--mode", "jit"],
+            "unknown mode 'jit'; choose from eager, compiled",
+        ),
+        (
+            ["parity", "--backend", "numpy", "--dataset", "cifar"],
+            "unknown dataset 'cifar'; choose one of digits, mnist5k",
+        ),
         (["parity", "--backend", "numpy", "--hidden", "0"], "hidden=[0] is invalid"),
         (["parity", "--backend", "numpy", "--tolerance", "0"], "tolerance=0.0 is invalid"),
     ],
@@ -58,7 +70,9 @@ def test_hyperparameters_out_of_range(kwargs, needle):
 
 @pytest.mark.parametrize("hidden", [(0,), (64, -1), (2.5,)])
 def test_hidden_size_below_one(hidden):
-    with pytest.raises(SpecError, match=r"hidden=.* is invalid: every hidden layer size must be an integer >= 1"):
+    with pytest.raises(
+        SpecError, match=r"hidden=.* is invalid: every hidden layer size must be an integer >= 1"
+    ):
         ModelSpec(10, 3, hidden)
 
 
@@ -126,5 +140,7 @@ def test_npz_not_an_npz(tmp_path):
 
 
 def test_npz_error_through_cli_has_no_traceback(capsys, tmp_path):
-    code, err = run_cli(capsys, "parity", "--backend", "numpy", "--dataset", f"npz:{tmp_path / 'x.npz'}")
+    code, err = run_cli(
+        capsys, "parity", "--backend", "numpy", "--dataset", f"npz:{tmp_path / 'x.npz'}"
+    )
     assert code == 2 and "not found" in err

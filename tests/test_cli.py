@@ -12,8 +12,13 @@ PARITY_KEYS = {"backend", "optimizer", "mode", "max_abs_loss_diff", "max_abs_wei
 
 
 def test_parity_json_rows(cli_env):
-    out = subprocess.run(optbench_cmd("parity", "--backend", "numpy", "--steps", "5", "--format", "json"),
-                         env=cli_env, capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        optbench_cmd("parity", "--backend", "numpy", "--steps", "5", "--format", "json"),
+        env=cli_env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr
     rows = json.loads(out.stdout)
     assert len(rows) == 10  # 5 optimizers x 2 modes
@@ -23,16 +28,35 @@ def test_parity_json_rows(cli_env):
 
 
 def test_parity_fails_loudly_over_tolerance(cli_env):
-    out = subprocess.run(optbench_cmd("parity", "--backend", "numpy", "--optimizer", "sgd", "--mode", "eager",
-                                      "--tolerance", "1e-12"),
-                         env=cli_env, capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        optbench_cmd(
+            "parity",
+            "--backend",
+            "numpy",
+            "--optimizer",
+            "sgd",
+            "--mode",
+            "eager",
+            "--tolerance",
+            "1e-12",
+        ),
+        env=cli_env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 1
     assert "FAIL" in out.stdout and "outside the tolerance" in out.stderr
 
 
 def test_backends_lists_every_backend(cli_env):
-    out = subprocess.run(optbench_cmd("backends", "--format", "json"), env=cli_env, capture_output=True,
-                         text=True, timeout=600)
+    out = subprocess.run(
+        optbench_cmd("backends", "--format", "json"),
+        env=cli_env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert out.returncode == 0, out.stderr
     rows = {r["backend"]: r for r in json.loads(out.stdout)}
     for name in ("numpy", "torch", "tensorflow", "jax"):

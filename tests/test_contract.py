@@ -114,7 +114,9 @@ def test_unknown_mode_and_missing_device_are_clear_errors(name):
 def test_not_installed_backend_names_the_fix(monkeypatch):
     from backends.registry import REGISTRY, BackendNotInstalled, Entry
 
-    monkeypatch.setitem(REGISTRY, "ghost", Entry("ghost", "ghost.backend:Ghost", ("no_such_module_xyz",), "ghost"))
+    monkeypatch.setitem(
+        REGISTRY, "ghost", Entry("ghost", "ghost.backend:Ghost", ("no_such_module_xyz",), "ghost")
+    )
     assert not registry.is_installed("ghost")
     with pytest.raises(BackendNotInstalled, match=r"pip install -e '\.\[ghost\]'"):
         registry.load("ghost")

@@ -52,7 +52,13 @@ def test_npz_round_trip(tmp_path):
     rng = np.random.default_rng(1)
     x_train = rng.integers(0, 255, (50, 4, 4)).astype(np.uint8)  # images, as in mnist.npz
     y_train = np.arange(50) % 10
-    np.savez(tmp_path / "m.npz", x_train=x_train, y_train=y_train, x_test=x_train[:10], y_test=y_train[:10])
+    np.savez(
+        tmp_path / "m.npz",
+        x_train=x_train,
+        y_train=y_train,
+        x_test=x_train[:10],
+        y_test=y_train[:10],
+    )
     d = load_dataset(f"npz:{tmp_path / 'm.npz'}")
     assert d.x_train.shape == (50, 16) and d.num_classes == 10
     np.testing.assert_array_equal(d.y_test, y_train[:10])

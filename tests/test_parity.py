@@ -32,6 +32,8 @@ def test_parity_detects_a_wrong_optimizer(monkeypatch):
     from backends.base import OptimizerSpec
     from backends.numpy.backend import NumpyBackend
 
-    wrong = parity.trajectory(NumpyBackend(mode="eager"), model, OptimizerSpec("sgd", lr=0.1001), batches, cfg.seed)
+    wrong = parity.trajectory(
+        NumpyBackend(mode="eager"), model, OptimizerSpec("sgd", lr=0.1001), batches, cfg.seed
+    )
     loss_diff, weight_diff = parity.compare(wrong, ref["sgd"])
     assert weight_diff > 1e-5 and np.isfinite(loss_diff)

@@ -19,7 +19,15 @@ from benchmarks import plots, report
 from benchmarks.store import StoreError
 
 REPO = Path(__file__).resolve().parent.parent
-SECTION_IDS = ("environment", "verdict", "convergence", "lr-sensitivity", "throughput", "parity", "problems")
+SECTION_IDS = (
+    "environment",
+    "verdict",
+    "convergence",
+    "lr-sensitivity",
+    "throughput",
+    "parity",
+    "problems",
+)
 CHROMIUM = Path("/usr/bin/chromium")
 BLOCK = 10
 
@@ -44,7 +52,9 @@ def make_results(
     optimizers = optimizers or {"sgd_momentum": [0.03, 0.3], "adam": [0.001]}
     path.mkdir(parents=True, exist_ok=True)
     (path / "store.json").write_text(json.dumps({"schema_version": 1, "name": path.name}))
-    (path / "environment.json").write_text(json.dumps(_environment(backends, optimizers, batch_sizes, seeds)))
+    (path / "environment.json").write_text(
+        json.dumps(_environment(backends, optimizers, batch_sizes, seeds))
+    )
     runs, curves, timings = [], [], []
     rng = np.random.default_rng(0)
     for b_i, backend in enumerate(backends):
@@ -53,9 +63,20 @@ def make_results(
                 for bs in batch_sizes:
                     for seed in seeds:
                         rid = f"{backend}-{opt}-{lr:g}-{bs}-{seed}"
-                        cfg = {"run_id": rid, "backend": backend, "mode": "compiled", "device": "cpu",
-                               "optimizer": opt, "kind": opt.split("_")[0], "lr": lr, "batch_size": bs, "seed": seed,
-                               "dataset": "digits", "hidden": "64", "block_steps": BLOCK}
+                        cfg = {
+                            "run_id": rid,
+                            "backend": backend,
+                            "mode": "compiled",
+                            "device": "cpu",
+                            "optimizer": opt,
+                            "kind": opt.split("_")[0],
+                            "lr": lr,
+                            "batch_size": bs,
+                            "seed": seed,
+                            "dataset": "digits",
+                            "hidden": "64",
+                            "block_steps": BLOCK,
+                        }
                         if (opt, lr, bs) in fail and b_i == 0:
                             runs.append({**cfg, "status": "error", "error": "RuntimeError: boom"})
                             continue
@@ -64,7 +85,11 @@ def make_results(
                         runs.append(run)
                         curves += c
                         timings += t
-    frames = {"runs": pd.DataFrame(runs), "curves": pd.DataFrame(curves), "timings": pd.DataFrame(timings)}
+    frames = {
+        "runs": pd.DataFrame(runs),
+        "curves": pd.DataFrame(curves),
+        "timings": pd.DataFrame(timings),
+    }
     for name in tables:
         frames[name].to_parquet(path / f"{name}.parquet", index=False)
     if parity is not None:
@@ -74,42 +99,105 @@ def make_results(
 
 def _environment(backends, optimizers, batch_sizes, seeds) -> dict:
     return {
-        "host": "testhost", "cpu_model": "Test CPU", "cpu_cores_physical": 2, "cpu_cores_logical": 4,
-        "threads_per_worker": 2, "memory_gb": 8.0, "gpus": [], "python": "3.11.0",
-        "packages": {"numpy": "2.0.0", "jax": "0.4.30"}, "env": {}, "git": {"commit": "abcdef1234567890", "dirty": True},
+        "host": "testhost",
+        "cpu_model": "Test CPU",
+        "cpu_cores_physical": 2,
+        "cpu_cores_logical": 4,
+        "threads_per_worker": 2,
+        "memory_gb": 8.0,
+        "gpus": [],
+        "python": "3.11.0",
+        "packages": {"numpy": "2.0.0", "jax": "0.4.30"},
+        "env": {},
+        "git": {"commit": "abcdef1234567890", "dirty": True},
         "command": ["optbench", "run"],
-        "sweep": {"name": "synthetic", "source": "test", "runs": 1, "settings": {
-            "description": "test sweep", "dataset": "digits", "hidden": [64], "init": "glorot_uniform",
-            "dtype": "float32", "epochs": 2, "eval_every": 20, "diverge_factor": 20.0, "backends": list(backends),
-            "modes": ["compiled"], "devices": ["cpu"], "batch_sizes": list(batch_sizes), "seeds": list(seeds),
-            "timing": {"block_steps": BLOCK, "warmup_steps": BLOCK},
-            "optimizers": {k: {"kind": k, "learning_rates": v, "hyper": {}} for k, v in optimizers.items()}}},
+        "sweep": {
+            "name": "synthetic",
+            "source": "test",
+            "runs": 1,
+            "settings": {
+                "description": "test sweep",
+                "dataset": "digits",
+                "hidden": [64],
+                "init": "glorot_uniform",
+                "dtype": "float32",
+                "epochs": 2,
+                "eval_every": 20,
+                "diverge_factor": 20.0,
+                "backends": list(backends),
+                "modes": ["compiled"],
+                "devices": ["cpu"],
+                "batch_sizes": list(batch_sizes),
+                "seeds": list(seeds),
+                "timing": {"block_steps": BLOCK, "warmup_steps": BLOCK},
+                "optimizers": {
+                    k: {"kind": k, "learning_rates": v, "hyper": {}} for k, v in optimizers.items()
+                },
+            },
+        },
     }
 
 
 def _run(cfg: dict, speed: float, diverged: bool, acc_scale: float, rng) -> tuple[dict, list, list]:
     rid, bs = cfg["run_id"], cfg["batch_size"]
     total = 60 if not diverged else 25
-    timings = [{"run_id": rid, "block": 0, "phase": "compile", "steps": 1, "seconds": 0.2},
-               {"run_id": rid, "block": 1, "phase": "warmup", "steps": BLOCK, "seconds": BLOCK * bs / speed}]
+    timings = [
+        {"run_id": rid, "block": 0, "phase": "compile", "steps": 1, "seconds": 0.2},
+        {
+            "run_id": rid,
+            "block": 1,
+            "phase": "warmup",
+            "steps": BLOCK,
+            "seconds": BLOCK * bs / speed,
+        },
+    ]
     for i, step in enumerate(range(1 + BLOCK, total, BLOCK)):
         n = min(BLOCK, total - step)
-        timings.append({"run_id": rid, "block": 2 + i, "phase": "timed", "steps": n,
-                        "seconds": n * bs / (speed * rng.uniform(0.8, 1.2))})
+        timings.append(
+            {
+                "run_id": rid,
+                "block": 2 + i,
+                "phase": "timed",
+                "steps": n,
+                "seconds": n * bs / (speed * rng.uniform(0.8, 1.2)),
+            }
+        )
     curves, wall = [], 0.0
     for step in range(0, total + 1, BLOCK):
         wall = 0.2 + step * bs / speed if step else 0.0
         acc = acc_scale * (0.1 + 0.85 * (1 - np.exp(-step / 15)))
         ev = step % 20 == 0 or step == total
-        curves.append({"run_id": rid, "step": step, "epoch": step / 30, "wall_s": wall,
-                       "train_loss": 2.3 * np.exp(-step / 20) + 0.05, "train_acc": acc if ev else np.nan,
-                       "test_loss": 2.3 * np.exp(-step / 20) + 0.1 if ev else np.nan, "test_acc": acc if ev else np.nan})
-    rates = [t["steps"] * bs / t["seconds"] for t in timings if t["phase"] == "timed" and t["steps"] == BLOCK]
-    run = {**cfg, "status": "diverged" if diverged else "ok", "error": "",
-           "diverged_step": 23.0 if diverged else np.nan, "compile_s": 0.2, "steps": total,
-           "timed_blocks": len(rates), "samples_per_s": float(np.median(rates)), "train_wall_s": wall,
-           "final_test_loss": np.nan if diverged else curves[-1]["test_loss"],
-           "final_test_acc": np.nan if diverged else curves[-1]["test_acc"], "framework_version": "1.0"}
+        curves.append(
+            {
+                "run_id": rid,
+                "step": step,
+                "epoch": step / 30,
+                "wall_s": wall,
+                "train_loss": 2.3 * np.exp(-step / 20) + 0.05,
+                "train_acc": acc if ev else np.nan,
+                "test_loss": 2.3 * np.exp(-step / 20) + 0.1 if ev else np.nan,
+                "test_acc": acc if ev else np.nan,
+            }
+        )
+    rates = [
+        t["steps"] * bs / t["seconds"]
+        for t in timings
+        if t["phase"] == "timed" and t["steps"] == BLOCK
+    ]
+    run = {
+        **cfg,
+        "status": "diverged" if diverged else "ok",
+        "error": "",
+        "diverged_step": 23.0 if diverged else np.nan,
+        "compile_s": 0.2,
+        "steps": total,
+        "timed_blocks": len(rates),
+        "samples_per_s": float(np.median(rates)),
+        "train_wall_s": wall,
+        "final_test_loss": np.nan if diverged else curves[-1]["test_loss"],
+        "final_test_acc": np.nan if diverged else curves[-1]["test_acc"],
+        "framework_version": "1.0",
+    }
     return run, curves, timings
 
 
@@ -120,11 +208,22 @@ def expected_median(folder: Path, backend: str, batch_size: int) -> float:
     """The verdict's median samples/s, recomputed from the tables: full timed blocks of ok runs
     and of diverged runs, without the block that diverged (a diverged run's last one)."""
     runs = pd.read_parquet(folder / "runs.parquet")
-    t = pd.read_parquet(folder / "timings.parquet").merge(runs[["run_id", "status", "backend", "batch_size"]], on="run_id")
+    t = pd.read_parquet(folder / "timings.parquet").merge(
+        runs[["run_id", "status", "backend", "batch_size"]], on="run_id"
+    )
     t = t[t["phase"] == "timed"]
-    t = t[~((t["status"] == "diverged") & (t["block"] == t.groupby("run_id")["block"].transform("max")))]
-    t = t[t["status"].isin(["ok", "diverged"]) & (t["backend"] == backend)
-          & (t["batch_size"] == batch_size) & (t["steps"] == BLOCK)]
+    t = t[
+        ~(
+            (t["status"] == "diverged")
+            & (t["block"] == t.groupby("run_id")["block"].transform("max"))
+        )
+    ]
+    t = t[
+        t["status"].isin(["ok", "diverged"])
+        & (t["backend"] == backend)
+        & (t["batch_size"] == batch_size)
+        & (t["steps"] == BLOCK)
+    ]
     return float(np.median(t["steps"] * t["batch_size"] / t["seconds"]))
 
 
@@ -137,14 +236,44 @@ def md_verdict_rows(md: str) -> list[dict[str, str]]:
 
 @pytest.fixture(scope="module")
 def full(tmp_path_factory) -> tuple[Path, dict[str, Path]]:
-    parity = {"config": {"steps": 20, "dataset": "digits", "batch_size": 32, "tolerance": 1e-5}, "rows": [
-        {"backend": "jax", "optimizer": "adam", "mode": "compiled", "max_abs_loss_diff": 1e-7,
-         "max_abs_weight_diff": 2e-7, "ok": True, "variant": "stock", "error": ""},
-        {"backend": "numpy", "optimizer": "sgd", "mode": "eager", "max_abs_loss_diff": 3e-3,
-         "max_abs_weight_diff": 1e-3, "ok": False, "variant": "stock", "error": ""},
-        {"backend": "tensorflow", "optimizer": "adam", "mode": "eager", "max_abs_loss_diff": 1e-4,
-         "max_abs_weight_diff": 1e-4, "ok": None, "variant": "stock-keras", "error": ""}]}
-    folder = make_results(tmp_path_factory.mktemp("r") / "full", fail=(("adam", 0.001, 128),), parity=parity)
+    parity = {
+        "config": {"steps": 20, "dataset": "digits", "batch_size": 32, "tolerance": 1e-5},
+        "rows": [
+            {
+                "backend": "jax",
+                "optimizer": "adam",
+                "mode": "compiled",
+                "max_abs_loss_diff": 1e-7,
+                "max_abs_weight_diff": 2e-7,
+                "ok": True,
+                "variant": "stock",
+                "error": "",
+            },
+            {
+                "backend": "numpy",
+                "optimizer": "sgd",
+                "mode": "eager",
+                "max_abs_loss_diff": 3e-3,
+                "max_abs_weight_diff": 1e-3,
+                "ok": False,
+                "variant": "stock",
+                "error": "",
+            },
+            {
+                "backend": "tensorflow",
+                "optimizer": "adam",
+                "mode": "eager",
+                "max_abs_loss_diff": 1e-4,
+                "max_abs_weight_diff": 1e-4,
+                "ok": None,
+                "variant": "stock-keras",
+                "error": "",
+            },
+        ],
+    }
+    folder = make_results(
+        tmp_path_factory.mktemp("r") / "full", fail=(("adam", 0.001, 128),), parity=parity
+    )
     return folder, report.write_report(folder)
 
 
@@ -182,17 +311,29 @@ def test_no_external_references(full):
     for attr in re.findall(r"\s(?:src|href)=['\"]([^'\"]*)['\"]", page):
         assert attr.startswith(("#", "data:image/png;base64,")), attr[:80]
     assert "http://" not in page and "https://" not in page
-    assert "<script" not in page and "<link" not in page and "url(" not in page and "@import" not in page
+    assert (
+        "<script" not in page
+        and "<link" not in page
+        and "url(" not in page
+        and "@import" not in page
+    )
 
 
 def test_markdown_verdict_matches_the_data(full):
     folder, paths = full
     rows = md_verdict_rows(paths["md"].read_text())
-    assert {(r["batch"], r["backend"]) for r in rows} == {(b, n) for b in ("32", "128") for n in ("numpy", "jax")}
+    assert {(r["batch"], r["backend"]) for r in rows} == {
+        (b, n) for b in ("32", "128") for n in ("numpy", "jax")
+    }
     for r in rows:
-        assert r["median samples/s"] == f"{expected_median(folder, r['backend'], int(r['batch'])):,.0f}"
+        assert (
+            r["median samples/s"]
+            == f"{expected_median(folder, r['backend'], int(r['batch'])):,.0f}"
+        )
     fastest = {r["batch"]: r for r in rows if r["× fastest"] == "1.00"}
-    assert {r["backend"] for r in fastest.values()} == {"jax"}  # jax is twice as fast in the fixture
+    assert {r["backend"] for r in fastest.values()} == {
+        "jax"
+    }  # jax is twice as fast in the fixture
 
 
 def test_summary_csv(full):
@@ -201,7 +342,9 @@ def test_summary_csv(full):
     assert list(csv.columns) == report.VERDICT_COLUMNS
     assert len(csv) == 4
     assert (csv.groupby("batch_size")["relative"].max() == 1.0).all()
-    assert (csv["ci_low"] <= csv["samples_per_s"]).all() and (csv["samples_per_s"] <= csv["ci_high"]).all()
+    assert (csv["ci_low"] <= csv["samples_per_s"]).all() and (
+        csv["samples_per_s"] <= csv["ci_high"]
+    ).all()
     numpy32 = csv[(csv["backend"] == "numpy") & (csv["batch_size"] == 32)].iloc[0]
     assert numpy32["samples_per_s"] == pytest.approx(expected_median(folder, "numpy", 32), rel=1e-5)
     assert numpy32["diverged"] == 2 and numpy32["ok"] == 4  # lr 0.3 x 2 seeds diverge
@@ -222,7 +365,11 @@ def test_problems_and_stable_lr(full):
 def test_parity_table(full):
     md = full[1]["md"].read_text()
     parity = md.split("## Parity", 1)[1].split("\n## ", 1)[0]
-    assert "FAIL" in parity and "reference only" in parity and "1 row(s) outside the tolerance" in parity
+    assert (
+        "FAIL" in parity
+        and "reference only" in parity
+        and "1 row(s) outside the tolerance" in parity
+    )
 
 
 def test_environment_shown(full):
@@ -257,8 +404,15 @@ def test_empty_sweep(tmp_path):
 
 def test_every_run_failed_or_diverged(tmp_path):
     opts = {"sgd_momentum": [0.3]}
-    folder = make_results(tmp_path / "bad", backends=("numpy", "torch"), optimizers=opts, batch_sizes=(32,),
-                          seeds=(0,), diverge=(("sgd_momentum", 0.3, 32),), fail=(("sgd_momentum", 0.3, 32),))
+    folder = make_results(
+        tmp_path / "bad",
+        backends=("numpy", "torch"),
+        optimizers=opts,
+        batch_sizes=(32,),
+        seeds=(0,),
+        diverge=(("sgd_momentum", 0.3, 32),),
+        fail=(("sgd_momentum", 0.3, 32),),
+    )
     paths = report.write_report(folder)
     page, md = paths["html"].read_text(), paths["md"].read_text()
     assert all(f"id='{sid}'" in page for sid in SECTION_IDS)
@@ -271,34 +425,56 @@ def test_every_run_failed_or_diverged(tmp_path):
 
 
 def test_missing_optional_tables(tmp_path):
-    folder = make_results(tmp_path / "bare", backends=("numpy",), optimizers={"adam": [0.001]},
-                          batch_sizes=(32,), seeds=(0,), tables=("runs",))
+    folder = make_results(
+        tmp_path / "bare",
+        backends=("numpy",),
+        optimizers={"adam": [0.001]},
+        batch_sizes=(32,),
+        seeds=(0,),
+        tables=("runs",),
+    )
     paths = report.write_report(folder)
     page = paths["html"].read_text()
     assert "curves.parquet is missing" in page and "timings.parquet is missing" in page
     assert "Parity was not recorded" in page and "optbench parity" in page and "--parity" in page
     row = md_verdict_rows(paths["md"].read_text())[0]
     runs = pd.read_parquet(folder / "runs.parquet")
-    assert row["median samples/s"] == f"{runs['samples_per_s'].median():,.0f}"  # the runs' own figure
+    assert (
+        row["median samples/s"] == f"{runs['samples_per_s'].median():,.0f}"
+    )  # the runs' own figure
     assert pd.read_csv(paths["csv"])["throughput_source"].iloc[0] == "runs.samples_per_s"
 
 
 def test_unreadable_table_is_a_note(tmp_path):
-    folder = make_results(tmp_path / "broken", backends=("numpy",), optimizers={"adam": [0.001]},
-                          batch_sizes=(32,), seeds=(0,))
+    folder = make_results(
+        tmp_path / "broken",
+        backends=("numpy",),
+        optimizers={"adam": [0.001]},
+        batch_sizes=(32,),
+        seeds=(0,),
+    )
     (folder / "curves.parquet").write_text("not parquet")
     page = report.write_report(folder)["html"].read_text()
     assert "curves.parquet is unreadable" in page
 
 
 def test_target_falls_back_when_nothing_reaches_090(tmp_path):
-    folder = make_results(tmp_path / "low", backends=("numpy",), optimizers={"adam": [0.001]},
-                          batch_sizes=(32,), seeds=(0,), acc_scale=0.7)
+    folder = make_results(
+        tmp_path / "low",
+        backends=("numpy",),
+        optimizers={"adam": [0.001]},
+        batch_sizes=(32,),
+        seeds=(0,),
+        acc_scale=0.7,
+    )
     res = report.load(folder)
     target, why = report.choose_target(res)
     assert target < 0.9 and "no run reaches 0.90" in why
     md = report.write_report(folder)["md"].read_text()
-    assert f"time to {target:.2f}" in md and "not reached" not in md_verdict_rows(md)[0][f"time to {target:.2f}"]
+    assert (
+        f"time to {target:.2f}" in md
+        and "not reached" not in md_verdict_rows(md)[0][f"time to {target:.2f}"]
+    )
 
 
 # --- pieces -----------------------------------------------------------------------------
@@ -316,7 +492,9 @@ def test_median_ci():
 
 
 def test_backend_colours_are_fixed():
-    assert plots.backend_color("numpy") != plots.backend_color("torch") != plots.backend_color("jax")
+    assert (
+        plots.backend_color("numpy") != plots.backend_color("torch") != plots.backend_color("jax")
+    )
     assert plots.backend_color("mlx") == plots.backend_color("mlx") in plots.FALLBACK_COLORS
     keys = [("jax", "compiled", "cpu"), ("jax", "eager", "cpu")]
     st = plots.styles(keys)
@@ -324,9 +502,13 @@ def test_backend_colours_are_fixed():
 
 
 def test_no_framework_is_imported():
-    code = ("import sys, benchmarks.report; "
-            "print([m for m in ('torch', 'tensorflow', 'jax', 'keras', 'seaborn') if m in sys.modules])")
-    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    code = (
+        "import sys, benchmarks.report; "
+        "print([m for m in ('torch', 'tensorflow', 'jax', 'keras', 'seaborn') if m in sys.modules])"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
 
@@ -343,24 +525,49 @@ CHECK = """<img id="control" alt="control" src="data:image/png;base64,AAAA">
 
 
 @pytest.mark.timeout(180)
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="chromium not installed (apt-get install chromium)")
+@pytest.mark.skipif(
+    not CHROMIUM.exists(), reason="chromium not installed (apt-get install chromium)"
+)
 def test_renders_in_headless_chromium(full, tmp_path):
     """A test copy of the page, with a script added, reports each image as loaded or broken."""
     page = full[1]["html"].read_text()
     n_imgs = len(re.findall(r"<img\s", page))
     copy = tmp_path / "check.html"
     copy.write_text(page.replace("</body>", CHECK))
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=10000"]
-    out = subprocess.run([str(CHROMIUM), *flags, "--dump-dom", copy.as_uri()], capture_output=True, text=True,
-                         timeout=150)
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--virtual-time-budget=10000",
+    ]
+    out = subprocess.run(
+        [str(CHROMIUM), *flags, "--dump-dom", copy.as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=150,
+    )
     title = re.search(r"<title>(CHECK[^<]*)</title>", out.stdout)
     assert title, f"no check result; chromium said: {out.stderr[-2000:]}"
     assert title.group(1) == f"CHECK imgs={n_imgs} broken=0 control=broken"
     shot = tmp_path / "shot.png"
-    subprocess.run([str(CHROMIUM), *flags, "--hide-scrollbars", "--window-size=1280,2000", f"--screenshot={shot}",
-                    full[1]["html"].as_uri()], capture_output=True, timeout=150, cwd=tmp_path)
+    subprocess.run(
+        [
+            str(CHROMIUM),
+            *flags,
+            "--hide-scrollbars",
+            "--window-size=1280,2000",
+            f"--screenshot={shot}",
+            full[1]["html"].as_uri(),
+        ],
+        capture_output=True,
+        timeout=150,
+        cwd=tmp_path,
+    )
     img = Image.open(shot).convert("L")
     assert img.size == (1280, 2000) and np.asarray(img).std() > 5  # not a blank page
-

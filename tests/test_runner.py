@@ -37,14 +37,35 @@ learning_rates = [0.05]
 """
 
 RUN_COLUMNS = [
-    "run_id", "backend", "mode", "optimizer", "lr", "batch_size", "device", "seed", "dataset", "status",
-    "error", "diverged_step", "compile_s", "steps", "samples_per_s", "final_train_loss", "final_test_loss",
-    "final_test_acc", "peak_memory_mb", "momentum", "nesterov", "weight_decay",
+    "run_id",
+    "backend",
+    "mode",
+    "optimizer",
+    "lr",
+    "batch_size",
+    "device",
+    "seed",
+    "dataset",
+    "status",
+    "error",
+    "diverged_step",
+    "compile_s",
+    "steps",
+    "samples_per_s",
+    "final_train_loss",
+    "final_test_loss",
+    "final_test_acc",
+    "peak_memory_mb",
+    "momentum",
+    "nesterov",
+    "weight_decay",
 ]
 
 
 def optbench(env, *args, check=True, timeout=300):
-    out = subprocess.run(optbench_cmd(*args), env=env, capture_output=True, text=True, timeout=timeout)
+    out = subprocess.run(
+        optbench_cmd(*args), env=env, capture_output=True, text=True, timeout=timeout
+    )
     assert "Traceback" not in out.stderr, out.stderr
     if check:
         assert out.returncode == 0, out.stderr
@@ -60,14 +81,18 @@ def tiny(tmp_path):
 
 def test_tables_and_environment(cli_env, tiny, tmp_path):
     out_dir = tmp_path / "res" / "tiny"
-    r = optbench(cli_env, "run", "--sweep", tiny, "--lr", "0.05,0.1", "--out", str(out_dir), "--quiet")
+    r = optbench(
+        cli_env, "run", "--sweep", tiny, "--lr", "0.05,0.1", "--out", str(out_dir), "--quiet"
+    )
     assert "results:" in r.stdout
     runs = pd.read_parquet(out_dir / "runs.parquet")
     assert set(RUN_COLUMNS) <= set(runs.columns)
     assert len(runs) == 2 and (runs["status"] == "ok").all()
     assert (runs["steps"] == 12).all() and (runs["samples_per_s"] > 0).all()
     curves = pd.read_parquet(out_dir / "curves.parquet")
-    assert set(["run_id", "step", "epoch", "wall_s", "train_loss", "test_loss", "test_acc"]) <= set(curves.columns)
+    assert set(["run_id", "step", "epoch", "wall_s", "train_loss", "test_loss", "test_acc"]) <= set(
+        curves.columns
+    )
     one = curves[curves.run_id == runs.run_id[0]]
     assert one["step"].tolist() == [0, 1, 3, 6, 9, 12]  # compile step, warm-up, blocks of 3
     assert one["test_acc"].notna().tolist() == [True, False, False, True, False, True]
@@ -76,8 +101,19 @@ def test_tables_and_environment(cli_env, tiny, tmp_path):
     assert set(["run_id", "block", "steps", "seconds"]) <= set(timings.columns)
     assert timings.groupby("run_id")["steps"].sum().tolist() == [12, 12]
     env = json.loads((out_dir / "environment.json").read_text())
-    for key in ("host", "cpu_model", "cpu_cores_physical", "threads_per_worker", "memory_gb", "python",
-                "packages", "git", "command", "sweep", "gpus"):
+    for key in (
+        "host",
+        "cpu_model",
+        "cpu_cores_physical",
+        "threads_per_worker",
+        "memory_gb",
+        "python",
+        "packages",
+        "git",
+        "command",
+        "sweep",
+        "gpus",
+    ):
         assert key in env
     assert env["packages"]["numpy"] and env["sweep"]["settings"]["dataset"] == "digits"
     assert os.readlink(tmp_path / "res" / "latest") == "tiny"
@@ -101,10 +137,23 @@ def test_diverging_run_is_data(cli_env, tiny, tmp_path):
         ("hanging", "timeout", "no result after 4 s"),
     ],
 )
-def test_failing_run_is_recorded_and_sweep_goes_on(cli_env, tiny, tmp_path, backend, status, needle):
+def test_failing_run_is_recorded_and_sweep_goes_on(
+    cli_env, tiny, tmp_path, backend, status, needle
+):
     out_dir = tmp_path / "r"
-    optbench(cli_env, "run", "--sweep", tiny, "--backend", f"{backend},numpy", "--timeout", "4",
-             "--out", str(out_dir), "--quiet")
+    optbench(
+        cli_env,
+        "run",
+        "--sweep",
+        tiny,
+        "--backend",
+        f"{backend},numpy",
+        "--timeout",
+        "4",
+        "--out",
+        str(out_dir),
+        "--quiet",
+    )
     runs = pd.read_parquet(out_dir / "runs.parquet").set_index("backend")
     assert runs.loc[backend, "status"] == status
     assert needle in runs.loc[backend, "error"]
@@ -117,9 +166,14 @@ def test_gpu_where_none_is_skipped_with_reason(cli_env, tiny, tmp_path):
     if gpu_present():
         pytest.skip("a GPU is present here")
     out_dir = tmp_path / "r"
-    optbench(cli_env, "run", "--sweep", tiny, "--device", "cpu,gpu", "--out", str(out_dir), "--quiet")
+    optbench(
+        cli_env, "run", "--sweep", tiny, "--device", "cpu,gpu", "--out", str(out_dir), "--quiet"
+    )
     runs = pd.read_parquet(out_dir / "runs.parquet").set_index("device")
-    assert runs.loc["gpu", "status"] == "skipped" and "no gpu visible to numpy" in runs.loc["gpu", "error"]
+    assert (
+        runs.loc["gpu", "status"] == "skipped"
+        and "no gpu visible to numpy" in runs.loc["gpu", "error"]
+    )
     assert runs.loc["cpu", "status"] == "ok"
 
 
@@ -129,7 +183,9 @@ def test_missing_backend_is_skipped_with_fix(cli_env, tiny, tmp_path):
 
     absent = [n for n in registry.NAMES if not registry.is_installed(n)]
     if not absent:
-        pytest.skip("every backend is installed here; covered by test_not_installed_backend_names_the_fix")
+        pytest.skip(
+            "every backend is installed here; covered by test_not_installed_backend_names_the_fix"
+        )
     out_dir = tmp_path / "r"
     optbench(env, "run", "--sweep", tiny, "--backend", absent[0], "--out", str(out_dir), "--quiet")
     run = pd.read_parquet(out_dir / "runs.parquet").iloc[0]
@@ -153,32 +209,50 @@ LRS = "0.01,0.02,0.03,0.04,0.05,0.06,0.07,0.08"
 def test_kill_midway_then_resume_gives_the_same_rows(cli_env, tiny, tmp_path):
     full, cut = tmp_path / "full", tmp_path / "cut"
     optbench(cli_env, "run", "--sweep", tiny, "--lr", LRS, "--out", str(full), "--quiet")
-    proc = subprocess.Popen(optbench_cmd("run", "--sweep", tiny, "--lr", LRS, "--out", str(cut), "--quiet"),
-                            env=cli_env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        optbench_cmd("run", "--sweep", tiny, "--lr", LRS, "--out", str(cut), "--quiet"),
+        env=cli_env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     _wait_for_parts(cut, 3, proc)
     os.killpg(proc.pid, signal.SIGKILL)  # driver and worker, mid-sweep, no chance to clean up
     proc.wait()
     landed = len(list((cut / "parts").iterdir()))
     assert 3 <= landed < 8
-    assert optbench(cli_env, "run", "--sweep", tiny, "--lr", LRS, "--out", str(cut), "--quiet",
-                    check=False).returncode == 2  # without --resume, existing results are never clobbered
-    resumed = optbench(cli_env, "run", "--sweep", tiny, "--lr", LRS, "--out", str(cut), "--resume", "--quiet")
+    assert (
+        optbench(
+            cli_env, "run", "--sweep", tiny, "--lr", LRS, "--out", str(cut), "--quiet", check=False
+        ).returncode
+        == 2
+    )  # without --resume, existing results are never clobbered
+    resumed = optbench(
+        cli_env, "run", "--sweep", tiny, "--lr", LRS, "--out", str(cut), "--resume", "--quiet"
+    )
     assert f"{8 - landed} run(s) this time, {landed} kept from before" in resumed.stdout
     a = pd.read_parquet(full / "runs.parquet")
     b = pd.read_parquet(cut / "runs.parquet")
     assert sorted(a.run_id) == sorted(b.run_id) and b.run_id.is_unique
     cols = ["run_id", "status", "steps", "final_test_loss", "final_test_acc"]
-    pd.testing.assert_frame_equal(a[cols].sort_values("run_id").reset_index(drop=True),
-                                  b[cols].sort_values("run_id").reset_index(drop=True))
+    pd.testing.assert_frame_equal(
+        a[cols].sort_values("run_id").reset_index(drop=True),
+        b[cols].sort_values("run_id").reset_index(drop=True),
+    )
     ca, cb = pd.read_parquet(full / "curves.parquet"), pd.read_parquet(cut / "curves.parquet")
     assert len(ca) == len(cb) and not cb.duplicated(["run_id", "step"]).any()
 
 
 def test_ctrl_c_keeps_finished_runs(cli_env, tiny, tmp_path):
     out_dir = tmp_path / "r"
-    proc = subprocess.Popen(optbench_cmd("run", "--sweep", tiny, "--lr", LRS, "--out", str(out_dir), "--quiet"),
-                            env=cli_env, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    proc = subprocess.Popen(
+        optbench_cmd("run", "--sweep", tiny, "--lr", LRS, "--out", str(out_dir), "--quiet"),
+        env=cli_env,
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     _wait_for_parts(out_dir, 2, proc)
     os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C reaches the whole process group
     _, err = proc.communicate(timeout=60)

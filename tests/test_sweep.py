@@ -49,8 +49,10 @@ def test_grid_expansion_and_stable_ids(tmp_path):
 
 
 def test_overrides(tmp_path):
-    s = load_sweep(write(tmp_path, BASE), {"learning_rates": [0.5], "batch_sizes": [8], "seeds": [3],
-                                           "optimizers": ["adam"]})
+    s = load_sweep(
+        write(tmp_path, BASE),
+        {"learning_rates": [0.5], "batch_sizes": [8], "seeds": [3], "optimizers": ["adam"]},
+    )
     assert {(r.optimizer, r.lr, r.batch_size) for r in s.runs} == {("adam", 0.5, 8)}
     assert sorted(r.seed for r in s.runs) == [0, 1, 2]  # --seeds 3: seeds 0..2
 
@@ -59,24 +61,40 @@ def test_overrides(tmp_path):
     "text, needle",
     [
         ("epochz = 3", "unknown key 'epochz'"),
-        ('dataset = 3', "dataset = 3 is invalid; expected digits"),
-        ('batch_sizes = [32, "big"]', "batch_sizes = 'big' is invalid; expected a list of integers"),
+        ("dataset = 3", "dataset = 3 is invalid; expected digits"),
+        (
+            'batch_sizes = [32, "big"]',
+            "batch_sizes = 'big' is invalid; expected a list of integers",
+        ),
         ("batch_sizes = [0]", "batch_sizes = 0 is invalid"),
         ('modes = ["jit"]', "modes = 'jit' is invalid; expected a list drawn from eager, compiled"),
         ('backends = ["pytorch"]', "backends = 'pytorch' is invalid"),
-        ('devices = ["tpu"]', "devices = 'tpu' is invalid; expected a list drawn from cpu, gpu, auto"),
+        (
+            'devices = ["tpu"]',
+            "devices = 'tpu' is invalid; expected a list drawn from cpu, gpu, auto",
+        ),
         ("learning_rates = [-1]", "learning_rates = -1 is invalid"),
         ("[timing]\nblock_stepz = 3", "unknown key timing.block_stepz"),
         ("[timing]\ntimeout_s = 0", "timing.timeout_s = 0 is invalid"),
-        ('[optimizers.x]\nkind = "lion"', "optimizers.x.kind = 'lion' is invalid; choose one of sgd, adam"),
-        ('[optimizers.x]\nkind = "sgd"\nbeta1 = 0.9', "unknown key optimizers.x.beta1 for kind 'sgd'"),
+        (
+            '[optimizers.x]\nkind = "lion"',
+            "optimizers.x.kind = 'lion' is invalid; choose one of sgd, adam",
+        ),
+        (
+            '[optimizers.x]\nkind = "sgd"\nbeta1 = 0.9',
+            "unknown key optimizers.x.beta1 for kind 'sgd'",
+        ),
         ('[optimizers.x]\nkind = "adam"\nbeta2 = 1.5', "optimizers.x: beta2=1.5 is invalid"),
         ("epochs = [", "not valid TOML"),
     ],
 )
 def test_bad_file_names_file_key_value(tmp_path, text, needle):
     key = text.split("=")[0].strip()
-    base = "\n".join(ln for ln in BASE.splitlines() if ln.split("=")[0].strip() != key or ln.startswith("learning_rates"))
+    base = "\n".join(
+        ln
+        for ln in BASE.splitlines()
+        if ln.split("=")[0].strip() != key or ln.startswith("learning_rates")
+    )
     tables = "optimizers" in text or "[timing]" in text
     path = write(tmp_path, base + "\n" + text + "\n" if tables else text + "\n" + base)
     with pytest.raises(SweepError) as e:

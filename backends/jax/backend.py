@@ -146,11 +146,14 @@ class JaxBackend(Backend):
 
     def to_device(self, x: np.ndarray, y: np.ndarray) -> tuple[jax.Array, jax.Array]:
         dev = self._device
-        return (jax.device_put(np.asarray(x, dtype=np.float32), dev),
-                jax.device_put(np.asarray(y, dtype=np.int32), dev))
+        return (
+            jax.device_put(np.asarray(x, dtype=np.float32), dev),
+            jax.device_put(np.asarray(y, dtype=np.int32), dev),
+        )
 
-    def split_batches(self, x: jax.Array, y: jax.Array,
-                      batch_size: int) -> list[tuple[jax.Array, jax.Array]]:
+    def split_batches(
+        self, x: jax.Array, y: jax.Array, batch_size: int
+    ) -> list[tuple[jax.Array, jax.Array]]:
         k = len(y) // batch_size
         if k == 0:
             return []

@@ -21,7 +21,9 @@ class Entry:
         return [m for m in self.requires if importlib.util.find_spec(m) is None]
 
     def install_hint(self) -> str:
-        return f"pip install -e '.[{self.extra}]'" if self.extra else ""
+        if self.extra:
+            return f"pip install -e '.[{self.extra}]'"
+        return f"install the package that provides {', '.join(self.requires)}"
 
 
 REGISTRY: dict[str, Entry] = {
@@ -44,7 +46,10 @@ REGISTRY: dict[str, Entry] = {
 # that worker processes see the same registry as the driver.
 for _item in filter(None, os.environ.get("OPTBENCH_BACKENDS", "").split(",")):
     _name, _, _target = _item.partition("=")
-    REGISTRY[_name.strip()] = Entry(_name.strip(), _target.strip(), (), "")
+    _target = _target.strip()
+    REGISTRY[_name.strip()] = Entry(
+        _name.strip(), _target, (_target.split(".")[0].split(":")[0],), ""
+    )
 
 NAMES = tuple(REGISTRY)
 

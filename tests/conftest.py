@@ -14,6 +14,7 @@ from backends.base import MODES
 
 REPO = Path(__file__).resolve().parent.parent
 FAKES = (
+    "ghost=no_such_framework_xyz.backend:GhostBackend,"
     "crashing=tests.fakes:CrashingBackend,hanging=tests.fakes:HangingBackend,"
     "raising=tests.fakes:RaisingBackend"
 )

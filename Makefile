@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 comma  := ,
 STAMP  := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
-.PHONY: install bench smoke report bench-micro parity test lint format clean
+.PHONY: install bench smoke report compare bench-micro parity test lint format clean
 
 install: $(STAMP)
 
@@ -44,3 +44,6 @@ clean:
 
 report: install           ## rebuild the report of results/latest (or RESULTS=path)
 	$(BIN)/optbench report $(or $(RESULTS),results/latest)
+
+compare: install          ## results/latest against BASELINE=path (exit 1 on a regression)
+	$(BIN)/optbench compare $(or $(BASELINE),$(error give BASELINE=results/baselines/NAME)) $(or $(RESULTS),results/latest)

@@ -4,6 +4,7 @@
     optbench parity [--format json]        every backend against the float64 NumPy reference
     optbench run --sweep default           run a sweep into results/<name>/
     optbench report [RESULTS_DIR]          tables, plots and one HTML page for a sweep
+    optbench compare BASELINE [CURRENT]    regressions against a baseline (exit 1 if any)
 
 Bad input is reported as one line naming the bad value and the fix (exit code 2).
 """
@@ -205,6 +206,39 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- optbench compare ------------------------------------------------------------------
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from benchmarks.compare import compare, format_comparison
+    from benchmarks.store import StoreError
+
+    try:
+        cmp = compare(Path(args.baseline), Path(args.current), args.threshold, args.acc_tolerance)
+    except (StoreError, ValueError) as exc:
+        raise UsageError(str(exc)) from None
+    if args.format == "json":
+        print(
+            json.dumps(
+                {
+                    "regressions": cmp.regressions,
+                    "matched": cmp.matched,
+                    "warnings": cmp.warnings,
+                    "groups": cmp.groups.to_dict(orient="records"),
+                    "status_changes": cmp.status_changes.to_dict(orient="records"),
+                    "accuracy_drops": cmp.accuracy_drops.to_dict(orient="records"),
+                },
+                indent=2,
+                default=str,
+            )
+        )
+    else:
+        print(format_comparison(cmp, args.baseline, args.current, args.threshold))
+    return 1 if cmp.regressions else 0
+
+
 # --- the parser ------------------------------------------------------------------------
 
 
@@ -318,6 +352,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="results folder (default: results/latest)",
     )
     rep.set_defaults(func=cmd_report)
+
+    c = sub.add_parser("compare", help="compare results against a baseline; exit 1 on a regression")
+    c.add_argument("baseline", help="the baseline results folder (e.g. results/baselines/NAME)")
+    c.add_argument("current", nargs="?", default="results/latest", help="default: results/latest")
+    c.add_argument(
+        "--threshold", type=float, default=0.05, help="slowdown that counts, as a fraction (0.05)"
+    )
+    c.add_argument(
+        "--acc-tolerance", type=float, default=0.01, help="final test accuracy drop that counts"
+    )
+    c.add_argument("--format", choices=("table", "json"), default="table")
+    c.set_defaults(func=cmd_compare)
     return p
 
 

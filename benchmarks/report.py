@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from benchmarks import plots
+from benchmarks import plots, stats
 from benchmarks.store import Store, StoreError
 
 QUESTION = "Which framework trains this MLP fastest on this machine, and do the optimizers behave the same?"
@@ -34,7 +34,6 @@ DEFAULT_TARGET = 0.90
 GROUP = ["backend", "mode", "device"]
 CONFIG = ["optimizer", "lr", "batch_size"]
 FAILED = ("error", "timeout", "crashed", "skipped")
-N_BOOT = 1000
 NUMERIC = (
     "lr",
     "batch_size",
@@ -140,65 +139,16 @@ def _normalise_runs(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def block_rates(res: Results) -> pd.DataFrame:
-    """One row per timed block of an ok or diverged run: its config and throughput (samples/s).
-
-    Diverged runs count up to the block that diverged (dropped: NaN/inf arithmetic can run
-    at another speed). Leaving them out would unbalance the pools: a backend's fast SGD runs
-    diverge at high learning rates while its slower Adam runs stay, skewing its median.
-    """
-    cols = ["run_id", *GROUP, *CONFIG, "seed", "rate"]
-    if res.timings is None or res.timings.empty or res.runs.empty:
-        return pd.DataFrame(columns=cols)
-    live = res.runs[res.runs["status"].isin(["ok", "diverged"])]
-    t = res.timings[res.timings["phase"] == "timed"].merge(
-        live[["run_id", *GROUP, *CONFIG, "seed", "block_steps", "status"]], on="run_id"
-    )
-    last = t.groupby("run_id")["block"].transform("max")
-    t = t[~((t["status"] == "diverged") & (t["block"] == last))]
-    t = t[t["seconds"] > 0]
-    full_size = t["block_steps"].fillna(t.groupby("run_id")["steps"].transform("max"))
-    t = t.assign(full=t["steps"] == full_size)
-    has_full = t.groupby("run_id")["full"].transform("any")
-    t = t[t["full"] | ~has_full]
-    return t.assign(rate=t["steps"] * t["batch_size"] / t["seconds"])[cols].reset_index(drop=True)
-
-
-def median_ci(
-    per_run: list[np.ndarray], n_boot: int = N_BOOT, seed: int = 0
-) -> tuple[float, float, float]:
-    """Median of the pooled blocks and a 95% two-stage bootstrap interval.
-
-    Each replicate resamples runs with replacement, and blocks within each run; a run drawn
-    k times counts with weight k (a weighted median), which keeps this vectorised.
-    """
-    per_run = [np.asarray(r, float) for r in per_run if len(r)]
-    if not per_run:
-        return (math.nan, math.nan, math.nan)
-    pooled = np.concatenate(per_run)
-    rng = np.random.default_rng(seed)
-    picks = rng.integers(0, len(per_run), size=(n_boot, len(per_run)))
-    counts = np.stack([(picks == i).sum(axis=1) for i in range(len(per_run))], axis=1)
-    values = np.concatenate(
-        [r[rng.integers(0, len(r), size=(n_boot, len(r)))] for r in per_run], axis=1
-    )
-    weights = np.concatenate(
-        [np.repeat(counts[:, [i]], len(r), axis=1) for i, r in enumerate(per_run)], axis=1
-    )
-    order = np.argsort(values, axis=1)
-    values = np.take_along_axis(values, order, axis=1)
-    cum = np.cumsum(np.take_along_axis(weights, order, axis=1), axis=1)
-    idx = (cum < cum[:, -1:] / 2).sum(axis=1)
-    meds = values[np.arange(n_boot), idx]
-    lo, hi = np.percentile(meds, [2.5, 97.5])
-    return (float(np.median(pooled)), float(lo), float(hi))
+    """One row per timed block (see :func:`benchmarks.stats.block_rates`) with its config."""
+    return stats.block_rates(res.runs, res.timings, [*GROUP, *CONFIG, "seed"])
 
 
 def throughput(rates: pd.DataFrame, by: list[str]) -> pd.DataFrame:
     """Median samples/s with its 95% interval, blocks and runs, per ``by`` group."""
     rows = []
     for key, df in rates.groupby(by, sort=True):
-        per_run = [g["rate"].to_numpy() for _, g in df.groupby("run_id")]
-        med, lo, hi = median_ci(per_run)
+        per_run = stats.per_run(df)
+        med, lo, hi = stats.median_ci(per_run)
         rows.append(
             {
                 **dict(zip(by, key)),
@@ -1041,7 +991,7 @@ def verdict_section(res: Results, v: pd.DataFrame, target: float, target_why: st
         "diverged runs up to the block that diverged, so that every backend's pool holds the same configurations; "
         "as the runner's samples_per_s; warm-up and the first step excluded), pooled over the group's runs "
         "(optimizers, learning rates and seeds); median with a 95% two-stage bootstrap interval "
-        f"(resampling runs, then blocks within runs; {N_BOOT} replicates).",
+        f"(resampling runs, then blocks within runs; {stats.N_BOOT} replicates).",
         f"<b>Target accuracy {target:.2f}</b> ({html.escape(target_why)}): time is training wall-clock "
         "(compile step included, evaluation excluded) at the first evaluation reaching it, for the "
         "best optimizer/lr of that row (median over seeds; evaluations every few steps, so it is resolved to them).",

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from benchmarks import plots, report
+from benchmarks import plots, report, stats
 from benchmarks.store import StoreError
 
 REPO = Path(__file__).resolve().parent.parent
@@ -483,12 +483,12 @@ def test_target_falls_back_when_nothing_reaches_090(tmp_path):
 def test_median_ci():
     rng = np.random.default_rng(1)
     runs = [rng.normal(100, 5, 20), rng.normal(110, 5, 20), rng.normal(90, 5, 20)]
-    med, lo, hi = report.median_ci(runs)
+    med, lo, hi = stats.median_ci(runs)
     assert med == pytest.approx(np.median(np.concatenate(runs)))
     assert lo < med < hi and hi - lo < 30
-    assert report.median_ci(runs) == (med, lo, hi)  # deterministic
-    assert report.median_ci([np.array([5.0])]) == (5.0, 5.0, 5.0)
-    assert all(np.isnan(report.median_ci([])))
+    assert stats.median_ci(runs) == (med, lo, hi)  # deterministic
+    assert stats.median_ci([np.array([5.0])]) == (5.0, 5.0, 5.0)
+    assert all(np.isnan(stats.median_ci([])))
 
 
 def test_backend_colours_are_fixed():

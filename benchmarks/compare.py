@@ -1,0 +1,194 @@
+"""Regression tracking: compare a results folder against a baseline, with statistics.
+
+Runs are matched by ``run_id`` (a hash of the whole configuration, so the same sweep gives
+the same ids on any machine and commit). For each backend x mode x device x optimizer x
+batch size (runs of a group differ only in learning rate and seed, which cost the same per
+step), the timed blocks of the matched runs are pooled on each side and the ratio of
+median throughputs (current / baseline) gets a 95% bootstrap interval (resampling runs,
+then blocks within runs, as the report does). A group is
+
+- ``slower`` when the ratio is below ``1 - threshold`` and the whole interval is below 1,
+- ``faster`` when above ``1 + threshold`` and the whole interval is above 1,
+- ``same`` otherwise (a change smaller than the threshold, or within the noise).
+
+Besides speed, a run that finished in the baseline but diverged or failed now, and a final
+test accuracy lower by more than ``acc_tolerance``, are regressions too. ``optbench
+compare`` exits 1 when there is any regression, so CI can fail loudly on it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from benchmarks import stats
+from benchmarks.store import Store
+
+GROUP = ["backend", "mode", "device", "optimizer", "batch_size"]
+
+
+@dataclass
+class Comparison:
+    groups: pd.DataFrame  # one row per GROUP: medians, ratio, interval, verdict
+    status_changes: pd.DataFrame  # runs ok in the baseline, not ok now
+    accuracy_drops: pd.DataFrame  # runs whose final test accuracy fell beyond the tolerance
+    matched: int
+    only_baseline: int
+    only_current: int
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def regressions(self) -> int:
+        slower = int((self.groups["verdict"] == "slower").sum()) if len(self.groups) else 0
+        return slower + len(self.status_changes) + len(self.accuracy_drops)
+
+
+def compare(
+    baseline: Path, current: Path, threshold: float = 0.05, acc_tolerance: float = 0.01
+) -> Comparison:
+    """Compare ``current`` against ``baseline`` (both results folders)."""
+    if not 0 < threshold < 1:
+        raise ValueError(
+            f"threshold={threshold} is invalid: give a fraction in (0, 1), e.g. 0.05 for 5%"
+        )
+    if not acc_tolerance >= 0:
+        raise ValueError(f"acc_tolerance={acc_tolerance} is invalid: must be >= 0")
+    base, cur = Store.open(baseline), Store.open(current)
+    b_runs, c_runs = base.table("runs"), cur.table("runs")
+    if b_runs is None or b_runs.empty:
+        raise ValueError(f"{baseline}: no runs.parquet or no runs; nothing to compare against")
+    if c_runs is None or c_runs.empty:
+        raise ValueError(f"{current}: no runs.parquet or no runs; nothing to compare")
+    ids = sorted(set(b_runs["run_id"]) & set(c_runs["run_id"]))
+    if not ids:
+        raise ValueError(
+            f"no run of {current} matches a run of {baseline}: compare results of the same sweep "
+            "(runs match by their configuration)"
+        )
+    b = b_runs.set_index("run_id").loc[ids]
+    c = c_runs.set_index("run_id").loc[ids]
+    warnings = _environment_warnings(base.environment(), cur.environment())
+
+    b_rates = stats.block_rates(b.reset_index(), base.table("timings"), GROUP)
+    c_rates = stats.block_rates(c.reset_index(), cur.table("timings"), GROUP)
+    rows = []
+    for key, grp in b.reset_index().groupby(GROUP, sort=True):
+        rids = set(grp["run_id"])
+        pb = stats.per_run(b_rates[b_rates["run_id"].isin(rids)])
+        pc = stats.per_run(c_rates[c_rates["run_id"].isin(rids)])
+        row: dict[str, Any] = dict(zip(GROUP, key))
+        row.update(
+            runs=len(rids),
+            baseline_samples_per_s=math.nan,
+            current_samples_per_s=math.nan,
+            ratio=math.nan,
+            ci_low=math.nan,
+            ci_high=math.nan,
+            verdict="no timings",
+        )
+        if pb and pc:
+            mb, mc = np.median(np.concatenate(pb)), np.median(np.concatenate(pc))
+            # independent replicates on each side (different seeds), paired into ratios
+            ratios = stats.bootstrap_medians(pc, seed=1) / stats.bootstrap_medians(pb, seed=2)
+            lo, hi = np.percentile(ratios, [2.5, 97.5])
+            ratio = mc / mb
+            verdict = "same"
+            if ratio < 1 - threshold and hi < 1:
+                verdict = "slower"
+            elif ratio > 1 + threshold and lo > 1:
+                verdict = "faster"
+            row.update(
+                baseline_samples_per_s=mb,
+                current_samples_per_s=mc,
+                ratio=ratio,
+                ci_low=lo,
+                ci_high=hi,
+                verdict=verdict,
+            )
+        rows.append(row)
+    groups = pd.DataFrame(rows)
+
+    cfg = ["backend", "mode", "device", "optimizer", "lr", "batch_size", "seed"]
+    changed = (b["status"] == "ok") & (c["status"] != "ok")
+    status_changes = pd.DataFrame(
+        {
+            **{k: b.loc[changed, k] for k in cfg},
+            "baseline_status": b.loc[changed, "status"],
+            "current_status": c.loc[changed, "status"],
+            "current_error": c.loc[changed, "error"],
+        }
+    ).reset_index()
+    both_ok = (b["status"] == "ok") & (c["status"] == "ok")
+    drop = b["final_test_acc"] - c["final_test_acc"]
+    dropped = both_ok & (drop > acc_tolerance)
+    accuracy_drops = pd.DataFrame(
+        {
+            **{k: b.loc[dropped, k] for k in cfg},
+            "baseline_acc": b.loc[dropped, "final_test_acc"],
+            "current_acc": c.loc[dropped, "final_test_acc"],
+        }
+    ).reset_index()
+    return Comparison(
+        groups,
+        status_changes,
+        accuracy_drops,
+        len(ids),
+        len(set(b_runs["run_id"]) - set(ids)),
+        len(set(c_runs["run_id"]) - set(ids)),
+        warnings,
+    )
+
+
+def _environment_warnings(b: dict[str, Any], c: dict[str, Any]) -> list[str]:
+    """Differences that make a speed comparison unfair (another CPU, thread count, versions)."""
+    out = []
+    for key in ("cpu_model", "threads_per_worker", "host"):
+        if b.get(key) != c.get(key):
+            out.append(f"{key} differs: baseline {b.get(key)!r}, current {c.get(key)!r}")
+    bp, cp = b.get("packages") or {}, c.get("packages") or {}
+    for pkg in sorted(set(bp) | set(cp)):
+        if bp.get(pkg) != cp.get(pkg) and pkg != "optbench":
+            out.append(f"{pkg} {bp.get(pkg)} -> {cp.get(pkg)}")
+    return out
+
+
+def format_comparison(cmp: Comparison, baseline: Path, current: Path, threshold: float) -> str:
+    lines = [
+        f"baseline {baseline}\ncurrent  {current}",
+        f"{cmp.matched} runs matched ({cmp.only_baseline} only in the baseline, {cmp.only_current} only in current)",
+    ]
+    if cmp.warnings:
+        lines.append(
+            "environment differs (speed may not be comparable): " + "; ".join(cmp.warnings)
+        )
+    g = cmp.groups.copy()
+    if len(g):
+        g["baseline samples/s"] = g["baseline_samples_per_s"].map(
+            lambda v: f"{v:,.0f}" if v == v else "-"
+        )
+        g["current samples/s"] = g["current_samples_per_s"].map(
+            lambda v: f"{v:,.0f}" if v == v else "-"
+        )
+        g["ratio"] = [
+            f"{r:.3f} [{lo:.3f}, {hi:.3f}]" if r == r else "-"
+            for r, lo, hi in zip(g["ratio"], g["ci_low"], g["ci_high"])
+        ]
+        cols = [*GROUP, "runs", "baseline samples/s", "current samples/s", "ratio", "verdict"]
+        lines.append(
+            f"\nthroughput (ratio = current / baseline, 95% bootstrap interval; threshold {threshold:.0%}):"
+        )
+        lines.append(g[cols].to_string(index=False))
+    if len(cmp.status_changes):
+        lines.append("\nruns that finished in the baseline and do not now:")
+        lines.append(cmp.status_changes.to_string(index=False))
+    if len(cmp.accuracy_drops):
+        lines.append("\nfinal test accuracy lower than the baseline's:")
+        lines.append(cmp.accuracy_drops.to_string(index=False))
+    n = cmp.regressions
+    lines.append(f"\n{'REGRESSION' if n else 'OK'}: {n} regression(s)")
+    return "\n".join(lines)

@@ -1,0 +1,94 @@
+"""Regression tracking: a real slowdown, a status or accuracy regression fail loudly;
+noise and small changes do not."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pandas as pd
+import pytest
+
+from benchmarks.cli import main
+from benchmarks.compare import compare
+from tests.test_report import make_results
+
+
+@pytest.fixture
+def baseline(tmp_path):
+    return make_results(tmp_path / "base", backends=("numpy", "jax"), seeds=(0, 1, 2))
+
+
+def _variant(baseline, tmp_path, slow=None, factor=1.0, status=None, acc_drop=None):
+    """A copy of ``baseline`` with one backend slowed by ``factor`` and run changes."""
+    cur = tmp_path / "cur"
+    shutil.copytree(baseline, cur)
+    runs = pd.read_parquet(cur / "runs.parquet")
+    timings = pd.read_parquet(cur / "timings.parquet")
+    if slow:
+        ids = runs.loc[runs["backend"] == slow, "run_id"]
+        timings.loc[timings["run_id"].isin(ids), "seconds"] *= factor
+    ok = runs.index[runs["status"] == "ok"]
+    if status:
+        runs.loc[ok[0], ["status", "error"]] = [status, "RuntimeError: new bug"]
+    if acc_drop:
+        runs.loc[ok[1], "final_test_acc"] -= acc_drop
+    runs.to_parquet(cur / "runs.parquet", index=False)
+    timings.to_parquet(cur / "timings.parquet", index=False)
+    return cur
+
+
+def test_identical_results_are_the_same(baseline, tmp_path):
+    cmp = compare(baseline, _variant(baseline, tmp_path))
+    assert cmp.regressions == 0 and set(cmp.groups["verdict"]) == {"same"}
+    assert cmp.matched == len(pd.read_parquet(baseline / "runs.parquet"))
+
+
+def test_a_real_slowdown_is_a_regression(baseline, tmp_path, capsys):
+    cur = _variant(baseline, tmp_path, slow="jax", factor=1.5)  # 50% more time per block
+    cmp = compare(baseline, cur)
+    g = cmp.groups.set_index(["backend", "optimizer", "batch_size"])
+    assert set(g.loc["jax", "verdict"]) == {"slower"}
+    assert set(g.loc["numpy", "verdict"]) == {"same"}
+    assert g.loc["jax", "ratio"].between(1 / 1.5 - 1e-9, 1 / 1.5 + 1e-9).all()
+    assert main(["compare", str(baseline), str(cur)]) == 1
+    assert "REGRESSION" in capsys.readouterr().out
+
+
+def test_a_change_below_the_threshold_is_not(baseline, tmp_path):
+    cur = _variant(baseline, tmp_path, slow="jax", factor=1.03)
+    assert compare(baseline, cur, threshold=0.05).regressions == 0
+
+
+def test_faster_is_reported_and_passes(baseline, tmp_path):
+    cur = _variant(baseline, tmp_path, slow="numpy", factor=0.7)
+    cmp = compare(baseline, cur)
+    assert "faster" in set(cmp.groups["verdict"]) and cmp.regressions == 0
+
+
+def test_status_and_accuracy_regressions(baseline, tmp_path, capsys):
+    cur = _variant(baseline, tmp_path, status="error", acc_drop=0.05)
+    cmp = compare(baseline, cur)
+    assert len(cmp.status_changes) == 1 and cmp.status_changes["current_status"].iloc[0] == "error"
+    assert len(cmp.accuracy_drops) == 1
+    assert main(["compare", str(baseline), str(cur), "--format", "json"]) == 1
+    out = json.loads(capsys.readouterr().out)
+    assert out["regressions"] == 2
+
+
+def test_environment_differences_are_warned(baseline, tmp_path):
+    cur = _variant(baseline, tmp_path)
+    env = json.loads((cur / "environment.json").read_text())
+    env["cpu_model"] = "Other CPU"
+    (cur / "environment.json").write_text(json.dumps(env))
+    assert any("cpu_model differs" in w for w in compare(baseline, cur).warnings)
+
+
+def test_bad_input(baseline, tmp_path, capsys):
+    assert main(["compare", str(baseline), str(tmp_path / "nope")]) == 2
+    assert "is not a folder" in capsys.readouterr().err
+    other = make_results(tmp_path / "other", backends=("torch",))
+    assert main(["compare", str(baseline), str(other)]) == 2
+    assert "no run of" in capsys.readouterr().err
+    assert main(["compare", str(baseline), str(baseline), "--threshold", "5"]) == 2
+    assert "threshold=5.0 is invalid" in capsys.readouterr().err

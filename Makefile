@@ -17,8 +17,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[$(EXTRAS)]'
 	touch $@
 
-bench: install            ## the default sweep: results/default (and results/latest)
-	$(BIN)/optbench run --sweep default --parity --report
+bench: install            ## the default sweep: results/default (and results/latest); RESUME=1 continues
+	$(BIN)/optbench run --sweep default --parity --report $(if $(RESUME),--resume)
 
 smoke: install            ## a tiny sweep, seconds
 	$(BIN)/optbench run --sweep smoke

@@ -92,6 +92,11 @@ def run_sweep(
 ) -> SweepResult:
     """Run every spec of ``sweep`` not already finished in ``out``; returns counts by status."""
     store = Store.create(out, sweep.name, resume)
+    if store.archived and not quiet:
+        print(
+            f"earlier results of {out} moved to {store.archived} (use --resume to continue them instead)",
+            file=sys.stderr,
+        )
     threads = sweep.threads or default_threads()
     env = environment.capture(
         threads=threads,

@@ -53,6 +53,7 @@ def _write_parquet(df: pd.DataFrame, path: Path) -> None:
 class Store:
     def __init__(self, path: Path):
         self.path = Path(path)
+        self.archived: Path | None = None  # where create() moved earlier results, if it did
 
     # -- opening -------------------------------------------------------------------------
     @classmethod
@@ -70,13 +71,11 @@ class Store:
                     f"output folder {str(path)!r} is not empty and is not an optbench results folder; "
                     "choose another --out"
                 )
-            store.check_schema()
-            n = len(store.part_ids())
-            if n and not resume:
-                raise StoreError(
-                    f"{str(path)!r} already holds {n} run(s); pass --resume to continue that sweep, "
-                    "or --out to write elsewhere"
-                )
+            if resume:
+                store.check_schema()
+            elif store.part_ids() or (path / "runs.parquet").exists():
+                # A new run of the same sweep: keep the old results whole, beside it.
+                store.archived = archive(path)
         try:
             (path / "parts").mkdir(parents=True, exist_ok=True)
             probe = path / ".write-test"
@@ -192,6 +191,23 @@ class Store:
     def environment(self) -> dict[str, Any]:
         f = self.path / "environment.json"
         return json.loads(f.read_text()) if f.is_file() else {}
+
+
+def archive(path: Path) -> Path:
+    """Move a results folder aside to ``<path>.<when it was captured>`` (never overwritten)."""
+    when = None
+    try:
+        when = json.loads((path / "environment.json").read_text()).get("captured_at")
+    except (OSError, json.JSONDecodeError, AttributeError):
+        pass
+    stamp = (when or "undated").replace(":", "").replace("-", "").replace("+0000", "")
+    target = path.with_name(f"{path.name}.{stamp}")
+    n = 1
+    while target.exists():
+        n += 1
+        target = path.with_name(f"{path.name}.{stamp}-{n}")
+    os.replace(path, target)
+    return target
 
 
 def point_latest(path: Path) -> None:

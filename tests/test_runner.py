@@ -225,12 +225,6 @@ def test_kill_midway_then_resume_gives_the_same_rows(cli_env, tiny, tmp_path):
     proc.wait()
     landed = len(list((cut / "parts").iterdir()))
     assert 3 <= landed < 8
-    assert (
-        optbench(
-            cli_env, "run", "--sweep", tiny, "--lr", LRS, "--out", str(cut), "--quiet", check=False
-        ).returncode
-        == 2
-    )  # without --resume, existing results are never clobbered
     resumed = optbench(
         cli_env, "run", "--sweep", tiny, "--lr", LRS, "--out", str(cut), "--resume", "--quiet"
     )
@@ -245,6 +239,17 @@ def test_kill_midway_then_resume_gives_the_same_rows(cli_env, tiny, tmp_path):
     )
     ca, cb = pd.read_parquet(full / "curves.parquet"), pd.read_parquet(cut / "curves.parquet")
     assert len(ca) == len(cb) and not cb.duplicated(["run_id", "step"]).any()
+
+
+def test_running_again_keeps_the_earlier_results(cli_env, tiny, tmp_path):
+    out_dir = tmp_path / "tiny"
+    optbench(cli_env, "run", "--sweep", tiny, "--out", str(out_dir), "--quiet")
+    first = pd.read_parquet(out_dir / "runs.parquet")
+    r = optbench(cli_env, "run", "--sweep", tiny, "--lr", "0.02", "--out", str(out_dir))
+    archived = [p for p in tmp_path.iterdir() if p.name.startswith("tiny.") and p.is_dir()]
+    assert len(archived) == 1 and f"moved to {archived[0]}" in r.stderr
+    pd.testing.assert_frame_equal(pd.read_parquet(archived[0] / "runs.parquet"), first)
+    assert pd.read_parquet(out_dir / "runs.parquet")["lr"].tolist() == [0.02]
 
 
 def test_ctrl_c_keeps_finished_runs(cli_env, tiny, tmp_path):

@@ -129,6 +129,9 @@ def run_sweep(
                 for spec in specs:
                     progress.start(spec)
                     _land(store, _execute(worker, spec), progress, spec, on_result)
+            except KeyboardInterrupt:
+                worker.kill()  # mid-run: stop now, do not wait for the run to finish
+                raise
             finally:
                 worker.close()
     except KeyboardInterrupt:

@@ -23,9 +23,11 @@ import time
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from backends import registry
-from backends.base import ModelSpec, init_weights
+from backends.base import ModelSpec, init_weights, num_parameters
+from benchmarks import stats
 from benchmarks.data import cached_dataset, epoch_permutation
 from benchmarks.sweep import RunSpec
 
@@ -123,23 +125,26 @@ def execute_run(spec: RunSpec) -> dict[str, Any]:
     diverged_step: int | None = None
     last_train_loss = start_loss
     epoch = 0
+    # Warm-up runs up to a multiple of block_steps, so timed blocks line up with evaluation
+    # points that are multiples of it; a full block is block_steps, or a whole epoch if shorter.
+    warmup_end = -(-(1 + spec.warmup_steps) // spec.block_steps) * spec.block_steps
+    full_block = min(spec.block_steps, steps_per_epoch)
     while step < total and diverged_step is None:
         perm = epoch_permutation(n_train, spec.seed, epoch)
         xs, ys = be.to_device(data.x_train[perm], data.y_train[perm])
         batches = be.split_batches(xs, ys, spec.batch_size)
+        be.sync(batches)  # staged before any timer starts (copies may be asynchronous)
         i = 0
         while i < len(batches) and step < total:
             if step == 0:
-                n = 1
-                phase = "compile"
-            elif step <= spec.warmup_steps:
-                n = min(spec.warmup_steps + 1 - step, len(batches) - i, total - step)
-                phase = "warmup"
+                n, phase = 1, "compile"
+            elif step < warmup_end:
+                n, phase = min(warmup_end - step, spec.block_steps), "warmup"
             else:
-                n = min(spec.block_steps, len(batches) - i, total - step)
-                if spec.eval_every:  # end blocks on evaluation points
-                    n = min(n, spec.eval_every - step % spec.eval_every)
-                phase = "timed"
+                n, phase = spec.block_steps, "timed"
+            n = min(n, len(batches) - i, total - step)
+            if spec.eval_every and step:  # end blocks on evaluation points
+                n = min(n, spec.eval_every - step % spec.eval_every)
             losses = []
             t0 = time.perf_counter()
             for xb, yb in batches[i : i + n]:
@@ -174,16 +179,24 @@ def execute_run(spec: RunSpec) -> dict[str, Any]:
                 break
             at_epoch_end = i >= len(batches) or step >= total
             if at_epoch_end or (spec.eval_every and step % spec.eval_every == 0):
-                evaluate(step, ep, wall, last_train_loss)
+                test_loss, _ = evaluate(step, ep, wall, last_train_loss)
+                if not math.isfinite(test_loss):  # the last update blew the weights up
+                    diverged_step = step
             else:
                 log(step, ep, wall, last_train_loss)
         epoch += 1
 
-    timed = [t for t in timings if t["phase"] == "timed"]
-    full = [t for t in timed if t["steps"] == spec.block_steps] or timed
-    rates = [t["steps"] * spec.batch_size / t["seconds"] for t in full if t["seconds"] > 0]
+    # samples/s by the same rule as the report and the comparison (benchmarks.stats)
+    this = {
+        "run_id": spec.run_id,
+        "status": "diverged" if diverged_step else "ok",
+        "batch_size": spec.batch_size,
+        "full_block_steps": full_block,
+    }
+    rates = stats.block_rates(pd.DataFrame([this]), pd.DataFrame(timings), [])["rate"].to_numpy()
     last_eval = next((c for c in reversed(curves) if not math.isnan(c["test_loss"])), curves[0])
     device_peak = be.peak_memory_mb()
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
     row.update(
         {
             "status": "diverged" if diverged_step is not None else "ok",
@@ -194,9 +207,10 @@ def execute_run(spec: RunSpec) -> dict[str, Any]:
             # runs may hit the framework's in-process compile caches.
             "worker_run_index": _runs_in_process,
             "steps": step,
+            "full_block_steps": full_block,
             "timed_blocks": len(rates),
-            "samples_per_s": float(np.median(rates)) if rates else math.nan,
-            "samples_per_s_mean": float(np.mean(rates)) if rates else math.nan,
+            "samples_per_s": float(np.median(rates)) if len(rates) else math.nan,
+            "samples_per_s_mean": float(np.mean(rates)) if len(rates) else math.nan,
             "train_wall_s": wall,
             "eval_s": eval_s,
             "run_s": time.perf_counter() - t_start,
@@ -204,16 +218,16 @@ def execute_run(spec: RunSpec) -> dict[str, Any]:
             "final_test_loss": math.nan if diverged_step is not None else last_eval["test_loss"],
             "final_test_acc": math.nan if diverged_step is not None else last_eval["test_acc"],
             "peak_memory_mb": device_peak if device_peak is not None else peak_rss,
+            "peak_memory_kind": "device" if device_peak is not None else "process_rss",
             "peak_rss_mb": peak_rss,
             "worker_max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "framework_version": info.version,
             "compiler": info.compiler or "",
-            "threads": int(os.environ.get("OMP_NUM_THREADS") or 0),  # pinned by the worker
-            "threads_reported": str(
-                info.extra.get("threads", "")
-            ),  # what the framework says it uses
+            "threads": len(cpus),  # the CPUs this worker is pinned to
+            "cpu_affinity": ",".join(map(str, cpus)),
+            "threads_reported": str(info.extra.get("threads", "")),  # the framework's own word
             "matmul_precision": str(info.extra.get("matmul_precision", "")),
-            "num_params": int(sum(w.size for w in init_weights(model, 0))),
+            "num_params": num_parameters(model),
         }
     )
     return {"run": row, "curves": curves, "timings": timings}

@@ -19,8 +19,9 @@ def block_rates(runs: pd.DataFrame, timings: pd.DataFrame | None, keep: list[str
     """One row per timed block of an ok or diverged run: ``run_id``, the ``keep`` columns
     of its run, and ``rate`` (samples/s).
 
-    Full blocks only, as the runner's ``samples_per_s`` (all timed blocks where a run has no
-    full one). Diverged runs count up to the block that diverged, which is dropped (NaN/inf
+    Blocks of at least half the full size (``full_block_steps``: ``block_steps``, or a whole
+    epoch where an epoch is shorter); all timed blocks where a run has none. The runner computes its
+    ``samples_per_s`` with this function too. Diverged runs count up to the block that diverged, which is dropped (NaN/inf
     arithmetic can run at another speed); leaving them out entirely would unbalance the
     pools: a backend's fast SGD runs diverge at high learning rates while its slower Adam
     runs stay, skewing its median.
@@ -29,13 +30,17 @@ def block_rates(runs: pd.DataFrame, timings: pd.DataFrame | None, keep: list[str
     if timings is None or timings.empty or runs is None or runs.empty:
         return pd.DataFrame(columns=cols)
     live = runs[runs["status"].isin(["ok", "diverged"])]
-    extra = [c for c in ("batch_size", "block_steps", "status") if c not in keep]
+    # a full block: block_steps, or a whole epoch where an epoch is shorter (runner.py)
+    size = "full_block_steps" if "full_block_steps" in live else "block_steps"
+    extra = [c for c in ("batch_size", size, "status") if c not in keep]
     t = timings[timings["phase"] == "timed"].merge(live[["run_id", *keep, *extra]], on="run_id")
     last = t.groupby("run_id")["block"].transform("max")
     t = t[~((t["status"] == "diverged") & (t["block"] == last))]
     t = t[t["seconds"] > 0]
-    full_size = t["block_steps"].fillna(t.groupby("run_id")["steps"].transform("max"))
-    t = t.assign(full=t["steps"] == full_size)
+    full_size = t[size].fillna(t.groupby("run_id")["steps"].transform("max"))
+    # at least half a full block: blocks cut short by an epoch end or an evaluation point
+    # still count, a stub of a step or two (where one sync weighs more) does not
+    t = t.assign(full=t["steps"] * 2 >= full_size)
     has_full = t.groupby("run_id")["full"].transform("any")
     t = t[t["full"] | ~has_full]
     return t.assign(rate=t["steps"] * t["batch_size"] / t["seconds"])[cols].reset_index(drop=True)

@@ -58,18 +58,28 @@ def thread_env(threads: int) -> dict[str, str]:
         "TF_CPP_MIN_LOG_LEVEL": "2",
         "KERAS_BACKEND": "tensorflow",
     }
-    xla = os.environ.get("XLA_FLAGS", "")
-    if threads == 1 and "xla_cpu_multi_thread_eigen" not in xla:
-        # XLA:CPU sizes its Eigen pool from the cores; this flag is its one-thread switch.
-        xla = (xla + " --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1").strip()
-    if xla:
-        env["XLA_FLAGS"] = xla
     return env
 
 
-def _serve(conn) -> None:
+def pin_cores(threads: int) -> list[int]:
+    """Confine this process to ``threads`` CPUs (before any framework starts its pools).
+
+    Environment variables pin torch, TensorFlow and BLAS, but XLA:CPU (JAX) sizes its pool
+    from the machine and has no working flag for it; CPU affinity holds every framework to
+    the same cores. Returns the CPUs in use.
+    """
+    if not hasattr(os, "sched_setaffinity"):  # macOS: the environment variables only
+        return list(range(threads))
+    cpus = sorted(os.sched_getaffinity(0))
+    if threads < len(cpus):
+        os.sched_setaffinity(0, cpus[:threads])
+    return sorted(os.sched_getaffinity(0))
+
+
+def _serve(conn, threads: int) -> None:
     # Ctrl-C reaches the whole process group; the driver alone decides what stops.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    pin_cores(threads)
     while True:
         try:
             msg = conn.recv()
@@ -104,7 +114,9 @@ class Worker:
     def start(self) -> None:
         ctx = mp.get_context("spawn")
         parent, child = ctx.Pipe()
-        proc = ctx.Process(target=_serve, args=(child,), name=f"optbench-{self.label}", daemon=True)
+        proc = ctx.Process(
+            target=_serve, args=(child, self.threads), name=f"optbench-{self.label}", daemon=True
+        )
         env = thread_env(self.threads)
         with _ENV_LOCK:  # the child inherits os.environ at start; set it there, then restore
             saved = {k: os.environ.get(k) for k in env}

@@ -148,10 +148,10 @@ class OptimizerSpec:
 
 
 def _finite(x: Any) -> bool:
-    try:
-        return math.isfinite(float(x))
-    except (TypeError, ValueError):
+    """A real, finite number (not a string, not a bool)."""
+    if isinstance(x, (bool, np.bool_)) or not isinstance(x, (int, float, np.integer, np.floating)):
         return False
+    return math.isfinite(float(x))
 
 
 def spec_from_dict(cls: type, data: dict[str, Any], where: str = "") -> Any:
@@ -313,6 +313,8 @@ def softmax_cross_entropy(logits: np.ndarray, labels: np.ndarray) -> tuple[float
     changes the loss value and zeroes the gradient of confident mistakes, and each
     framework clips differently, so the backends would not agree.
     """
+    if labels.ndim != 1 or len(labels) != len(logits):
+        raise ValueError(f"labels must have shape ({len(logits)},), not {labels.shape}")
     shifted = logits - logits.max(axis=1, keepdims=True)
     log_z = np.log(np.exp(shifted).sum(axis=1, keepdims=True))
     log_p = shifted - log_z

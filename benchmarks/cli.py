@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from importlib import metadata
 from typing import Any
@@ -46,6 +47,17 @@ def _ints(value: str) -> list[int]:
         raise argparse.ArgumentTypeError(
             f"{value!r}: expected comma-separated integers, e.g. 32,128"
         ) from None
+
+
+def _json_safe(obj: Any) -> Any:
+    """NaN and inf as null: strict JSON parsers reject them."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    return obj
 
 
 # --- optbench backends -----------------------------------------------------------------
@@ -111,7 +123,7 @@ def cmd_parity(args: argparse.Namespace) -> int:
     )
     rows = run_parity(args.backend, args.mode, args.optimizer, cfg, threads=args.threads)
     if args.format == "json":
-        print(json.dumps(rows, indent=2))
+        print(json.dumps(_json_safe(rows), indent=2, allow_nan=False))
     else:
         print(format_table(rows, cfg))
     ok = passed(rows)
@@ -162,17 +174,19 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     from benchmarks.store import Store, write_json
 
+    parity_ok = True
     if args.parity:
         from dataclasses import asdict
 
-        from benchmarks.parity import ParityConfig, format_table, run_parity
+        from benchmarks.parity import ParityConfig, format_table, passed, run_parity
 
         swept = {s.backend for s in sweep.runs}
         cfg = ParityConfig()
         rows = run_parity(
             [b for b in registry.installed() if b in swept], cfg=cfg, threads=sweep.threads
         )
-        write_json(result.path / "parity.json", {"config": asdict(cfg), "rows": rows})
+        write_json(result.path / "parity.json", _json_safe({"config": asdict(cfg), "rows": rows}))
+        parity_ok = passed(rows)
         if not args.quiet:
             print("\n" + format_table(rows, cfg), file=sys.stderr)
 
@@ -184,7 +198,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"\n{result.ran} run(s) this time{kept}; {counts}\nresults: {result.path}")
     if args.report:
         _report(result.path)
-    return 0
+    failed = sum(v for k, v in result.counts.items() if k in ("error", "timeout", "crashed"))
+    if failed:
+        print(
+            f"FAIL: {failed} run(s) failed (see the error column, or the report's Problems)",
+            file=sys.stderr,
+        )
+    if not parity_ok:
+        print("FAIL: a backend is outside the parity tolerance (parity.json)", file=sys.stderr)
+    return 1 if failed or not parity_ok else 0
 
 
 # --- optbench report -------------------------------------------------------------------

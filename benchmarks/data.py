@@ -144,6 +144,17 @@ def _load_npz(name: str, path: Path) -> Dataset:
         raise DataError(f"dataset {name!r}: cannot read {str(path)!r} as .npz ({exc})") from None
     for split in ("train", "test"):
         x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = arrays[f"y_{split}"] = y[:, 0]
+        if y.ndim == 2:
+            raise DataError(
+                f"dataset {name!r}: y_{split} has shape {y.shape}, one-hot or multi-label; give integer "
+                f"class labels of shape (n,), e.g. y_{split}.argmax(axis=1)"
+            )
+        if y.ndim != 1:
+            raise DataError(
+                f"dataset {name!r}: y_{split} must be a 1-D array of class labels, not shape {y.shape}"
+            )
         if len(x) != len(y):
             raise DataError(
                 f"dataset {name!r}: x_{split} has {len(x)} rows but y_{split} has {len(y)}"

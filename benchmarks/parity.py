@@ -154,7 +154,11 @@ def run_parity(
     modes = modes or list(MODES)
     optimizers = optimizers or list(PRESETS)
     for name in backends:
-        registry.entry(name)
+        e = registry.entry(name)
+        if e.missing():  # asked for by name: an error, not a silent skip
+            raise registry.BackendNotInstalled(
+                f"backend {name!r} is not installed (missing {', '.join(e.missing())}); fix: {e.install_hint()}"
+            )
     for m in modes:
         if m not in MODES:
             raise SpecError(f"unknown mode {m!r}; choose from {', '.join(MODES)}")
@@ -164,17 +168,6 @@ def run_parity(
     ref = reference_trajectories(optimizers, cfg)
     rows: list[dict[str, Any]] = []
     for name in backends:
-        if not registry.is_installed(name):
-            rows.append(
-                _row(
-                    name,
-                    "*",
-                    "*",
-                    error=f"not installed: {registry.entry(name).install_hint()}",
-                    ok=None,
-                )
-            )
-            continue
         jobs = [(False, optimizers)] + ([(True, list(STOCK_KERAS))] if name == "tensorflow" else [])
         with Worker(threads=threads, label=f"parity-{name}") as w:
             for stock, opts in jobs:

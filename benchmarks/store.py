@@ -76,6 +76,9 @@ class Store:
             elif store.part_ids() or (path / "runs.parquet").exists():
                 # A new run of the same sweep: keep the old results whole, beside it.
                 store.archived = archive(path)
+        if (path / "parts").is_dir():  # half-written parts of a killed driver: never landed
+            for stale in (path / "parts").glob(".*"):
+                shutil.rmtree(stale, ignore_errors=True)
         try:
             (path / "parts").mkdir(parents=True, exist_ok=True)
             probe = path / ".write-test"
@@ -211,8 +214,11 @@ def archive(path: Path) -> Path:
 
 
 def point_latest(path: Path) -> None:
-    """Make ``<parent>/latest`` a relative symlink to ``path`` (replaced atomically)."""
+    """Make ``results/latest`` a relative symlink to ``path`` (replaced atomically), where
+    ``path`` lies in a folder named ``results``; elsewhere leave the parent folder alone."""
     path = Path(path).resolve()
+    if path.parent.name != "results":
+        return
     link = path.parent / "latest"
     if link.exists() and not link.is_symlink():
         return  # a real folder named latest: never clobber it

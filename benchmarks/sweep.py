@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import math
 import shutil
 import subprocess
 from dataclasses import asdict, dataclass, field
@@ -263,7 +264,7 @@ def _check_ranges(s: dict[str, Any], where: str) -> None:
             bad(k, s[k], _SCALARS[k][1])
     if s["epochs"] == 0 and s["max_steps"] == 0:
         bad("epochs", 0, "epochs >= 1 or max_steps >= 1")
-    if s["diverge_factor"] <= 1:
+    if not (math.isfinite(s["diverge_factor"]) and s["diverge_factor"] > 1):
         bad("diverge_factor", s["diverge_factor"], _SCALARS["diverge_factor"][1])
     if any(h < 1 for h in s["hidden"]) or not s["hidden"]:
         bad("hidden", s["hidden"], _LISTS["hidden"][1])
@@ -283,12 +284,18 @@ def _check_ranges(s: dict[str, Any], where: str) -> None:
         if v < 0:
             bad("seeds", v, _LISTS["seeds"][1])
     for v in s["learning_rates"]:
-        if not v > 0:
+        if not (math.isfinite(v) and v > 0):
             bad("learning_rates", v, _LISTS["learning_rates"][1])
     for name, o in s["optimizers"].items():
         for v in o["learning_rates"] or []:
-            if not v > 0:
-                bad(f"optimizers.{name}.learning_rates", v, "a list of numbers > 0")
+            if not (math.isfinite(v) and v > 0):
+                bad(f"optimizers.{name}.learning_rates", v, "a list of finite numbers > 0")
+    for key in ("backends", "modes", "devices", "batch_sizes", "seeds", "learning_rates"):
+        seen = set()
+        for v in s[key]:
+            if v in seen:
+                bad(key, s[key], f"each value once ({v!r} is listed twice)")
+            seen.add(v)
     t = s["timing"]
     if t["block_steps"] < 1:
         bad("timing.block_steps", t["block_steps"], _TIMING["block_steps"][1])
@@ -409,11 +416,29 @@ def expand(s: dict[str, Any], where: str) -> list[RunSpec]:
     return runs
 
 
+def check_data(s: dict[str, Any], where: str) -> None:
+    """Load the data set once (a bad name or file fails here, not in every run) and check
+    that every batch size fits its training set."""
+    from benchmarks.data import DataError, cached_dataset
+
+    try:
+        n_train = len(cached_dataset(s["dataset"]).y_train)
+    except DataError as exc:
+        raise SweepError(f"{where}: dataset: {exc}") from None
+    for b in s["batch_sizes"]:
+        if b > n_train:
+            raise SweepError(
+                f"{where}: batch_sizes = {b} is invalid; the {n_train} training samples of "
+                f"{s['dataset']!r} allow at most {n_train}"
+            )
+
+
 def load_sweep(name_or_path: str, overrides: dict[str, Any] | None = None) -> Sweep:
     path = resolve_path(name_or_path)
     s = load_settings(path)
     s = apply_overrides(s, overrides or {})
     s["name"] = s["name"] or path.stem
+    check_data(s, str(path))
     runs = expand(s, str(path))
     return Sweep(
         name=s["name"],

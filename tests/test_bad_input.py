@@ -60,6 +60,8 @@ def test_cli_names_the_bad_value(capsys, argv, needle):
         ({"name": "adam", "lr": 0.1, "weight_decay": -1.0}, "weight_decay=-1.0 is invalid"),
         ({"name": "sgd", "lr": 0.1, "nesterov": True}, "nesterov needs momentum > 0"),
         ({"name": "rmsprop", "lr": 0.1}, "optimizer='rmsprop' is invalid: choose one of sgd, adam"),
+        ({"name": "sgd", "lr": 0.1, "momentum": "0.9"}, "momentum='0.9' is invalid"),
+        ({"name": "sgd", "lr": float("inf")}, "lr=inf is invalid"),
     ],
 )
 def test_hyperparameters_out_of_range(kwargs, needle):
@@ -130,6 +132,16 @@ def test_npz_label_gap_is_reported(tmp_path):
     y[y == 1] = 7  # classes 0, 2, 7: 1 and 3..6 never appear
     with pytest.raises(DataError, match="every class must appear"):
         load_dataset(_write_npz(tmp_path / "a.npz", y_train=y, y_test=np.arange(9) % 3))
+
+
+def test_npz_column_labels_are_accepted(tmp_path):
+    d = load_dataset(_write_npz(tmp_path / "a.npz", y_train=(np.arange(30) % 3)[:, None]))
+    assert d.y_train.shape == (30,)
+
+
+def test_npz_one_hot_labels(tmp_path):
+    with pytest.raises(DataError, match=r"one-hot.*argmax\(axis=1\)"):
+        load_dataset(_write_npz(tmp_path / "a.npz", y_train=np.eye(3)[np.arange(30) % 3]))
 
 
 def test_npz_not_an_npz(tmp_path):

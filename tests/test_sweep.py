@@ -86,6 +86,15 @@ def test_overrides(tmp_path):
         ),
         ('[optimizers.x]\nkind = "adam"\nbeta2 = 1.5', "optimizers.x: beta2=1.5 is invalid"),
         ("epochs = [", "not valid TOML"),
+        ("learning_rates = [1e400]", "learning_rates = inf is invalid"),
+        ("batch_sizes = [32, 32]", "(32 is listed twice)"),
+        ("diverge_factor = nan", "diverge_factor = nan is invalid"),
+        ('[optimizers.x]\nkind = "sgd"\nmomentum = "0.9"', "momentum='0.9' is invalid"),
+        (
+            "batch_sizes = [5000]",
+            "batch_sizes = 5000 is invalid; the 1438 training samples of 'digits'",
+        ),
+        ('dataset = "cifar"', "unknown dataset 'cifar'"),
     ],
 )
 def test_bad_file_names_file_key_value(tmp_path, text, needle):

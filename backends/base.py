@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import abc
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
@@ -152,17 +152,6 @@ def _finite(x: Any) -> bool:
     if isinstance(x, (bool, np.bool_)) or not isinstance(x, (int, float, np.integer, np.floating)):
         return False
     return math.isfinite(float(x))
-
-
-def spec_from_dict(cls: type, data: dict[str, Any], where: str = "") -> Any:
-    """Build ``cls(**data)`` with an error that names an unknown key instead of a TypeError."""
-    known = {f.name for f in fields(cls)}
-    for key in data:
-        if key not in known:
-            raise SpecError(
-                f"{where}unknown key {key!r} for {cls.__name__}; allowed: {', '.join(sorted(known))}"
-            )
-    return cls(**data)
 
 
 def init_weights(model: ModelSpec, seed: int) -> Weights:

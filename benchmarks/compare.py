@@ -70,8 +70,12 @@ def compare(
             f"no run of {current} matches a run of {baseline}: compare results of the same sweep "
             "(runs match by their configuration)"
         )
-    b = b_runs.set_index("run_id").loc[ids]
-    c = c_runs.set_index("run_id").loc[ids]
+    b = b_runs.set_index("run_id").loc[ids].copy()
+    c = c_runs.set_index("run_id").loc[ids].copy()
+    for frame in (b, c):  # a store where no run finished may lack the measured columns
+        for col, empty in (("final_test_acc", math.nan), ("error", "")):
+            if col not in frame:
+                frame[col] = empty
     warnings = _environment_warnings(base.environment(), cur.environment())
 
     b_rates = stats.block_rates(b.reset_index(), base.table("timings"), GROUP)

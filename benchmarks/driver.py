@@ -22,7 +22,14 @@ from benchmarks import environment
 from benchmarks.runner import failed_run
 from benchmarks.store import Store, point_latest, write_json
 from benchmarks.sweep import RunSpec, Sweep
-from benchmarks.worker import Worker, WorkerDied, WorkerError, WorkerTimeout, default_threads
+from benchmarks.worker import (
+    Worker,
+    WorkerDied,
+    WorkerError,
+    WorkerTimeout,
+    default_threads,
+    thread_env,
+)
 
 
 @dataclass
@@ -32,7 +39,6 @@ class SweepResult:
     ran: int
     skipped_existing: int
     counts: dict[str, int]
-    interrupted: bool = False
 
 
 class Progress:
@@ -91,16 +97,11 @@ def run_sweep(
     on_result: Callable[[dict[str, Any]], None] | None = None,
 ) -> SweepResult:
     """Run every spec of ``sweep`` not already finished in ``out``; returns counts by status."""
-    store = Store.create(out, sweep.name, resume)
-    if store.archived and not quiet:
-        print(
-            f"earlier results of {out} moved to {store.archived} (use --resume to continue them instead)",
-            file=sys.stderr,
-        )
     threads = sweep.threads or default_threads()
     env = environment.capture(
         threads=threads,
         command=command,
+        worker_env=thread_env(threads),
         sweep={
             "name": sweep.name,
             "source": sweep.source,
@@ -108,7 +109,16 @@ def run_sweep(
             "runs": len(sweep.runs),
         },
     )
-    write_json(store.path / "environment.json", env)
+    store = Store.create(
+        out, sweep.name, resume, fingerprint=environment.fingerprint(env, sweep.runs)
+    )
+    if store.archived and not quiet:
+        print(
+            f"earlier results of {out} moved to {store.archived} (use --resume to continue them instead)",
+            file=sys.stderr,
+        )
+    if store.new:  # a resumed sweep keeps the environment it started in (store.json: "resumed")
+        write_json(store.path / "environment.json", env)
     done = store.finished_ids() if resume else set()
     todo = [s for s in sweep.runs if s.run_id not in done]
     progress = Progress(len(todo), quiet)
@@ -137,7 +147,8 @@ def run_sweep(
     except KeyboardInterrupt:
         interrupted = True
     finally:
-        counts = _status_counts(store.consolidate(), store)
+        store.consolidate()
+        counts = _status_counts(store)
         point_latest(store.path)
     if interrupted:
         print(
@@ -146,7 +157,7 @@ def run_sweep(
             file=sys.stderr,
         )
         raise KeyboardInterrupt
-    return SweepResult(store.path, len(sweep.runs), len(todo), len(done), counts, interrupted)
+    return SweepResult(store.path, len(sweep.runs), len(todo), len(done), counts)
 
 
 def _execute(worker: Worker, spec: RunSpec) -> dict[str, Any]:
@@ -171,7 +182,7 @@ def _land(
         on_result(result)
 
 
-def _status_counts(counts: dict[str, int], store: Store) -> dict[str, int]:
+def _status_counts(store: Store) -> dict[str, int]:
     runs = store.table("runs")
     if runs is None or runs.empty:
         return {}

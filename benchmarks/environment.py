@@ -100,7 +100,10 @@ def _git() -> dict[str, Any]:
 
 
 def capture(
-    threads: int | None = None, command: list[str] | None = None, sweep: Any = None
+    threads: int | None = None,
+    command: list[str] | None = None,
+    sweep: Any = None,
+    worker_env: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """A JSON-ready description of this machine and software."""
     import psutil
@@ -124,8 +127,25 @@ def capture(
         "python": sys.version.split()[0],
         "packages": versions,
         "env": {k: os.environ[k] for k in ENV_VARS if k in os.environ},
+        "worker_env": worker_env or {},  # what each worker starts with (threads pinned there too)
         "dtype_note": "float32 throughout; GPU matmuls pinned to full float32 (no TF32) by each backend",
         "git": _git(),
         "command": command if command is not None else sys.argv,
         "sweep": sweep,
+    }
+
+
+def fingerprint(env: dict[str, Any], runs: list[Any]) -> dict[str, Any]:
+    """What a sweep's measurements depend on, to refuse resuming under other conditions:
+    the grid (its run ids), threads, CPU, GPUs, Python and package versions."""
+    import hashlib
+
+    grid = hashlib.sha1(",".join(sorted(r.run_id for r in runs)).encode()).hexdigest()[:12]
+    return {
+        "grid": grid,
+        "threads_per_worker": env.get("threads_per_worker"),
+        "cpu_model": env.get("cpu_model"),
+        "gpus": [g.get("name") for g in env.get("gpus", [])],
+        "python": env.get("python"),
+        "packages": {k: v for k, v in (env.get("packages") or {}).items() if k != "optbench"},
     }

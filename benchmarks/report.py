@@ -81,6 +81,8 @@ def load(path: Path) -> Results:
     notes: list[str] = []
     try:
         env = store.environment()
+        if not isinstance(env, dict):
+            raise ValueError(f"expected an object, found {type(env).__name__}")
     except (OSError, ValueError) as exc:
         env = {}
         notes.append(f"environment.json is unreadable ({exc}); the environment is not shown.")

@@ -60,15 +60,7 @@ def execute_run(spec: RunSpec) -> dict[str, Any]:
     row = _row_base(spec)
     cls = registry.load(spec.backend)
     if spec.device not in cls.devices():
-        return {
-            "run": {
-                **row,
-                "status": "skipped",
-                "error": f"no {spec.device} visible to {spec.backend} here",
-            },
-            "curves": [],
-            "timings": [],
-        }
+        return failed_run(spec, "skipped", f"no {spec.device} visible to {spec.backend} here")
     be = cls(mode=spec.mode, device=spec.device, dtype=spec.dtype)
     info = be.describe()
     data = cached_dataset(spec.dataset)
@@ -233,10 +225,36 @@ def execute_run(spec: RunSpec) -> dict[str, Any]:
     return {"run": row, "curves": curves, "timings": timings}
 
 
+# Measured columns of runs.parquet: a run that did not finish has them all, empty, so the
+# table has the same columns whatever happened.
+MEASURED = (
+    "diverged_step",
+    "compile_s",
+    "worker_run_index",
+    "steps",
+    "full_block_steps",
+    "timed_blocks",
+    "samples_per_s",
+    "samples_per_s_mean",
+    "train_wall_s",
+    "eval_s",
+    "run_s",
+    "final_train_loss",
+    "final_test_loss",
+    "final_test_acc",
+    "peak_memory_mb",
+    "peak_rss_mb",
+    "worker_max_rss_mb",
+    "num_params",
+    "threads",
+)
+
+
 def failed_run(spec: RunSpec, status: str, error: str) -> dict[str, Any]:
-    """The record of a run that raised, timed out, crashed or could not start."""
+    """The record of a run that raised, timed out, crashed, was skipped or could not start."""
+    empty = dict.fromkeys(MEASURED, math.nan)
     return {
-        "run": {**_row_base(spec), "status": status, "error": error},
+        "run": {**_row_base(spec), **empty, "status": status, "error": error},
         "curves": [],
         "timings": [],
     }

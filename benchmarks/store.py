@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import tempfile
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -54,13 +55,22 @@ class Store:
     def __init__(self, path: Path):
         self.path = Path(path)
         self.archived: Path | None = None  # where create() moved earlier results, if it did
+        self.new = False  # create() started this folder (not a resume)
 
     # -- opening -------------------------------------------------------------------------
     @classmethod
-    def create(cls, path: Path, name: str, resume: bool) -> Store:
-        """Open a folder for writing a sweep; refuse to mix with unrelated or older results."""
+    def create(
+        cls, path: Path, name: str, resume: bool, fingerprint: dict[str, Any] | None = None
+    ) -> Store:
+        """Open a folder for writing a sweep; refuse to mix with unrelated or older results.
+
+        ``fingerprint`` (what the measurements depend on: the grid, threads, CPU, versions) is
+        kept in store.json; ``--resume`` with another fingerprint is refused, so one table
+        never mixes runs measured under different conditions.
+        """
         path = Path(path)
         store = cls(path)
+        fingerprint = fingerprint or {}
         if path.exists() and not path.is_dir():
             raise StoreError(
                 f"output {str(path)!r} exists and is not a folder; choose another --out"
@@ -73,6 +83,11 @@ class Store:
                 )
             if resume:
                 store.check_schema()
+                store.check_fingerprint(fingerprint)
+                meta = json.loads((path / MARKER).read_text())
+                meta["resumed"] = [*meta.get("resumed", []), _now()]
+                write_json(path / MARKER, meta)
+                return store
             elif store.part_ids() or (path / "runs.parquet").exists():
                 # A new run of the same sweep: keep the old results whole, beside it.
                 store.archived = archive(path)
@@ -88,8 +103,27 @@ class Store:
             raise StoreError(
                 f"cannot write to output folder {str(path)!r} ({exc.strerror}); choose another --out"
             ) from None
-        write_json(path / MARKER, {"schema_version": SCHEMA_VERSION, "name": name})
+        write_json(
+            path / MARKER,
+            {
+                "schema_version": SCHEMA_VERSION,
+                "name": name,
+                "created": _now(),
+                "fingerprint": fingerprint,
+            },
+        )
+        store.new = True
         return store
+
+    def check_fingerprint(self, fingerprint: dict[str, Any]) -> None:
+        old = json.loads((self.path / MARKER).read_text()).get("fingerprint") or {}
+        diff = [k for k in sorted(set(old) | set(fingerprint)) if old.get(k) != fingerprint.get(k)]
+        if diff:
+            what = "; ".join(f"{k}: {old.get(k)!r} then, {fingerprint.get(k)!r} now" for k in diff)
+            raise StoreError(
+                f"cannot resume {str(self.path)!r}: its runs were measured under other conditions ({what}); "
+                "run without --resume (the earlier results move aside) or give another --out"
+            )
 
     @classmethod
     def open(cls, path: Path) -> Store:
@@ -172,6 +206,8 @@ class Store:
         counts = {}
         for t in TABLES:
             df = pd.concat(frames[t], ignore_index=True) if frames[t] else pd.DataFrame()
+            if t == "runs" and "diverged_step" in df:
+                df["diverged_step"] = pd.to_numeric(df["diverged_step"]).astype("Int64")
             if t == "runs" and len(df):
                 df = df.sort_values(
                     [c for c in RUN_ORDER if c in df.columns], kind="stable"
@@ -194,6 +230,10 @@ class Store:
     def environment(self) -> dict[str, Any]:
         f = self.path / "environment.json"
         return json.loads(f.read_text()) if f.is_file() else {}
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def archive(path: Path) -> Path:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from backends.base import MODES
 from benchmarks.parity import PRESETS, ParityConfig, passed, run_parity
 from tests.conftest import backend_params
 
@@ -14,7 +15,9 @@ from tests.conftest import backend_params
 def test_parity_every_optimizer_and_mode(name):
     rows = run_parity([name], cfg=ParityConfig(steps=20, tolerance=1e-5))
     checked = [r for r in rows if r["variant"] != "stock-keras"]
-    assert {(r["optimizer"], r["mode"]) for r in checked} >= {(o, "eager") for o in PRESETS}
+    assert {(r["optimizer"], r["mode"]) for r in checked} == {
+        (o, m) for o in PRESETS for m in MODES
+    }
     bad = [r for r in checked if not r["ok"]]
     assert not bad, f"rows outside 1e-5: {bad}"
     assert passed(rows)

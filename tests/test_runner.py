@@ -282,6 +282,22 @@ def test_store_errors_are_clear(cli_env, tiny, tmp_path):
     r = optbench(cli_env, "run", "--sweep", tiny, "--out", str(stranger), check=False)
     assert r.returncode == 2 and "not an optbench results folder" in r.stderr
 
+    other = tmp_path / "other"
+    optbench(cli_env, "run", "--sweep", tiny, "--out", str(other), "--quiet")
+    r = optbench(
+        cli_env,
+        "run",
+        "--sweep",
+        tiny,
+        "--lr",
+        "0.01",
+        "--out",
+        str(other),
+        "--resume",
+        check=False,
+    )
+    assert r.returncode == 2 and "measured under other conditions (grid:" in r.stderr
+
     old = tmp_path / "old"
     optbench(cli_env, "run", "--sweep", tiny, "--out", str(old), "--quiet")
     (old / "store.json").write_text(json.dumps({"schema_version": 0}))
@@ -300,3 +316,39 @@ def test_store_errors_are_clear(cli_env, tiny, tmp_path):
         assert r.returncode == 2 and "choose another --out" in r.stderr
     finally:
         locked.chmod(0o700)
+
+
+def test_every_backend_follows_the_same_curve_in_a_sweep(cli_env, tiny, tmp_path):
+    """Parity through the runner itself (staging, batching, epochs), not only `optbench parity`."""
+    from backends import registry
+
+    names = [n for n in ("numpy", "torch", "tensorflow", "jax") if registry.is_installed(n)]
+    out_dir = tmp_path / "r"
+    optbench(
+        cli_env,
+        "run",
+        "--sweep",
+        tiny,
+        "--backend",
+        ",".join(names),
+        "--mode",
+        "compiled",
+        "--epochs",
+        "2",
+        "--max-steps",
+        "60",
+        "--optimizer",
+        "sgd",
+        "--out",
+        str(out_dir),
+        "--quiet",
+    )
+    runs = pd.read_parquet(out_dir / "runs.parquet").set_index("backend")
+    curves = pd.read_parquet(out_dir / "curves.parquet")
+    assert (runs["status"] == "ok").all() and (runs["steps"] == 60).all()  # 44 steps an epoch: two epochs
+    ref = curves[curves.run_id == runs.loc["numpy", "run_id"]].set_index("step")
+    for name in names:
+        got = curves[curves.run_id == runs.loc[name, "run_id"]].set_index("step")
+        assert list(got.index) == list(ref.index)
+        for col in ("train_loss", "test_loss", "test_acc"):
+            assert (got[col] - ref[col]).abs().max() < 1e-4, (name, col)

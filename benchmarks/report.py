@@ -213,8 +213,11 @@ def time_to_target(res: Results, target: float) -> pd.DataFrame:
         return pd.DataFrame(columns=cols)
     ev = ev.sort_values(["run_id", "step"])
     first = ev[ev["test_acc"] >= target].groupby("run_id").first()[["wall_s", "step"]]
-    ok = res.runs[res.runs["status"] == "ok"].set_index("run_id")[[*GROUP, *CONFIG]]
+    ok = res.runs[res.runs["status"] == "ok"].set_index("run_id")[[*GROUP, *CONFIG, "compile_s"]]
     per_run = ok.join(first, how="left")
+    # after the first step: its compile time depends on each framework's in-process caches
+    # (warm after a worker's first run in torch, per learning rate in jax), so it is shown apart
+    per_run["wall_s"] = per_run["wall_s"] - per_run["compile_s"].fillna(0)
     agg = per_run.groupby([*GROUP, *CONFIG]).agg(
         time_s=("wall_s", lambda s: s.median() if s.notna().all() else math.nan),
         step=("step", lambda s: s.median() if s.notna().all() else math.nan),
@@ -989,17 +992,20 @@ def verdict_section(res: Results, v: pd.DataFrame, target: float, target_why: st
     notes = [
         "<b>One row per batch size</b>: throughput grows several-fold with the batch, so a single figure pooled "
         "over batch sizes would mostly measure the batch-size mix; backends are compared within a batch size.",
-        "<b>Throughput</b>: each timed block gives steps x batch size / seconds (full blocks only, "
-        "diverged runs up to the block that diverged, so that every backend's pool holds the same configurations; "
-        "as the runner's samples_per_s; warm-up and the first step excluded), pooled over the group's runs "
+        "<b>Throughput</b>: each timed block gives steps x batch size / seconds (blocks of at least half the "
+        "full size; diverged runs up to the block that diverged, so that every backend's pool holds the same "
+        "configurations; the rule of the runner's samples_per_s; warm-up and the first step excluded), pooled "
+        "over the group's runs "
         "(optimizers, learning rates and seeds); median with a 95% two-stage bootstrap interval "
         f"(resampling runs, then blocks within runs; {stats.N_BOOT} replicates).",
         f"<b>Target accuracy {target:.2f}</b> ({html.escape(target_why)}): time is training wall-clock "
-        "(compile step included, evaluation excluded) at the first evaluation reaching it, for the "
+        "after the first step (evaluation excluded) at the first evaluation reaching it, for the "
         "best optimizer/lr of that row (median over seeds; evaluations every few steps, so it is resolved to them).",
         "<b>Best acc</b>: final test accuracy of the best optimizer/lr (mean over seeds). "
         "<b>First step</b>: median time of the first training step (tracing, compilation, first "
-        "allocations). <b>ok / div / fail</b>: runs that finished, diverged, or failed (error, timeout, crashed or skipped); see Problems.",
+        "allocations), shown apart from the time to target because it depends on each framework's "
+        "in-process caches: torch reuses its compiled graph across runs, jax compiles once per "
+        "learning rate, tensorflow traces each run anew. <b>ok / div / fail</b>: runs that finished, diverged, or failed (error, timeout, crashed or skipped); see Problems.",
     ]
     cold = _cold_starts(res.runs)
     if cold:

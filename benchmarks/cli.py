@@ -120,6 +120,7 @@ def cmd_parity(args: argparse.Namespace) -> int:
         hidden=tuple(args.hidden),
         seed=args.seed,
         tolerance=args.tolerance,
+        device=args.device,
     )
     rows = run_parity(args.backend, args.mode, args.optimizer, cfg, threads=args.threads)
     if args.format == "json":
@@ -308,6 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--hidden", type=_ints, default=[64], help="hidden layer sizes, e.g. 64 or 128,64"
     )
     q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
     q.add_argument("--threads", type=int, default=None)
     q.add_argument("--format", choices=("table", "json"), default="table")
     q.set_defaults(func=cmd_parity)

@@ -40,6 +40,7 @@ class ParityConfig:
     hidden: tuple[int, ...] = (64,)
     seed: int = 0
     tolerance: float = 1e-5
+    device: str = "cpu"
 
     def __post_init__(self) -> None:
         if self.steps < 1:
@@ -103,7 +104,9 @@ def backend_trajectories(
         if mode not in cls.modes:
             continue
         kwargs = {"stock_keras_adam": True} if stock_keras else {}
-        be = cls(mode=mode, device="cpu", dtype="float32", **kwargs)
+        if cfg.device not in cls.devices():
+            raise SpecError(f"device={cfg.device!r}: {backend} has {', '.join(cls.devices())} here")
+        be = cls(mode=mode, device=cfg.device, dtype="float32", **kwargs)
         presets = STOCK_KERAS if stock_keras else {k: PRESETS[k] for k in optimizers}
         for name, opt in presets.items():
             try:
@@ -238,7 +241,8 @@ def format_table(rows: list[dict[str, Any]], cfg: ParityConfig) -> str:
     stock = [r for r in rows if r["variant"] == "stock-keras"]
     head = (
         f"Parity with the float64 NumPy reference: {cfg.steps} steps, dataset {cfg.dataset}, "
-        f"batch {cfg.batch_size}, hidden {list(cfg.hidden)}, seed {cfg.seed}, tolerance {cfg.tolerance:g}\n"
+        f"batch {cfg.batch_size}, hidden {list(cfg.hidden)}, seed {cfg.seed}, device {cfg.device}, "
+        f"tolerance {cfg.tolerance:g}\n"
     )
     out = [head + _table(checked)]
     if stock:

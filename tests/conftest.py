@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parent.parent
 FAKES = (
     "ghost=no_such_framework_xyz.backend:GhostBackend,"
     "crashing=tests.fakes:CrashingBackend,hanging=tests.fakes:HangingBackend,"
-    "raising=tests.fakes:RaisingBackend"
+    "raising=tests.fakes:RaisingBackend,recording=tests.fakes:RecordingBackend"
 )
 
 

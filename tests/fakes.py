@@ -41,3 +41,29 @@ class RaisingBackend(_Faulty):
 
     def fail(self) -> None:
         raise RuntimeError("injected failure at step 3")
+
+
+class RecordingBackend(NumpyBackend):
+    """Writes every train_step, sync and host read to $OPTBENCH_TEST_EVENTS, so a test can
+    check the timing protocol: no host sync inside a timed block, one at its end."""
+
+    name = "recording"
+
+    def _log(self, event: str) -> None:
+        with open(os.environ["OPTBENCH_TEST_EVENTS"], "a") as f:
+            f.write(event + "\n")
+
+    def train_step(self, state, x, y):
+        self._log("step")
+        return super().train_step(state, x, y)
+
+    def sync(self, value) -> None:
+        self._log("sync")
+
+    def to_float(self, value) -> float:
+        self._log("read")
+        return super().to_float(value)
+
+    def evaluate(self, state, x, y):
+        self._log("eval")
+        return super().evaluate(state, x, y)

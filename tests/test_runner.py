@@ -345,10 +345,41 @@ def test_every_backend_follows_the_same_curve_in_a_sweep(cli_env, tiny, tmp_path
     )
     runs = pd.read_parquet(out_dir / "runs.parquet").set_index("backend")
     curves = pd.read_parquet(out_dir / "curves.parquet")
-    assert (runs["status"] == "ok").all() and (runs["steps"] == 60).all()  # 44 steps an epoch: two epochs
+    assert (runs["status"] == "ok").all() and (
+        runs["steps"] == 60
+    ).all()  # 44 steps an epoch: two epochs
     ref = curves[curves.run_id == runs.loc["numpy", "run_id"]].set_index("step")
     for name in names:
         got = curves[curves.run_id == runs.loc[name, "run_id"]].set_index("step")
         assert list(got.index) == list(ref.index)
         for col in ("train_loss", "test_loss", "test_acc"):
             assert (got[col] - ref[col]).abs().max() < 1e-4, (name, col)
+
+
+def test_timing_protocol_no_host_sync_inside_a_block(cli_env, tiny, tmp_path):
+    events_file = tmp_path / "events.txt"
+    env = dict(cli_env, OPTBENCH_TEST_EVENTS=str(events_file))
+    out_dir = tmp_path / "r"
+    optbench(
+        env, "run", "--sweep", tiny, "--backend", "recording", "--out", str(out_dir), "--quiet"
+    )
+    events = events_file.read_text().split()
+    timings = pd.read_parquet(out_dir / "timings.parquet")
+    # Each block: its steps back to back, then one sync, then the host reads the losses.
+    blocks, i = [], 0
+    while i < len(events):
+        if events[i] != "step":
+            i += 1
+            continue
+        j = i
+        while j < len(events) and events[j] == "step":
+            j += 1
+        assert events[j] == "sync", (
+            f"block of {j - i} steps not closed by a sync: {events[i : j + 2]}"
+        )
+        assert events[j + 1 : j + 1 + (j - i)] == ["read"] * (j - i)  # reads only after the sync
+        blocks.append(j - i)
+        i = j + 1
+    assert blocks == timings["steps"].tolist()
+    first_step = events.index("step")
+    assert "sync" in events[:first_step]  # staged data waited for before the first timer

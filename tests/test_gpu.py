@@ -1,0 +1,53 @@
+"""On a GPU machine: every backend that sees the GPU keeps parity there and runs a sweep.
+
+Skipped with the reason where no GPU is visible (conftest.py); never needed by CI."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from backends import registry
+from benchmarks.parity import ParityConfig, passed, run_parity
+from tests.conftest import backend_params
+from tests.test_runner import TINY, optbench
+
+pytestmark = pytest.mark.gpu
+
+
+def _gpu_backends() -> list[str]:
+    return [n for n in registry.installed() if n != "numpy"]
+
+
+@pytest.mark.parametrize("name", backend_params(("torch", "tensorflow", "jax")))
+def test_parity_on_the_gpu(name):
+    if "gpu" not in registry.load(name).devices():
+        pytest.skip(f"{name} sees no GPU here (a CPU-only build?)")
+    rows = run_parity([name], cfg=ParityConfig(device="gpu"))
+    assert passed(rows), [r for r in rows if r["ok"] is False]
+
+
+def test_sweep_on_the_gpu(cli_env, tmp_path):
+    sweep = tmp_path / "tiny.toml"
+    sweep.write_text(TINY)
+    out_dir = tmp_path / "r"
+    optbench(
+        cli_env,
+        "run",
+        "--sweep",
+        str(sweep),
+        "--backend",
+        ",".join(_gpu_backends()),
+        "--device",
+        "gpu",
+        "--mode",
+        "compiled",
+        "--out",
+        str(out_dir),
+        "--quiet",
+        check=False,
+    )
+    runs = pd.read_parquet(out_dir / "runs.parquet")
+    assert set(runs["status"]) <= {"ok", "skipped"} and (runs["status"] == "ok").any()
+    ok = runs[runs["status"] == "ok"]
+    assert (ok["peak_memory_kind"] == "device").all()

@@ -6,7 +6,7 @@ loop written directly in that framework doing the same step: compiled mode, batc
 784-64-10 MLP on MNIST-5k. Rounds alternate suite/bare so drift hits both alike; the
 ratio of the fastest rounds' step times (suite / bare) is printed per backend and optimizer.
 
-    python benchmarks/overhead.py [--backend torch,jax] [--rounds 7] [--steps 200]
+    python benchmarks/overhead.py [--backend torch,jax] [--rounds 15] [--steps 200]
 """
 
 from __future__ import annotations
@@ -222,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("--backend", default=",".join(registry.installed()))
-    p.add_argument("--rounds", type=int, default=9)
+    p.add_argument("--rounds", type=int, default=15)
     p.add_argument("--steps", type=int, default=200)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--json", action="store_true")

@@ -196,9 +196,13 @@ def measure(backend: str, rounds: int, steps: int) -> list[dict[str, Any]]:
         for _ in range(2):  # compile and warm up both
             suite(), bare()
         s_times, b_times = [], []
-        for _ in range(rounds):
-            s_times.append(suite() / steps)
-            b_times.append(bare() / steps)
+        for r in range(rounds):  # who goes first alternates, so order effects cancel
+            if r % 2:
+                b_times.append(bare() / steps)
+                s_times.append(suite() / steps)
+            else:
+                s_times.append(suite() / steps)
+                b_times.append(bare() / steps)
         # the fastest round of each: the per-step cost with the least interference from the
         # machine (as timeit does); medians swing +-15% between runs on 2 shared cores
         s, b = min(s_times), min(b_times)

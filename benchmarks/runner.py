@@ -6,8 +6,9 @@ The timing protocol:
 2. the first step is timed alone, with a device sync: ``compile_s`` (tracing, compiling,
    first allocations);
 3. the rest runs in blocks of ``block_steps`` steps with no host sync inside a block and a
-   device sync at its end; every block's time is kept (``timings``). The first
-   ``warmup_steps`` steps after the first are warm-up, outside the throughput figure;
+   device sync at its end; every block's time is kept (``timings``). At least
+   ``warmup_steps`` steps after the first are warm-up (rounded up to a block boundary),
+   outside the throughput figure; blocks also end at epoch ends and evaluation points;
 4. evaluation happens between blocks and is excluded from the training wall-clock.
 
 A non-finite loss, or one above ``diverge_factor`` x its starting value, marks the run
@@ -174,6 +175,7 @@ def execute_run(spec: RunSpec) -> dict[str, Any]:
                 test_loss, _ = evaluate(step, ep, wall, last_train_loss)
                 if not math.isfinite(test_loss):  # the last update blew the weights up
                     diverged_step = step
+                    break
             else:
                 log(step, ep, wall, last_train_loss)
         epoch += 1
@@ -181,7 +183,7 @@ def execute_run(spec: RunSpec) -> dict[str, Any]:
     # samples/s by the same rule as the report and the comparison (benchmarks.stats)
     this = {
         "run_id": spec.run_id,
-        "status": "diverged" if diverged_step else "ok",
+        "status": "diverged" if diverged_step is not None else "ok",
         "batch_size": spec.batch_size,
         "full_block_steps": full_block,
     }

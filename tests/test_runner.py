@@ -383,3 +383,30 @@ def test_timing_protocol_no_host_sync_inside_a_block(cli_env, tiny, tmp_path):
     assert blocks == timings["steps"].tolist()
     first_step = events.index("step")
     assert "sync" in events[:first_step]  # staged data waited for before the first timer
+
+
+def test_run_with_parity_and_report_as_make_bench_does(cli_env, tiny, tmp_path):
+    out_dir = tmp_path / "results" / "tiny"
+    r = optbench(
+        cli_env,
+        "run",
+        "--sweep",
+        tiny,
+        "--backend",
+        "numpy",
+        "--seeds",
+        "2",
+        "--parity",
+        "--report",
+        "--out",
+        str(out_dir),
+        "--quiet",
+    )
+    assert f"report: {out_dir / 'report.html'}" in r.stdout
+    for name in ("report.html", "report.md", "summary.csv", "parity.json"):
+        assert (out_dir / name).is_file(), name
+    parity = json.loads((out_dir / "parity.json").read_text())
+    assert parity["rows"] and all(row["ok"] for row in parity["rows"])
+    summary = pd.read_csv(out_dir / "summary.csv")
+    assert summary["backend"].tolist() == ["numpy"] and summary["runs"].tolist() == [2]
+    assert "Parity with the float64 NumPy reference" in (out_dir / "report.md").read_text()

@@ -1252,6 +1252,7 @@ figcaption{color:#4a5563;font-size:.9em;margin-top:4px}
 .cols{display:grid;grid-template-columns:1fr 1fr;gap:24px}
 @media (max-width:900px){.cols{grid-template-columns:1fr}}
 table.kv thead{display:none}table.kv{font-size:.84em}
+table.verdict th{white-space:normal;vertical-align:bottom}table.verdict th,table.verdict td{padding:4px 6px}
 table.tp td{white-space:nowrap;font-variant-numeric:tabular-nums}td.small{font-size:.88em;color:#4a5563}table.verdict td:nth-child(2){font-weight:600}
 code{background:#f0f2f5;padding:1px 4px;border-radius:3px}
 """

@@ -143,7 +143,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from benchmarks.driver import run_sweep, summary_table
-    from benchmarks.store import StoreError
+    from benchmarks.store import FAILED, Store, StoreError, write_json
     from benchmarks.sweep import load_sweep
 
     overrides = {
@@ -173,7 +173,6 @@ def cmd_run(args: argparse.Namespace) -> int:
         result = run_sweep(sweep, out, resume=args.resume, quiet=args.quiet, command=sys.argv)
     except StoreError as exc:
         raise UsageError(str(exc)) from None
-    from benchmarks.store import Store, write_json
 
     parity_ok = True
     if args.parity:
@@ -199,7 +198,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"\n{result.ran} run(s) this time{kept}; {counts}\nresults: {result.path}")
     if args.report:
         _report(result.path)
-    failed = sum(v for k, v in result.counts.items() if k in ("error", "timeout", "crashed"))
+    failed = sum(v for k, v in result.counts.items() if k in FAILED)
     if failed:
         print(
             f"FAIL: {failed} run(s) failed (see the error column, or the report's Problems)",

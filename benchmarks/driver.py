@@ -20,7 +20,7 @@ import pandas as pd
 from backends import registry
 from benchmarks import environment
 from benchmarks.runner import failed_run
-from benchmarks.store import Store, point_latest, write_json
+from benchmarks.store import FAILED, Store, point_latest, write_json
 from benchmarks.sweep import RunSpec, Sweep
 from benchmarks.worker import (
     Worker,
@@ -208,7 +208,7 @@ def summary_table(runs: pd.DataFrame) -> str:
                 "runs": len(df),
                 "ok": len(ok),
                 "diverged": int((df["status"] == "diverged").sum()),
-                "failed": int(df["status"].isin(["error", "timeout", "crashed"]).sum()),
+                "failed": int(df["status"].isin(FAILED).sum()),
                 "skipped": int((df["status"] == "skipped").sum()),
                 "median samples/s": f"{sps:,.0f}" if sps == sps else "-",
                 "compile s": f"{comp:.2f}" if comp == comp else "-",

@@ -27,13 +27,13 @@ import numpy as np
 import pandas as pd
 
 from benchmarks import plots, stats
-from benchmarks.store import Store, StoreError
+from benchmarks.store import FAILED, Store, StoreError
 
 QUESTION = "Which framework trains this MLP fastest on this machine, and do the optimizers behave the same?"
 DEFAULT_TARGET = 0.90
 GROUP = ["backend", "mode", "device"]
 CONFIG = ["optimizer", "lr", "batch_size"]
-FAILED = ("error", "timeout", "crashed", "skipped")
+NOT_FINISHED = (*FAILED, "skipped")
 NUMERIC = (
     "lr",
     "batch_size",
@@ -236,7 +236,7 @@ def config_means(runs: pd.DataFrame) -> pd.DataFrame:
                 "runs": len(df),
                 "ok": len(ok),
                 "diverged": int((df["status"] == "diverged").sum()),
-                "failed": int(df["status"].isin(FAILED).sum()),
+                "failed": int(df["status"].isin(NOT_FINISHED).sum()),
                 "acc": ok["final_test_acc"].mean() if len(ok) else math.nan,
                 "loss": ok["final_test_loss"].mean() if len(ok) else math.nan,
                 "diverged_steps": ",".join(f"{s:g}" for s in df["diverged_step"].dropna()),
@@ -307,7 +307,7 @@ def _counts(df: pd.DataFrame) -> dict[str, int]:
         "runs": len(df),
         "ok": int((st == "ok").sum()),
         "diverged": int((st == "diverged").sum()),
-        "failed": int(st.isin(["error", "timeout", "crashed"]).sum()),
+        "failed": int(st.isin(FAILED).sum()),
         "skipped": int((st == "skipped").sum()),
     }
 

@@ -26,6 +26,7 @@ SCHEMA_VERSION = 1
 MARKER = "store.json"
 TABLES = ("runs", "curves", "timings")
 FINISHED = ("ok", "diverged")  # what --resume keeps; failures are tried again
+FAILED = ("error", "timeout", "crashed")  # a run that should have finished and did not
 RUN_ORDER = ["backend", "device", "mode", "optimizer", "lr", "batch_size", "seed"]
 
 

@@ -27,7 +27,7 @@ parity: install           ## every backend against the float64 NumPy reference
 	$(BIN)/optbench parity
 
 bench-micro: install      ## suite overhead: the suite's step vs a bare loop in each framework
-	$(BIN)/python benchmarks/overhead.py
+	$(BIN)/python -m benchmarks.overhead
 
 test: install             ## the test suite
 	$(BIN)/python -m pytest

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import abc
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, ClassVar
 
 import numpy as np
@@ -23,7 +23,6 @@ import numpy as np
 MODES = ("eager", "compiled")
 INITS = ("glorot_uniform", "torch_uniform")
 DTYPES = ("float32", "float64")
-OPTIMIZER_KINDS = ("sgd", "adam")
 
 Weights = list[np.ndarray]
 
@@ -67,18 +66,73 @@ class ModelSpec:
 
 
 @dataclass(frozen=True)
-class OptimizerSpec:
-    """An optimizer with every hyperparameter explicit, in the PyTorch/optax formulation.
-
-    ``sgd``: ``g += weight_decay * w`` (L2, coupled); ``buf = momentum * buf + g``;
-    ``g = g + momentum * buf`` if nesterov else ``buf``; ``w -= lr * g``.
-
-    ``adam``: ``w *= 1 - lr * weight_decay`` (decoupled, i.e. AdamW; 0 gives Adam);
-    ``m = b1 m + (1-b1) g``; ``v = b2 v + (1-b2) g^2``;
-    ``w -= lr * (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps)``.
-    """
+class OptimizerKind:
+    """One optimizer kind: the hyperparameters it takes (beyond ``lr``), its update written
+    out, and the parity presets that exercise it (named configurations, kind implied)."""
 
     name: str
+    hyperparameters: tuple[str, ...]
+    formula: str
+    presets: dict[str, dict[str, Any]]
+
+
+#: Every optimizer kind, in the PyTorch/optax formulation. Validation, the sweep loader and
+#: the parity presets read this table; every backend maps each kind explicitly (a test
+#: fails until it does) and raises :class:`UnknownKind` on anything else.
+KINDS: dict[str, OptimizerKind] = {
+    k.name: k
+    for k in (
+        OptimizerKind(
+            "sgd",
+            ("momentum", "nesterov", "weight_decay"),
+            "g += weight_decay * w (L2, coupled); buf = momentum * buf + g; "
+            "g = g + momentum * buf if nesterov else buf; w -= lr * g",
+            {
+                "sgd": {"lr": 0.1},
+                "sgd_momentum": {"lr": 0.05, "momentum": 0.9},
+                "sgd_nesterov": {
+                    "lr": 0.05,
+                    "momentum": 0.9,
+                    "nesterov": True,
+                    "weight_decay": 5e-4,
+                },
+            },
+        ),
+        OptimizerKind(
+            "adam",
+            ("beta1", "beta2", "eps", "weight_decay"),
+            "w *= 1 - lr * weight_decay (decoupled, i.e. AdamW; 0 gives Adam); "
+            "m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2; "
+            "w -= lr * (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps)",
+            {"adam": {"lr": 1e-3}, "adamw": {"lr": 1e-3, "weight_decay": 1e-2}},
+        ),
+    )
+}
+OPTIMIZER_KINDS = tuple(KINDS)
+
+
+class UnknownKind(SpecError):
+    """A backend was given an optimizer kind it does not map."""
+
+
+def for_kind(table: dict[str, Any], kind: str, where: str) -> Any:
+    """``table[kind]`` for a backend's kind -> implementation map; a clear error otherwise,
+    never a silent fall-through to another optimizer."""
+    try:
+        return table[kind]
+    except KeyError:
+        raise UnknownKind(
+            f"optimizer kind {kind!r} is not implemented by {where}; it maps "
+            f"{', '.join(table)} (add the kind there, see backends.base.KINDS)"
+        ) from None
+
+
+@dataclass(frozen=True)
+class OptimizerSpec:
+    """An optimizer kind (see :data:`KINDS` for the formulas) with every hyperparameter
+    explicit. A hyperparameter the kind does not take must stay at its default."""
+
+    kind: str
     lr: float
     momentum: float = 0.0
     nesterov: bool = False
@@ -89,14 +143,17 @@ class OptimizerSpec:
 
     def __post_init__(self) -> None:
         _check(
-            self.name in OPTIMIZER_KINDS,
+            self.kind in KINDS,
             "optimizer",
-            self.name,
+            self.kind,
             f"choose one of {', '.join(OPTIMIZER_KINDS)}",
         )
         _check(_finite(self.lr) and self.lr > 0, "lr", self.lr, "must be > 0")
         _check(
-            _finite(self.momentum) and self.momentum >= 0, "momentum", self.momentum, "must be >= 0"
+            _finite(self.momentum) and 0 <= self.momentum < 1,
+            "momentum",
+            self.momentum,
+            "must be in [0, 1)",
         )
         _check(
             _finite(self.weight_decay) and self.weight_decay >= 0,
@@ -119,29 +176,19 @@ class OptimizerSpec:
         )
         if self.nesterov:
             _check(self.momentum > 0, "nesterov", self.nesterov, "nesterov needs momentum > 0")
-        if self.name == "sgd":
-            _check(
-                self.beta1 == 0.9 and self.beta2 == 0.999 and self.eps == 1e-8,
-                "sgd",
-                "beta1/beta2/eps",
-                "sgd takes lr, momentum, nesterov, weight_decay only",
-            )
-        else:
-            _check(
-                self.momentum == 0 and not self.nesterov,
-                "adam",
-                "momentum/nesterov",
-                "adam takes lr, beta1, beta2, eps, weight_decay only",
-            )
+        takes = KINDS[self.kind].hyperparameters
+        defaults = {f.name: f.default for f in fields(self) if f.name not in ("kind", "lr")}
+        unused = [k for k, d in defaults.items() if k not in takes and getattr(self, k) != d]
+        _check(
+            not unused,
+            self.kind,
+            "/".join(unused),
+            f"{self.kind} takes lr, {', '.join(takes)} only",
+        )
 
     def hyperparameters(self) -> dict[str, Any]:
-        """The hyperparameters this optimizer uses (unused defaults left out)."""
-        keys = (
-            ("lr", "momentum", "nesterov", "weight_decay")
-            if self.name == "sgd"
-            else ("lr", "beta1", "beta2", "eps", "weight_decay")
-        )
-        return {k: getattr(self, k) for k in keys}
+        """The hyperparameters this kind uses (unused defaults left out)."""
+        return {k: getattr(self, k) for k in ("lr", *KINDS[self.kind].hyperparameters)}
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -222,6 +269,15 @@ class Backend(abc.ABC):
     modes: ClassVar[tuple[str, ...]] = MODES
     #: dtypes this backend runs in
     dtypes: ClassVar[tuple[str, ...]] = ("float32",)
+    #: optimizer kinds this backend maps (the keys of its kind -> implementation table);
+    #: a test fails until it equals ``KINDS``
+    kinds: ClassVar[tuple[str, ...]] = ()
+    #: what parity calls this backend's own rows: "stock" framework optimizers, or
+    #: "corrected" where the adapter corrects a framework difference
+    parity_variant: ClassVar[str] = "stock"
+    #: extra, informational parity rows: variant name -> (constructor keyword arguments,
+    #: {preset name: OptimizerSpec}); shown beside the checked rows, never failing them
+    parity_extras: ClassVar[dict[str, tuple[dict[str, Any], dict[str, OptimizerSpec]]]] = {}
 
     def __init__(self, mode: str = "compiled", device: str = "cpu", dtype: str = "float32"):
         _check(mode in self.modes, "mode", mode, f"{self.name} runs in {', '.join(self.modes)}")
@@ -287,6 +343,15 @@ class Backend(abc.ABC):
         (GPU); None on the CPU, where the harness samples the process's resident memory.
         JAX cannot reset its peak: there it is the worker's peak so far."""
         return None
+
+    @classmethod
+    def bare_loop(
+        cls, opt: OptimizerSpec, weights: Weights, x: np.ndarray, y: np.ndarray, batch_size: int
+    ) -> Any:
+        """For the overhead benchmark: ``block(steps) -> seconds``, a training loop written
+        directly in the framework as a competent user would (nothing of the suite's), doing
+        the same step on the CPU. Each backend keeps it in its ``bare.py``."""
+        raise NotImplementedError(f"{cls.name} has no bare loop to compare against")
 
 
 # ---------------------------------------------------------------------------------------

@@ -12,10 +12,16 @@ from backends.base import Backend, SpecError
 
 @dataclass(frozen=True)
 class Entry:
+    """Everything the harness knows about a backend without importing it."""
+
     name: str
     target: str  # "module:Class"
     requires: tuple[str, ...]  # top-level modules that must be importable
     extra: str  # pip extra that installs them
+    packages: tuple[str, ...] = ()  # distributions whose versions environment.json records
+    worker_env: tuple[tuple[str, str], ...] = ()  # set in every worker; "{threads}" filled in
+    color: str = ""  # its colour in every figure ("" = a stable colour from a palette)
+    marker: str = "o"  # its marker in every figure
 
     def missing(self) -> list[str]:
         return [m for m in self.requires if importlib.util.find_spec(m) is None]
@@ -29,15 +35,48 @@ class Entry:
 REGISTRY: dict[str, Entry] = {
     e.name: e
     for e in (
-        Entry("numpy", "backends.numpy.backend:NumpyBackend", ("numpy",), ""),
-        Entry("torch", "backends.torch.backend:TorchBackend", ("torch",), "torch"),
+        Entry(
+            "numpy",
+            "backends.numpy.backend:NumpyBackend",
+            ("numpy",),
+            "",
+            packages=("numpy",),
+            color="#1f77b4",
+        ),
+        Entry(
+            "torch",
+            "backends.torch.backend:TorchBackend",
+            ("torch",),
+            "torch",
+            packages=("torch",),
+            color="#d62728",
+            marker="s",
+        ),
         Entry(
             "tensorflow",
             "backends.tensorflow.backend:TensorflowBackend",
             ("tensorflow", "keras"),
             "tensorflow",
+            packages=("tensorflow", "tensorflow-cpu", "keras"),
+            # TensorFlow reads its pool sizes from the environment, before it starts
+            worker_env=(
+                ("TF_NUM_INTRAOP_THREADS", "{threads}"),
+                ("TF_NUM_INTEROP_THREADS", "1"),
+                ("TF_CPP_MIN_LOG_LEVEL", "2"),
+                ("KERAS_BACKEND", "tensorflow"),
+            ),
+            color="#ff7f0e",
+            marker="^",
         ),
-        Entry("jax", "backends.jax.backend:JaxBackend", ("jax", "optax"), "jax"),
+        Entry(
+            "jax",
+            "backends.jax.backend:JaxBackend",
+            ("jax", "optax"),
+            "jax",
+            packages=("jax", "jaxlib", "optax"),
+            color="#2ca02c",
+            marker="D",
+        ),
     )
 }
 

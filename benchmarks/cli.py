@@ -6,20 +6,23 @@
     optbench report [RESULTS_DIR]          tables, plots and one HTML page for a sweep
     optbench compare BASELINE [CURRENT]    regressions against a baseline (exit 1 if any)
 
-Bad input is reported as one line naming the bad value and the fix (exit code 2).
+Bad input is reported as one line naming the bad value and the fix. Exit codes (the same
+for every command, see ``benchmarks/exitcodes.py``): 0 ok; 1 a measured failure (failed
+runs, parity outside the tolerance, a regression); 2 bad input or an environment that
+cannot serve the request; 130 interrupted.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from importlib import metadata
 from typing import Any
 
 from backends import registry
 from backends.base import SpecError
+from benchmarks import exitcodes
 from benchmarks.data import DataError
 
 
@@ -49,17 +52,6 @@ def _ints(value: str) -> list[int]:
         ) from None
 
 
-def _json_safe(obj: Any) -> Any:
-    """NaN and inf as null: strict JSON parsers reject them."""
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
-    return obj
-
-
 # --- optbench backends -----------------------------------------------------------------
 
 
@@ -77,7 +69,7 @@ def probe_backend(name: str) -> dict[str, Any]:
 
 
 def cmd_backends(args: argparse.Namespace) -> int:
-    from benchmarks.worker import Worker, WorkerDied, WorkerError, WorkerTimeout
+    from benchmarks.worker import WorkerFailure, call_isolated
 
     rows = []
     for name in registry.NAMES:
@@ -88,9 +80,16 @@ def cmd_backends(args: argparse.Namespace) -> int:
             row["why"] = f"missing {', '.join(missing)}; fix: {e.install_hint()}"
         else:
             try:
-                with Worker(threads=args.threads, label=f"probe-{name}") as w:
-                    row.update(w.call("benchmarks.cli:probe_backend", {"name": name}, timeout=300))
-            except (WorkerError, WorkerTimeout, WorkerDied) as exc:
+                row.update(
+                    call_isolated(
+                        "benchmarks.cli:probe_backend",
+                        {"name": name},
+                        label=f"probe-{name}",
+                        threads=args.threads,
+                        timeout=300,
+                    )
+                )
+            except WorkerFailure as exc:
                 row["installed"] = False
                 row["why"] = f"installed but fails to load: {exc}"
         rows.append(row)
@@ -104,7 +103,7 @@ def cmd_backends(args: argparse.Namespace) -> int:
                 )
             else:
                 print(f"{r['backend']:<11} {'not available':<14} {r['why']}")
-    return 0
+    return exitcodes.OK
 
 
 # --- optbench parity -------------------------------------------------------------------
@@ -112,6 +111,7 @@ def cmd_backends(args: argparse.Namespace) -> int:
 
 def cmd_parity(args: argparse.Namespace) -> int:
     from benchmarks.parity import ParityConfig, format_table, passed, run_parity
+    from benchmarks.store import json_safe
 
     cfg = ParityConfig(
         steps=args.steps,
@@ -124,7 +124,7 @@ def cmd_parity(args: argparse.Namespace) -> int:
     )
     rows = run_parity(args.backend, args.mode, args.optimizer, cfg, threads=args.threads)
     if args.format == "json":
-        print(json.dumps(_json_safe(rows), indent=2, allow_nan=False))
+        print(json.dumps(json_safe(rows), indent=2, allow_nan=False))
     else:
         print(format_table(rows, cfg))
     ok = passed(rows)
@@ -133,7 +133,7 @@ def cmd_parity(args: argparse.Namespace) -> int:
             "\nFAIL: at least one backend is outside the tolerance (see the FAIL rows).",
             file=sys.stderr,
         )
-    return 0 if ok else 1
+    return exitcodes.OK if ok else exitcodes.MEASURED_FAILURE
 
 
 # --- optbench run ----------------------------------------------------------------------
@@ -142,8 +142,8 @@ def cmd_parity(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from benchmarks.driver import run_sweep, summary_table
-    from benchmarks.store import FAILED, Store, StoreError, write_json
+    from benchmarks.pipeline import bench
+    from benchmarks.store import StoreError
     from benchmarks.sweep import load_sweep
 
     overrides = {
@@ -164,68 +164,33 @@ def cmd_run(args: argparse.Namespace) -> int:
     }
     sweep = load_sweep(args.sweep, overrides)
     out = Path(args.out) if args.out else Path("results") / sweep.name
-    if not args.quiet:
-        print(
-            f"sweep {sweep.name!r} ({sweep.source}): {len(sweep.runs)} runs -> {out}",
-            file=sys.stderr,
-        )
     try:
-        result = run_sweep(sweep, out, resume=args.resume, quiet=args.quiet, command=sys.argv)
+        return bench(
+            sweep,
+            out,
+            resume=args.resume,
+            parity=args.parity,
+            report=args.report,
+            quiet=args.quiet,
+            command=sys.argv,
+        )
     except StoreError as exc:
         raise UsageError(str(exc)) from None
-
-    parity_ok = True
-    if args.parity:
-        from dataclasses import asdict
-
-        from benchmarks.parity import ParityConfig, format_table, passed, run_parity
-
-        swept = {s.backend for s in sweep.runs}
-        cfg = ParityConfig()
-        rows = run_parity(
-            [b for b in registry.installed() if b in swept], cfg=cfg, threads=sweep.threads
-        )
-        write_json(result.path / "parity.json", _json_safe({"config": asdict(cfg), "rows": rows}))
-        parity_ok = passed(rows)
-        if not args.quiet:
-            print("\n" + format_table(rows, cfg), file=sys.stderr)
-
-    runs = Store.open(result.path).table("runs")
-    if not args.quiet:
-        print("\n" + summary_table(runs))
-    kept = f", {result.skipped_existing} kept from before" if result.skipped_existing else ""
-    counts = ", ".join(f"{v} {k}" for k, v in sorted(result.counts.items()))
-    print(f"\n{result.ran} run(s) this time{kept}; {counts}\nresults: {result.path}")
-    if args.report:
-        _report(result.path)
-    failed = sum(v for k, v in result.counts.items() if k in FAILED)
-    if failed:
-        print(
-            f"FAIL: {failed} run(s) failed (see the error column, or the report's Problems)",
-            file=sys.stderr,
-        )
-    if not parity_ok:
-        print("FAIL: a backend is outside the parity tolerance (parity.json)", file=sys.stderr)
-    return 1 if failed or not parity_ok else 0
 
 
 # --- optbench report -------------------------------------------------------------------
 
 
-def _report(path) -> None:
+def cmd_report(args: argparse.Namespace) -> int:
     from benchmarks.report import write_report
     from benchmarks.store import StoreError
 
     try:
-        paths = write_report(path)
+        paths = write_report(args.results)
     except StoreError as exc:
         raise UsageError(str(exc)) from None
     print(f"report: {paths['html']}\n        {paths['md']}\n        {paths['csv']}")
-
-
-def cmd_report(args: argparse.Namespace) -> int:
-    _report(args.results)
-    return 0
+    return exitcodes.OK
 
 
 # --- optbench compare ------------------------------------------------------------------
@@ -258,7 +223,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         )
     else:
         print(format_comparison(cmp, args.baseline, args.current, args.threshold))
-    return 1 if cmp.regressions else 0
+    return exitcodes.MEASURED_FAILURE if cmp.regressions else exitcodes.OK
 
 
 # --- the parser ------------------------------------------------------------------------
@@ -396,10 +361,10 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except (SpecError, DataError, UsageError, registry.BackendNotInstalled) as exc:
         print(f"optbench {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+        return exitcodes.BAD_INPUT
     except KeyboardInterrupt:
         print(f"optbench {args.command}: interrupted", file=sys.stderr)
-        return 130
+        return exitcodes.INTERRUPTED
 
 
 if __name__ == "__main__":

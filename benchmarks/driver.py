@@ -1,9 +1,9 @@
-"""The driver: runs a sweep's grid, one worker process per (backend, device), into the store.
+"""The driver: runs a sweep's grid on an executor (``benchmarks.execute``) into the store.
 
-The driver is the only writer of the results folder. Runs of one (backend, device) go to
-one worker in sequence; a run that raises, hangs past its timeout or kills its worker is
-recorded with that status and the sweep goes on (a fresh worker takes the next run).
-Ctrl-C stops at once and keeps every finished run; ``--resume`` picks up from there.
+The driver is the only writer of the results folder: it lands each run's result as it
+arrives, whatever executed it. A run that raises, hangs past its timeout or kills its
+worker comes back with that status and the sweep goes on. Ctrl-C stops at once and keeps
+every finished run; ``--resume`` picks up from there.
 """
 
 from __future__ import annotations
@@ -11,25 +11,17 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-import pandas as pd
-
-from backends import registry
 from benchmarks import environment
-from benchmarks.runner import failed_run
-from benchmarks.store import FAILED, Store, point_latest, write_json
-from benchmarks.sweep import RunSpec, Sweep
-from benchmarks.worker import (
-    Worker,
-    WorkerDied,
-    WorkerError,
-    WorkerTimeout,
-    default_threads,
-    thread_env,
-)
+from benchmarks.execute import Executor, LocalExecutor, work_units
+from benchmarks.schema import RunSpec, Status
+from benchmarks.store import Store, point_latest, write_json
+from benchmarks.sweep import Sweep
+from benchmarks.worker import default_threads, thread_env
 
 
 @dataclass
@@ -76,10 +68,10 @@ class Progress:
         acc = row.get("final_test_acc")
         detail = (
             f"{sps:,.0f} samples/s, test acc {acc:.3f}"
-            if status == "ok" and sps == sps
+            if status == Status.OK and sps == sps
             else row.get("error", "")[:80]
         )
-        if status == "diverged":
+        if status == Status.DIVERGED:
             detail = f"diverged at step {row.get('diverged_step')}"
         line = f"[{self.done}/{self.total}] {spec.label()}: {status} {detail}"
         if self.tty:
@@ -94,9 +86,11 @@ def run_sweep(
     resume: bool = False,
     quiet: bool = False,
     command: list[str] | None = None,
+    executor: Executor | None = None,
     on_result: Callable[[dict[str, Any]], None] | None = None,
 ) -> SweepResult:
-    """Run every spec of ``sweep`` not already finished in ``out``; returns counts by status."""
+    """Run every spec of ``sweep`` not already finished in ``out`` (on ``executor``, by
+    default local workers); returns counts by status."""
     threads = sweep.threads or default_threads()
     env = environment.capture(
         threads=threads,
@@ -122,28 +116,15 @@ def run_sweep(
     done = store.finished_ids() if resume else set()
     todo = [s for s in sweep.runs if s.run_id not in done]
     progress = Progress(len(todo), quiet)
+    executor = executor or LocalExecutor(threads)
     interrupted = False
-    groups: dict[tuple[str, str], list[RunSpec]] = {}
-    for spec in todo:
-        groups.setdefault((spec.backend, spec.device), []).append(spec)
     try:
-        for (backend, device), specs in groups.items():
-            missing = registry.entry(backend).missing()
-            if missing:
-                why = f"not installed (missing {', '.join(missing)}); fix: {registry.entry(backend).install_hint()}"
-                for spec in specs:
-                    _land(store, failed_run(spec, "skipped", why), progress, spec, on_result)
-                continue
-            worker = Worker(threads=threads, label=f"{backend}/{device}")
-            try:
-                for spec in specs:
-                    progress.start(spec)
-                    _land(store, _execute(worker, spec), progress, spec, on_result)
-            except KeyboardInterrupt:
-                worker.kill()  # mid-run: stop now, do not wait for the run to finish
-                raise
-            finally:
-                worker.close()
+        with closing(executor.run(work_units(todo), on_start=progress.start)) as results:
+            for spec, result in results:
+                store.write_run(result)
+                progress.finish(spec, result["run"])
+                if on_result is not None:
+                    on_result(result)
     except KeyboardInterrupt:
         interrupted = True
     finally:
@@ -160,59 +141,8 @@ def run_sweep(
     return SweepResult(store.path, len(sweep.runs), len(todo), len(done), counts)
 
 
-def _execute(worker: Worker, spec: RunSpec) -> dict[str, Any]:
-    try:
-        return worker.call("benchmarks.runner:execute_run", {"spec": spec}, timeout=spec.timeout_s)
-    except WorkerTimeout:
-        return failed_run(
-            spec, "timeout", f"no result after {spec.timeout_s:g} s; the worker was killed"
-        )
-    except WorkerDied as exc:
-        return failed_run(spec, "crashed", str(exc))
-    except WorkerError as exc:
-        return failed_run(spec, "error", str(exc))
-
-
-def _land(
-    store: Store, result: dict[str, Any], progress: Progress, spec: RunSpec, on_result
-) -> None:
-    store.write_run(result)
-    progress.finish(spec, result["run"])
-    if on_result is not None:
-        on_result(result)
-
-
 def _status_counts(store: Store) -> dict[str, int]:
     runs = store.table("runs")
     if runs is None or runs.empty:
         return {}
     return {str(k): int(v) for k, v in runs["status"].value_counts().items()}
-
-
-def summary_table(runs: pd.DataFrame) -> str:
-    """Per backend x mode x device: runs by status, median samples/s, best test accuracy."""
-    if runs is None or runs.empty:
-        return "(no runs)"
-    g = runs.groupby(["backend", "mode", "device"], sort=True)
-    rows = []
-    for (b, m, d), df in g:
-        ok = df[df["status"] == "ok"]
-        sps = ok["samples_per_s"].median() if "samples_per_s" in ok and len(ok) else float("nan")
-        acc = ok["final_test_acc"].max() if "final_test_acc" in ok and len(ok) else float("nan")
-        comp = ok["compile_s"].median() if "compile_s" in ok and len(ok) else float("nan")
-        rows.append(
-            {
-                "backend": b,
-                "mode": m,
-                "device": d,
-                "runs": len(df),
-                "ok": len(ok),
-                "diverged": int((df["status"] == "diverged").sum()),
-                "failed": int(df["status"].isin(FAILED).sum()),
-                "skipped": int((df["status"] == "skipped").sum()),
-                "median samples/s": f"{sps:,.0f}" if sps == sps else "-",
-                "compile s": f"{comp:.2f}" if comp == comp else "-",
-                "best test acc": f"{acc:.3f}" if acc == acc else "-",
-            }
-        )
-    return pd.DataFrame(rows).to_string(index=False)

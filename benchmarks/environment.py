@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import platform
+import shutil
 import socket
 import subprocess
 import sys
@@ -17,22 +18,18 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-PACKAGES = (
-    "numpy",
-    "pandas",
-    "pyarrow",
-    "matplotlib",
-    "scikit-learn",
-    "mlxtend",
-    "torch",
-    "tensorflow",
-    "tensorflow-cpu",
-    "keras",
-    "jax",
-    "jaxlib",
-    "optax",
-    "optbench",
-)
+from backends import registry
+
+#: the harness's own packages; each backend's come from its registry entry
+CORE_PACKAGES = ("numpy", "pandas", "pyarrow", "matplotlib", "scikit-learn", "mlxtend")
+
+
+def packages() -> tuple[str, ...]:
+    """Every distribution whose version environment.json records."""
+    names = [*CORE_PACKAGES, *(p for e in registry.REGISTRY.values() for p in e.packages)]
+    return (*dict.fromkeys(names), "optbench")
+
+
 ENV_VARS = (
     "OMP_NUM_THREADS",
     "MKL_NUM_THREADS",
@@ -85,6 +82,17 @@ def _gpus() -> list[dict[str, str]]:
     return gpus
 
 
+def gpu_present() -> bool:
+    """Whether an NVIDIA GPU is visible, without importing any framework."""
+    if not shutil.which("nvidia-smi"):
+        return False
+    try:
+        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return out.returncode == 0 and "GPU" in out.stdout
+
+
 def _git() -> dict[str, Any]:
     def git(*args: str) -> str:
         return subprocess.run(
@@ -109,7 +117,7 @@ def capture(
     import psutil
 
     versions = {}
-    for pkg in PACKAGES:
+    for pkg in packages():
         try:
             versions[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:

@@ -15,20 +15,13 @@ from typing import Any
 import numpy as np
 
 from backends import registry
-from backends.base import ModelSpec, OptimizerSpec, SpecError, init_weights
+from backends.base import KINDS, MODES, ModelSpec, OptimizerSpec, SpecError, init_weights
 
+#: every kind's presets from ``base.KINDS`` (sgd, sgd_momentum, sgd_nesterov, adam, adamw)
 PRESETS: dict[str, OptimizerSpec] = {
-    "sgd": OptimizerSpec("sgd", lr=0.1),
-    "sgd_momentum": OptimizerSpec("sgd", lr=0.05, momentum=0.9),
-    "sgd_nesterov": OptimizerSpec("sgd", lr=0.05, momentum=0.9, nesterov=True, weight_decay=5e-4),
-    "adam": OptimizerSpec("adam", lr=1e-3),
-    "adamw": OptimizerSpec("adam", lr=1e-3, weight_decay=1e-2),
-}
-# Stock Keras Adam is shown beside the corrected one; eps=1e-3 (as some recipes use)
-# makes its epsilon-hat form visible, at eps=1e-8 it hides in float32 noise.
-STOCK_KERAS = {
-    "adam": PRESETS["adam"],
-    "adam_eps1e-3": OptimizerSpec("adam", lr=1e-3, eps=1e-3),
+    name: OptimizerSpec(kind, **hyper)
+    for kind, spec in KINDS.items()
+    for name, hyper in spec.presets.items()
 }
 
 
@@ -90,38 +83,36 @@ def trajectory(backend, model: ModelSpec, opt: OptimizerSpec, batches, seed: int
 
 
 def backend_trajectories(
-    backend: str,
-    modes: list[str],
-    optimizers: list[str],
-    cfg: ParityConfig,
-    stock_keras: bool = False,
+    backend: str, modes: list[str], optimizers: list[str], cfg: ParityConfig
 ) -> dict[str, Any]:
-    """Worker task: every (optimizer, mode) trajectory of one backend, or the error text."""
+    """Worker task: one backend's trajectories, ``{(variant, preset, mode): trajectory or
+    error text}``, for the checked presets and the backend's informational extras
+    (``Backend.parity_extras``), with ``specs``: the extras' optimizer specs."""
     cls = registry.load(backend)
+    if cfg.device not in cls.devices():
+        raise SpecError(f"device={cfg.device!r}: {backend} has {', '.join(cls.devices())} here")
     model, batches = _batches(cfg)
-    out: dict[str, Any] = {}
-    for mode in modes:
-        if mode not in cls.modes:
-            continue
-        kwargs = {"stock_keras_adam": True} if stock_keras else {}
-        if cfg.device not in cls.devices():
-            raise SpecError(f"device={cfg.device!r}: {backend} has {', '.join(cls.devices())} here")
-        be = cls(mode=mode, device=cfg.device, dtype="float32", **kwargs)
-        presets = STOCK_KERAS if stock_keras else {k: PRESETS[k] for k in optimizers}
-        for name, opt in presets.items():
-            try:
-                out[f"{name}|{mode}"] = trajectory(be, model, opt, batches, cfg.seed)
-            except Exception as exc:  # noqa: BLE001 - reported as a failed row
-                out[f"{name}|{mode}"] = f"{type(exc).__name__}: {exc}"
-    return out
+    jobs = [(cls.parity_variant, {}, {k: PRESETS[k] for k in optimizers})]
+    jobs += [(name, kwargs, presets) for name, (kwargs, presets) in cls.parity_extras.items()]
+    out: dict[tuple[str, str, str], Any] = {}
+    for variant, kwargs, presets in jobs:
+        for mode in (m for m in modes if m in cls.modes):
+            be = cls(mode=mode, device=cfg.device, dtype="float32", **kwargs)
+            for name, opt in presets.items():
+                try:
+                    out[(variant, name, mode)] = trajectory(be, model, opt, batches, cfg.seed)
+                except Exception as exc:  # noqa: BLE001 - reported as a failed row
+                    out[(variant, name, mode)] = f"{type(exc).__name__}: {exc}"
+    specs = {n: o for _, (_, presets) in cls.parity_extras.items() for n, o in presets.items()}
+    return {"trajectories": out, "specs": specs, "checked": cls.parity_variant}
 
 
-def reference_trajectories(optimizers: list[str], cfg: ParityConfig) -> dict[str, Any]:
+def reference_trajectories(specs: dict[str, OptimizerSpec], cfg: ParityConfig) -> dict[str, Any]:
+    """The float64 NumPy reference for each named optimizer spec."""
     from backends.numpy.backend import NumpyBackend
 
     model, batches = _batches(cfg)
     ref = NumpyBackend(mode="eager", dtype="float64")
-    specs = {**{k: PRESETS[k] for k in optimizers}, **STOCK_KERAS}
     return {name: trajectory(ref, model, opt, batches, cfg.seed) for name, opt in specs.items()}
 
 
@@ -143,16 +134,22 @@ def run_parity(
     threads: int | None = None,
     timeout: float = 900,
 ) -> list[dict[str, Any]]:
-    """Parity rows for every installed backend x optimizer x mode (plus stock Keras Adam).
+    """Parity rows for every installed backend x optimizer preset x mode, plus each
+    backend's informational extras.
 
     Each row: ``backend, optimizer, mode, max_abs_loss_diff, max_abs_weight_diff, ok``
-    (plus ``variant`` and ``error``). Stock-Keras rows have ``variant="stock-keras"``
-    and ``ok=None``: they are shown for comparison and never fail the check.
+    (plus ``variant`` and ``error``). Informational rows (e.g. stock Keras Adam,
+    ``variant="stock-keras"``) have ``ok=None``: shown for comparison, never failing.
     """
-    from backends.base import MODES
-    from benchmarks.worker import Worker, WorkerDied, WorkerError, WorkerTimeout
+    from benchmarks.environment import gpu_present
+    from benchmarks.worker import WorkerFailure, call_isolated
 
     cfg = cfg or ParityConfig()
+    if cfg.device == "gpu" and not gpu_present():
+        raise SpecError(
+            "device='gpu': no GPU is visible here (nvidia-smi finds none); "
+            "run parity on a GPU machine, or on the CPU (the default)"
+        )
     backends = backends or registry.installed()
     modes = modes or list(MODES)
     optimizers = optimizers or list(PRESETS)
@@ -168,51 +165,34 @@ def run_parity(
     for o in optimizers:
         if o not in PRESETS:
             raise SpecError(f"unknown optimizer {o!r}; choose from {', '.join(PRESETS)}")
-    ref = reference_trajectories(optimizers, cfg)
+    ref = reference_trajectories({k: PRESETS[k] for k in optimizers}, cfg)
     rows: list[dict[str, Any]] = []
     for name in backends:
-        jobs = [(False, optimizers)] + ([(True, list(STOCK_KERAS))] if name == "tensorflow" else [])
-        with Worker(threads=threads, label=f"parity-{name}") as w:
-            for stock, opts in jobs:
-                try:
-                    result = w.call(
-                        "benchmarks.parity:backend_trajectories",
-                        {
-                            "backend": name,
-                            "modes": modes,
-                            "optimizers": opts,
-                            "cfg": cfg,
-                            "stock_keras": stock,
-                        },
-                        timeout=timeout,
-                    )
-                except (WorkerError, WorkerTimeout, WorkerDied) as exc:
-                    rows.append(_row(name, "*", "*", error=str(exc), ok=False))
-                    continue
-                for key, got in result.items():
-                    opt, mode = key.split("|")
-                    variant = (
-                        "stock-keras" if stock else "corrected" if name == "tensorflow" else "stock"
-                    )
-                    if isinstance(got, str):
-                        rows.append(
-                            _row(
-                                name,
-                                opt,
-                                mode,
-                                variant=variant,
-                                error=got,
-                                ok=None if stock else False,
-                            )
-                        )
-                        continue
-                    loss_diff, weight_diff = compare(got, ref[opt])
-                    ok = loss_diff <= cfg.tolerance and weight_diff <= cfg.tolerance
-                    rows.append(
-                        _row(
-                            name, opt, mode, loss_diff, weight_diff, None if stock else ok, variant
-                        )
-                    )
+        try:
+            result = call_isolated(
+                "benchmarks.parity:backend_trajectories",
+                {"backend": name, "modes": modes, "optimizers": optimizers, "cfg": cfg},
+                label=f"parity-{name}",
+                threads=threads,
+                timeout=timeout,
+            )
+        except WorkerFailure as exc:
+            rows.append(_row(name, "*", "*", error=str(exc), ok=False))
+            continue
+        extra_specs = {k: v for k, v in result["specs"].items() if k not in ref}
+        ref.update(reference_trajectories(extra_specs, cfg) if extra_specs else {})
+        for (variant, opt, mode), got in result["trajectories"].items():
+            checked = variant == result["checked"]
+            if isinstance(got, str):
+                rows.append(
+                    _row(name, opt, mode, variant=variant, error=got, ok=False if checked else None)
+                )
+                continue
+            loss_diff, weight_diff = compare(got, ref[opt])
+            ok = loss_diff <= cfg.tolerance and weight_diff <= cfg.tolerance
+            rows.append(
+                _row(name, opt, mode, loss_diff, weight_diff, ok if checked else None, variant)
+            )
     return rows
 
 
@@ -237,8 +217,8 @@ def passed(rows: list[dict[str, Any]]) -> bool:
 
 
 def format_table(rows: list[dict[str, Any]], cfg: ParityConfig) -> str:
-    checked = [r for r in rows if r["variant"] != "stock-keras"]
-    stock = [r for r in rows if r["variant"] == "stock-keras"]
+    checked = [r for r in rows if r["ok"] is not None]
+    stock = [r for r in rows if r["ok"] is None]
     head = (
         f"Parity with the float64 NumPy reference: {cfg.steps} steps, dataset {cfg.dataset}, "
         f"batch {cfg.batch_size}, hidden {list(cfg.hidden)}, seed {cfg.seed}, device {cfg.device}, "
@@ -247,8 +227,8 @@ def format_table(rows: list[dict[str, Any]], cfg: ParityConfig) -> str:
     out = [head + _table(checked)]
     if stock:
         out.append(
-            "\nStock Keras Adam, uncorrected (eps is added before bias correction, 'epsilon hat'); "
-            "for comparison only:\n" + _table(stock)
+            "\nFor comparison only (stock framework optimizers where an adapter corrects them; "
+            "stock Keras Adam adds eps before bias correction, 'epsilon hat'):\n" + _table(stock)
         )
     return "\n".join(out)
 

@@ -30,7 +30,7 @@ from backends import registry
 from backends.base import ModelSpec, init_weights, num_parameters
 from benchmarks import stats
 from benchmarks.data import cached_dataset, epoch_permutation
-from benchmarks.sweep import RunSpec
+from benchmarks.schema import RunSpec, Status, failed_record
 
 
 def _rss_mb() -> float:
@@ -42,14 +42,6 @@ def _rss_mb() -> float:
         return math.nan
 
 
-def _row_base(spec: RunSpec) -> dict[str, Any]:
-    row = {"run_id": spec.run_id, **{k: v for k, v in spec.config().items() if k != "opt"}}
-    row["hidden"] = ",".join(map(str, spec.hidden))
-    row["kind"] = spec.opt.name
-    row.update(spec.opt.hyperparameters())
-    return row
-
-
 _runs_in_process = 0
 
 
@@ -58,10 +50,15 @@ def execute_run(spec: RunSpec) -> dict[str, Any]:
     global _runs_in_process
     _runs_in_process += 1
     t_start = time.perf_counter()
-    row = _row_base(spec)
-    cls = registry.load(spec.backend)
+    row = spec.row()
+    try:
+        cls = registry.load(spec.backend)
+    except registry.BackendNotInstalled as exc:  # decided where the run would execute
+        return failed_record(spec, Status.SKIPPED, str(exc))
     if spec.device not in cls.devices():
-        return failed_run(spec, "skipped", f"no {spec.device} visible to {spec.backend} here")
+        return failed_record(
+            spec, Status.SKIPPED, f"no {spec.device} visible to {spec.backend} here"
+        )
     be = cls(mode=spec.mode, device=spec.device, dtype=spec.dtype)
     info = be.describe()
     data = cached_dataset(spec.dataset)
@@ -181,9 +178,10 @@ def execute_run(spec: RunSpec) -> dict[str, Any]:
         epoch += 1
 
     # samples/s by the same rule as the report and the comparison (benchmarks.stats)
+    status = Status.DIVERGED if diverged_step is not None else Status.OK
     this = {
         "run_id": spec.run_id,
-        "status": "diverged" if diverged_step is not None else "ok",
+        "status": status.value,
         "batch_size": spec.batch_size,
         "full_block_steps": full_block,
     }
@@ -193,8 +191,9 @@ def execute_run(spec: RunSpec) -> dict[str, Any]:
     cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
     row.update(
         {
-            "status": "diverged" if diverged_step is not None else "ok",
+            "status": status.value,
             "error": "",
+            "traceback": "",
             "diverged_step": diverged_step,
             "compile_s": compile_s,
             # 1 = this worker's first run: its first step also pays framework start-up; later
@@ -225,38 +224,3 @@ def execute_run(spec: RunSpec) -> dict[str, Any]:
         }
     )
     return {"run": row, "curves": curves, "timings": timings}
-
-
-# Measured columns of runs.parquet: a run that did not finish has them all, empty, so the
-# table has the same columns whatever happened.
-MEASURED = (
-    "diverged_step",
-    "compile_s",
-    "worker_run_index",
-    "steps",
-    "full_block_steps",
-    "timed_blocks",
-    "samples_per_s",
-    "samples_per_s_mean",
-    "train_wall_s",
-    "eval_s",
-    "run_s",
-    "final_train_loss",
-    "final_test_loss",
-    "final_test_acc",
-    "peak_memory_mb",
-    "peak_rss_mb",
-    "worker_max_rss_mb",
-    "num_params",
-    "threads",
-)
-
-
-def failed_run(spec: RunSpec, status: str, error: str) -> dict[str, Any]:
-    """The record of a run that raised, timed out, crashed, was skipped or could not start."""
-    empty = dict.fromkeys(MEASURED, math.nan)
-    return {
-        "run": {**_row_base(spec), **empty, "status": status, "error": error},
-        "curves": [],
-        "timings": [],
-    }

@@ -6,13 +6,18 @@ results/<name>/
     runs.parquet        one row per run
     curves.parquet      run_id, step, epoch, wall_s, train_loss, train_acc, test_loss, test_acc
     timings.parquet     run_id, block, phase, steps, seconds
+    parity.json         the parity table, when the sweep was run with --parity
     parts/<run_id>/     each finished run's rows, written atomically (a run lands whole
                         or not at all); the three tables above are rebuilt from them
+
+The columns and statuses are :mod:`benchmarks.schema`'s. Every file in a results folder is
+written and read through :class:`Store`.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -22,12 +27,11 @@ from typing import Any
 
 import pandas as pd
 
-SCHEMA_VERSION = 1
+from benchmarks.schema import FINISHED, RUN_ORDER, SCHEMA_VERSION, upgrade_runs
+
 MARKER = "store.json"
 TABLES = ("runs", "curves", "timings")
-FINISHED = ("ok", "diverged")  # what --resume keeps; failures are tried again
-FAILED = ("error", "timeout", "crashed")  # a run that should have finished and did not
-RUN_ORDER = ["backend", "device", "mode", "optimizer", "lr", "batch_size", "seed"]
+PARITY = "parity.json"
 
 
 class StoreError(ValueError):
@@ -42,7 +46,21 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
 
 
 def write_json(path: Path, obj: Any) -> None:
-    _atomic_write_bytes(path, json.dumps(obj, indent=2, default=str).encode())
+    """Strict JSON (NaN and inf as null), written atomically."""
+    _atomic_write_bytes(
+        path, json.dumps(json_safe(obj), indent=2, default=str, allow_nan=False).encode()
+    )
+
+
+def json_safe(obj: Any) -> Any:
+    """NaN and inf as null: strict JSON parsers reject them."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    return obj
 
 
 def _write_parquet(df: pd.DataFrame, path: Path) -> None:
@@ -150,10 +168,12 @@ class Store:
             raise StoreError(
                 f"{self.path / MARKER} is unreadable; this is not a usable results folder"
             ) from None
-        if version != SCHEMA_VERSION:
+        # older versions are read with defaults filled in (schema.upgrade_runs); an unknown
+        # or newer version is not this optbench's to interpret
+        if not isinstance(version, int) or not 1 <= version <= SCHEMA_VERSION:
             raise StoreError(
                 f"{str(self.path)!r} was written with results schema version {version}, this optbench "
-                f"writes version {SCHEMA_VERSION}; run the sweep again into a new --out folder"
+                f"reads versions 1 to {SCHEMA_VERSION}; run the sweep again into a new --out folder"
             )
 
     # -- writing (driver only) -----------------------------------------------------------
@@ -223,10 +243,30 @@ class Store:
 
     # -- reading -------------------------------------------------------------------------
     def table(self, name: str) -> pd.DataFrame | None:
+        """One of runs/curves/timings, or None where it is missing; runs come with every
+        column of this schema version."""
         f = self.path / f"{name}.parquet"
         if not f.is_file():
             return None
-        return pd.read_parquet(f)
+        df = pd.read_parquet(f)
+        return upgrade_runs(df) if name == "runs" else df
+
+    def write_parity(self, parity: dict[str, Any]) -> None:
+        """Keep the parity table beside the runs (``{"config": ..., "rows": [...]}``)."""
+        write_json(self.path / PARITY, parity)
+
+    def parity(self) -> dict[str, Any] | None:
+        """The parity table, or None where the sweep recorded none; ValueError if unreadable."""
+        f = self.path / PARITY
+        if not f.is_file():
+            return None
+        try:
+            data = json.loads(f.read_text())
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"{PARITY} is unreadable ({exc})") from None
+        if not isinstance(data, dict) or not isinstance(data.get("rows"), list):
+            raise ValueError(f"{PARITY} is unreadable (no 'rows' list)")
+        return data
 
     def environment(self) -> dict[str, Any]:
         f = self.path / "environment.json"

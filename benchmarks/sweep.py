@@ -8,18 +8,17 @@ override any axis. Every error names the file, the key, the value and what is al
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
 import math
-import shutil
-import subprocess
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from backends import registry
-from backends.base import DTYPES, INITS, MODES, OPTIMIZER_KINDS, OptimizerSpec, SpecError
+from backends.base import DTYPES, INITS, KINDS, MODES, OptimizerSpec, SpecError
+from benchmarks.environment import gpu_present
+from benchmarks.schema import RunSpec
 
 try:
     import tomllib
@@ -32,51 +31,6 @@ DEVICES = ("cpu", "gpu", "auto")
 
 class SweepError(SpecError):
     """An invalid sweep file or override; the message names where, what and what is allowed."""
-
-
-@dataclass(frozen=True)
-class RunSpec:
-    """Everything one run needs; ``run_id`` is a hash of it (timeout and threads aside)."""
-
-    backend: str
-    mode: str
-    device: str
-    optimizer: str  # the named configuration, e.g. "sgd_momentum"
-    opt: OptimizerSpec
-    batch_size: int
-    seed: int
-    dataset: str
-    hidden: tuple[int, ...]
-    init: str
-    dtype: str
-    epochs: int
-    max_steps: int
-    block_steps: int
-    warmup_steps: int
-    eval_every: int
-    diverge_factor: float
-    timeout_s: float = field(default=600.0, compare=False)
-
-    @property
-    def lr(self) -> float:
-        return self.opt.lr
-
-    def config(self) -> dict[str, Any]:
-        d = asdict(self)
-        d.pop("timeout_s")
-        d["hidden"] = list(self.hidden)
-        return d
-
-    @property
-    def run_id(self) -> str:
-        blob = json.dumps(self.config(), sort_keys=True, default=str)
-        return hashlib.sha1(blob.encode()).hexdigest()[:12]
-
-    def label(self) -> str:
-        return (
-            f"{self.backend}/{self.mode}/{self.device} {self.optimizer} lr={self.lr:g} "
-            f"bs={self.batch_size} seed={self.seed}"
-        )
 
 
 @dataclass
@@ -217,13 +171,14 @@ def validate(raw: dict[str, Any], where: str) -> dict[str, Any]:
 
 
 def _optimizer(where: str, name: str, cfg: Any) -> dict[str, Any]:
+    kinds = ", ".join(f'"{k}"' for k in KINDS)
     if not isinstance(cfg, dict):
-        raise SweepError(f'{where}: optimizers.{name} must be a table with kind = "sgd" or "adam"')
+        raise SweepError(f"{where}: optimizers.{name} must be a table with kind = one of {kinds}")
     cfg = dict(cfg)
-    kind = cfg.pop("kind", name if name in OPTIMIZER_KINDS else None)
-    if kind not in OPTIMIZER_KINDS:
+    kind = cfg.pop("kind", name if name in KINDS else None)
+    if kind not in KINDS:
         raise SweepError(
-            f"{where}: optimizers.{name}.kind = {kind!r} is invalid; choose one of {', '.join(OPTIMIZER_KINDS)}"
+            f"{where}: optimizers.{name}.kind = {kind!r} is invalid; choose one of {', '.join(KINDS)}"
         )
     lrs = cfg.pop("learning_rates", None)
     if lrs is not None:
@@ -235,10 +190,7 @@ def _optimizer(where: str, name: str, cfg: Any) -> dict[str, Any]:
             _typed(
                 where, f"optimizers.{name}.learning_rates", v, (int, float), "a list of numbers > 0"
             )
-    allowed = {
-        "sgd": ("momentum", "nesterov", "weight_decay"),
-        "adam": ("beta1", "beta2", "eps", "weight_decay"),
-    }[kind]
+    allowed = KINDS[kind].hyperparameters
     for k in cfg:
         if k not in allowed:
             raise SweepError(
@@ -347,17 +299,6 @@ def apply_overrides(
     return s
 
 
-def gpu_present() -> bool:
-    """Whether an NVIDIA GPU is visible, without importing any framework."""
-    if not shutil.which("nvidia-smi"):
-        return False
-    try:
-        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20)
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return out.returncode == 0 and "GPU" in out.stdout
-
-
 def expand(s: dict[str, Any], where: str) -> list[RunSpec]:
     """The grid: backends x devices x modes x optimizers x learning rates x batch sizes x seeds."""
     if not s["optimizers"]:
@@ -369,6 +310,13 @@ def expand(s: dict[str, Any], where: str) -> list[RunSpec]:
         for name in registry.installed() if b == "installed" else [b]:
             if name not in backends:
                 backends.append(name)
+    if s["devices"] and set(s["devices"]) == {"gpu"} and not gpu_present():
+        # asked for the GPU alone: an error; with the CPU too, the GPU runs are recorded
+        # skipped with the reason
+        raise SweepError(
+            f"{where}: devices = {s['devices']!r}: no GPU is visible here (nvidia-smi finds "
+            'none); run on a GPU machine, or use devices = ["auto"] (the CPU, plus a GPU where present)'
+        )
     devices: list[str] = []
     for d in s["devices"]:
         for dev in (["cpu", "gpu"] if gpu_present() else ["cpu"]) if d == "auto" else [d]:
@@ -438,8 +386,10 @@ def load_sweep(name_or_path: str, overrides: dict[str, Any] | None = None) -> Sw
     s = load_settings(path)
     s = apply_overrides(s, overrides or {})
     s["name"] = s["name"] or path.stem
-    check_data(s, str(path))
-    runs = expand(s, str(path))
+    overrides = overrides or {}
+    # an error blames the option that set the value, or else the file
+    check_data(s, "command line (--dataset)" if overrides.get("dataset") else str(path))
+    runs = expand(s, "command line (--device)" if overrides.get("devices") else str(path))
     return Sweep(
         name=s["name"],
         source=str(path),

@@ -17,23 +17,39 @@ import threading
 import traceback
 from typing import Any
 
+from backends import registry
+from benchmarks.schema import Status
+
 _ENV_LOCK = threading.Lock()
 
 
-class WorkerError(RuntimeError):
-    """The task raised inside the worker; ``remote_traceback`` holds the worker's traceback."""
+class WorkerFailure(RuntimeError):
+    """A task did not return. ``status`` is the run status it maps to (the one place where
+    worker errors become statuses); ``remote_traceback`` the worker's traceback, if any."""
+
+    status: Status = Status.ERROR
 
     def __init__(self, message: str, remote_traceback: str = ""):
         super().__init__(message)
         self.remote_traceback = remote_traceback
 
 
-class WorkerTimeout(RuntimeError):
+class WorkerError(WorkerFailure):
+    """The task raised inside the worker."""
+
+    status = Status.ERROR
+
+
+class WorkerTimeout(WorkerFailure):
     """The task ran past its timeout; the worker was killed."""
 
+    status = Status.TIMEOUT
 
-class WorkerDied(RuntimeError):
+
+class WorkerDied(WorkerFailure):
     """The worker process exited during the task (crash, or killed, e.g. out of memory)."""
+
+    status = Status.CRASHED
 
 
 def default_threads() -> int:
@@ -47,17 +63,12 @@ def default_threads() -> int:
 
 
 def thread_env(threads: int) -> dict[str, str]:
-    """Environment that pins every framework's intra-op pool to ``threads``."""
+    """Environment that pins every framework's intra-op pool to ``threads``: the BLAS/OpenMP
+    variables, plus what each registered backend asks for (``registry.Entry.worker_env``)."""
     n = str(threads)
-    env = {
-        "OMP_NUM_THREADS": n,
-        "MKL_NUM_THREADS": n,
-        "OPENBLAS_NUM_THREADS": n,
-        "TF_NUM_INTRAOP_THREADS": n,
-        "TF_NUM_INTEROP_THREADS": "1",
-        "TF_CPP_MIN_LOG_LEVEL": "2",
-        "KERAS_BACKEND": "tensorflow",
-    }
+    env = {"OMP_NUM_THREADS": n, "MKL_NUM_THREADS": n, "OPENBLAS_NUM_THREADS": n}
+    for entry in registry.REGISTRY.values():
+        env.update({k: v.format(threads=n) for k, v in entry.worker_env})
     return env
 
 
@@ -94,6 +105,21 @@ def _serve(conn, threads: int) -> None:
             conn.send(("ok", result))
         except BaseException as exc:  # noqa: BLE001 - everything goes back to the driver
             conn.send(("error", f"{type(exc).__name__}: {exc}", traceback.format_exc()))
+
+
+def call_isolated(
+    target: str,
+    kwargs: dict[str, Any],
+    *,
+    label: str,
+    threads: int | None = None,
+    timeout: float | None = None,
+) -> Any:
+    """``target(**kwargs)`` in a fresh framework process, pinned like a sweep's workers;
+    raises :class:`WorkerFailure`. For one-off framework work (parity, ``optbench
+    backends``, the overhead benchmark): frameworks never load in the calling process."""
+    with Worker(threads=threads, label=label) as w:
+        return w.call(target, kwargs, timeout=timeout)
 
 
 class Worker:

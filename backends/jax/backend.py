@@ -22,7 +22,7 @@ import jaxlib
 import numpy as np
 import optax
 
-from backends.base import Backend, BackendInfo, ModelSpec, OptimizerSpec, Weights
+from backends.base import Backend, BackendInfo, ModelSpec, OptimizerSpec, Weights, for_kind
 
 PRECISION = jax.lax.Precision.HIGHEST
 Params = list[jax.Array]
@@ -50,14 +50,15 @@ def loss_fn(params: Params, x: jax.Array, y: jax.Array) -> jax.Array:
     return optax.softmax_cross_entropy_with_integer_labels(forward(params, x), y).mean()
 
 
-def make_optimizer(opt: OptimizerSpec) -> optax.GradientTransformation:
-    """Stock optax, matching the formulas on :class:`OptimizerSpec` (see the parity check)."""
-    if opt.name == "sgd":
-        # optax.trace: buf = g + mu*buf; nesterov g + mu*buf -- torch's form, as the spec.
-        sgd = optax.sgd(opt.lr, momentum=opt.momentum or None, nesterov=opt.nesterov)
-        if opt.weight_decay:
-            return optax.chain(optax.add_decayed_weights(opt.weight_decay), sgd)  # L2: g += wd*w
-        return sgd
+def _sgd(opt: OptimizerSpec) -> optax.GradientTransformation:
+    # optax.trace: buf = g + mu*buf; nesterov g + mu*buf -- torch's form, as the spec.
+    sgd = optax.sgd(opt.lr, momentum=opt.momentum or None, nesterov=opt.nesterov)
+    if opt.weight_decay:
+        return optax.chain(optax.add_decayed_weights(opt.weight_decay), sgd)  # L2: g += wd*w
+    return sgd
+
+
+def _adam(opt: OptimizerSpec) -> optax.GradientTransformation:
     # optax.adamw is exactly chain(scale_by_adam, add_decayed_weights, scale_by_learning_rate):
     # -lr*(adam + wd*w) on the pre-step w == the spec's w *= 1-lr*wd, then w -= lr*adam.
     # Built from its parts to add the one correction link (and not adamw(weight_decay=0):
@@ -68,6 +69,14 @@ def make_optimizer(opt: OptimizerSpec) -> optax.GradientTransformation:
         *([optax.add_decayed_weights(opt.weight_decay)] if opt.weight_decay else []),
         optax.scale_by_learning_rate(opt.lr),
     )
+
+
+#: kind -> stock optax, matching the formulas of ``base.KINDS`` (see the parity check)
+OPTIMIZERS = {"sgd": _sgd, "adam": _adam}
+
+
+def make_optimizer(opt: OptimizerSpec) -> optax.GradientTransformation:
+    return for_kind(OPTIMIZERS, opt.kind, "the jax backend")(opt)
 
 
 def _bias_correction_fix(b1: float, b2: float) -> Callable[[jax.Array], jax.Array]:
@@ -120,6 +129,7 @@ _eval_jit = jax.jit(_eval)
 class JaxBackend(Backend):
     name = "jax"
     extra = "jax"
+    kinds = tuple(OPTIMIZERS)
 
     @classmethod
     def devices(cls) -> list[str]:
@@ -202,3 +212,9 @@ class JaxBackend(Backend):
         stats = self._device.memory_stats() or {}
         peak = stats.get("peak_bytes_in_use")
         return None if peak is None else peak / 2**20
+
+    @classmethod
+    def bare_loop(cls, opt, weights, x, y, batch_size):
+        from backends.jax.bare import bare_loop
+
+        return bare_loop(opt, weights, x, y, batch_size)

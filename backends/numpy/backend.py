@@ -17,6 +17,7 @@ from backends.base import (
     ModelSpec,
     OptimizerSpec,
     Weights,
+    for_kind,
     forward,
     loss_and_grads,
     softmax_cross_entropy,
@@ -27,37 +28,54 @@ from backends.base import (
 class NumpyState:
     weights: Weights
     opt: OptimizerSpec
-    slots: list[list[np.ndarray]]  # sgd: [buf]; adam: [m, v] per weight
+    slots: list[list[np.ndarray]]  # per weight, the kind's slots (SLOTS)
     step: int = 0
 
 
+def _sgd(o: OptimizerSpec, w: np.ndarray, g: np.ndarray, slots: list[np.ndarray], t: int):
+    dt = w.dtype.type
+    if o.weight_decay:
+        g = g + dt(o.weight_decay) * w
+    if o.momentum:
+        buf = slots[0]
+        buf *= dt(o.momentum)
+        buf += g
+        g = g + dt(o.momentum) * buf if o.nesterov else buf
+    w -= dt(o.lr) * g
+
+
+def _adam(o: OptimizerSpec, w: np.ndarray, g: np.ndarray, slots: list[np.ndarray], t: int):
+    dt = w.dtype.type
+    m, v = slots
+    if o.weight_decay:
+        w *= dt(1 - o.lr * o.weight_decay)
+    m *= dt(o.beta1)
+    m += dt(1 - o.beta1) * g
+    v *= dt(o.beta2)
+    v += dt(1 - o.beta2) * g * g
+    m_hat = m / dt(1 - o.beta1**t)
+    v_hat = v / dt(1 - o.beta2**t)
+    w -= dt(o.lr) * m_hat / (np.sqrt(v_hat) + dt(o.eps))
+
+
+#: kind -> the in-place update of one weight, exactly as written in ``base.KINDS``
+UPDATES = {"sgd": _sgd, "adam": _adam}
+#: kind -> how many slot arrays each weight needs
+SLOTS = {"sgd": lambda o: 1 if o.momentum else 0, "adam": lambda o: 2}
+
+
+def init_state(weights: Weights, opt: OptimizerSpec, dtype: str) -> NumpyState:
+    ws = [np.array(w, dtype=dtype, copy=True) for w in weights]
+    n_slots = for_kind(SLOTS, opt.kind, "the numpy backend")(opt)
+    return NumpyState(ws, opt, [[np.zeros_like(w) for _ in range(n_slots)] for w in ws])
+
+
 def apply_update(state: NumpyState, grads: Weights) -> None:
-    """One optimizer update in place, exactly as documented on :class:`OptimizerSpec`."""
-    o = state.opt
+    """One optimizer update in place, exactly as documented in ``base.KINDS``."""
+    update = for_kind(UPDATES, state.opt.kind, "the numpy backend")
     state.step += 1
-    t = state.step
-    dt = state.weights[0].dtype.type
-    for i, (w, g) in enumerate(zip(state.weights, grads)):
-        if o.name == "sgd":
-            if o.weight_decay:
-                g = g + dt(o.weight_decay) * w
-            if o.momentum:
-                buf = state.slots[i][0]
-                buf *= dt(o.momentum)
-                buf += g
-                g = g + dt(o.momentum) * buf if o.nesterov else buf
-            w -= dt(o.lr) * g
-        else:
-            m, v = state.slots[i]
-            if o.weight_decay:
-                w *= dt(1 - o.lr * o.weight_decay)
-            m *= dt(o.beta1)
-            m += dt(1 - o.beta1) * g
-            v *= dt(o.beta2)
-            v += dt(1 - o.beta2) * g * g
-            m_hat = m / dt(1 - o.beta1**t)
-            v_hat = v / dt(1 - o.beta2**t)
-            w -= dt(o.lr) * m_hat / (np.sqrt(v_hat) + dt(o.eps))
+    for w, g, slots in zip(state.weights, grads, state.slots):
+        update(state.opt, w, g, slots, state.step)
 
 
 class NumpyBackend(Backend):
@@ -69,11 +87,10 @@ class NumpyBackend(Backend):
     def devices(cls) -> list[str]:
         return ["cpu"]
 
+    kinds = tuple(UPDATES)
+
     def init(self, model: ModelSpec, opt: OptimizerSpec, weights: Weights) -> NumpyState:
-        ws = [np.array(w, dtype=self.dtype, copy=True) for w in weights]
-        n_slots = 2 if opt.name == "adam" else (1 if opt.momentum else 0)
-        slots = [[np.zeros_like(w) for _ in range(n_slots)] for w in ws]
-        return NumpyState(ws, opt, slots)
+        return init_state(weights, opt, self.dtype)
 
     def to_device(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return np.ascontiguousarray(x, dtype=self.dtype), np.ascontiguousarray(y, dtype=np.int64)
@@ -93,6 +110,12 @@ class NumpyBackend(Backend):
 
     def sync(self, value) -> None:
         return None
+
+    @classmethod
+    def bare_loop(cls, opt, weights, x, y, batch_size):
+        from backends.numpy.bare import bare_loop
+
+        return bare_loop(opt, weights, x, y, batch_size)
 
     def describe(self) -> BackendInfo:
         return BackendInfo(

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from backends.base import Backend, BackendInfo, ModelSpec, OptimizerSpec, Weights
+from backends.base import Backend, BackendInfo, ModelSpec, OptimizerSpec, Weights, for_kind
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -49,6 +49,30 @@ def _compiled_loss(key: tuple) -> LossFn:
     return fn
 
 
+# fused: the whole update in one native kernel per tensor, no per-op dispatch. On the CPU it
+# measured faster than the for-loop and foreach implementations (there a loop of small ops).
+OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
+    "sgd": lambda params, o: torch.optim.SGD(
+        params,
+        lr=o.lr,
+        momentum=o.momentum,
+        dampening=0.0,
+        nesterov=o.nesterov,
+        weight_decay=o.weight_decay,
+        fused=True,
+    ),
+    # AdamW: decoupled weight decay as the spec (weight_decay=0 gives Adam)
+    "adam": lambda params, o: torch.optim.AdamW(
+        params,
+        lr=o.lr,
+        betas=(o.beta1, o.beta2),
+        eps=o.eps,
+        weight_decay=o.weight_decay,
+        fused=True,
+    ),
+}
+
+
 @dataclass
 class TorchState:
     model: nn.Sequential
@@ -60,12 +84,16 @@ class TorchBackend(Backend):
     name = "torch"
     extra = "torch"
     dtypes = ("float32", "float64")
+    kinds = tuple(OPTIMIZERS)
 
     def __init__(self, mode: str = "compiled", device: str = "cpu", dtype: str = "float32"):
         super().__init__(mode=mode, device=device, dtype=dtype)
         self._device = torch.device("cuda:0" if device == "gpu" else "cpu")
         self._dtype = _DTYPES[dtype]
         if device == "gpu":
+            # reset_peak_memory_stats (in init) fails with "Invalid device argument" in a
+            # process where nothing has initialised CUDA yet
+            torch.cuda.init()
             # float32 means float32: no TF32 in matmuls or convolutions.
             torch.backends.cuda.matmul.allow_tf32 = False
             torch.backends.cudnn.allow_tf32 = False
@@ -91,28 +119,7 @@ class TorchBackend(Backend):
                 lin.weight.copy_(torch.as_tensor(np.asarray(w).T, dtype=self._dtype))
                 lin.bias.copy_(torch.as_tensor(np.asarray(b), dtype=self._dtype))
 
-        # fused: the whole update in one native kernel per tensor, no per-op dispatch. On the
-        # CPU it measured faster than the for-loop and foreach (there a loop of small ops).
-        params = module.parameters()
-        if opt.name == "sgd":
-            optimizer: torch.optim.Optimizer = torch.optim.SGD(
-                params,
-                lr=opt.lr,
-                momentum=opt.momentum,
-                dampening=0.0,
-                nesterov=opt.nesterov,
-                weight_decay=opt.weight_decay,
-                fused=True,
-            )
-        else:
-            optimizer = torch.optim.AdamW(
-                params,
-                lr=opt.lr,
-                betas=(opt.beta1, opt.beta2),
-                eps=opt.eps,
-                weight_decay=opt.weight_decay,
-                fused=True,
-            )
+        optimizer = for_kind(OPTIMIZERS, opt.kind, "the torch backend")(module.parameters(), opt)
         if self.mode == "compiled":
             loss_fn = _compiled_loss((tuple(sizes), self.dtype, str(self._device)))
         else:
@@ -188,3 +195,9 @@ class TorchBackend(Backend):
         if self._device.type == "cuda":
             return torch.cuda.max_memory_allocated(self._device) / 2**20
         return None
+
+    @classmethod
+    def bare_loop(cls, opt, weights, x, y, batch_size):
+        from backends.torch.bare import bare_loop
+
+        return bare_loop(opt, weights, x, y, batch_size)

@@ -1,0 +1,52 @@
+"""The overhead benchmark's bare loop: what a JAX user writes (a pure MLP function, a stock
+optax optimizer, one ``jax.jit`` step), nothing of ours."""
+
+from __future__ import annotations
+
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from backends.base import OptimizerSpec, Weights, for_kind
+
+OPTIMIZERS = {
+    "sgd": lambda o: optax.sgd(o.lr, momentum=o.momentum or None, nesterov=o.nesterov),
+    "adam": lambda o: optax.adam(o.lr, b1=o.beta1, b2=o.beta2, eps=o.eps),
+}
+
+
+def bare_loop(opt: OptimizerSpec, weights: Weights, x: np.ndarray, y: np.ndarray, batch_size: int):
+    params = [jnp.asarray(w) for w in weights]
+    tx = for_kind(OPTIMIZERS, opt.kind, "the jax bare loop")(opt)
+    opt_state = tx.init(params)
+
+    def loss_fn(p, xb, yb):
+        h = xb
+        for i in range(0, len(p) - 2, 2):
+            h = jax.nn.relu(h @ p[i] + p[i + 1])
+        return optax.softmax_cross_entropy_with_integer_labels(h @ p[-2] + p[-1], yb).mean()
+
+    @jax.jit
+    def step(p, s, xb, yb):
+        loss, g = jax.value_and_grad(loss_fn)(p, xb, yb)
+        u, s = tx.update(g, s, p)
+        return optax.apply_updates(p, u), s, loss
+
+    k = len(y) // batch_size
+    n = k * batch_size
+    batches = list(
+        zip(jnp.split(jnp.asarray(x[:n]), k), jnp.split(jnp.asarray(y[:n].astype(np.int32)), k))
+    )
+
+    def block(steps: int) -> float:
+        nonlocal params, opt_state
+        t0 = time.perf_counter()
+        for i in range(steps):
+            params, opt_state, loss = step(params, opt_state, *batches[i % len(batches)])
+        loss.block_until_ready()
+        return time.perf_counter() - t0
+
+    return block

@@ -1,0 +1,90 @@
+"""Where runs execute: the executor interface and its first implementation, local workers.
+
+An executor takes work units (the runs of one (backend, device), in order: they share one
+framework process) and yields each run's result as it finishes. Every run comes back as a
+result, never as an exception: a run that raises, hangs or kills its worker comes back as
+the failed record of :mod:`benchmarks.schema`, with the worker's traceback. The driver
+alone writes the store, whatever executes the runs. Adding an executor (a cluster, say) is
+one module implementing :class:`Executor`.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from benchmarks.schema import RunSpec, failed_record
+from benchmarks.worker import Worker, WorkerFailure
+
+RUN_TASK = "benchmarks.runner:execute_run"
+Result = dict[str, Any]  # {"run": row, "curves": [...], "timings": [...]}
+
+
+@dataclass
+class WorkUnit:
+    """Runs that share one worker process: one backend on one device, in sweep order."""
+
+    backend: str
+    device: str
+    specs: list[RunSpec]
+
+    @property
+    def label(self) -> str:
+        return f"{self.backend}/{self.device}"
+
+
+def work_units(specs: list[RunSpec]) -> list[WorkUnit]:
+    """Group specs by (backend, device), keeping the sweep's order within and between groups."""
+    units: dict[tuple[str, str], WorkUnit] = {}
+    for spec in specs:
+        key = (spec.backend, spec.device)
+        units.setdefault(key, WorkUnit(*key, [])).specs.append(spec)
+    return list(units.values())
+
+
+def result_of_failure(spec: RunSpec, exc: WorkerFailure) -> Result:
+    """The record of a run whose worker task did not return (status from the failure)."""
+    return failed_record(spec, exc.status, str(exc), exc.remote_traceback)
+
+
+class Executor(abc.ABC):
+    """Runs work units somewhere; see the module docstring."""
+
+    @abc.abstractmethod
+    def run(
+        self, units: list[WorkUnit], on_start: Callable[[RunSpec], None] | None = None
+    ) -> Iterator[tuple[RunSpec, Result]]:
+        """Yield ``(spec, result)`` for every spec of ``units`` as each finishes.
+
+        ``on_start(spec)`` is called as a run starts, where the executor knows. Closing the
+        iterator, or a KeyboardInterrupt while it runs, stops every run still going.
+        """
+
+
+class LocalExecutor(Executor):
+    """One worker process at a time on this machine, pinned to ``threads`` CPUs: a unit's
+    runs go to one worker in sequence; a run that kills or hangs its worker gets a fresh
+    worker for the next run."""
+
+    def __init__(self, threads: int | None = None):
+        self.threads = threads
+
+    def run(self, units, on_start=None):
+        for unit in units:
+            worker = Worker(threads=self.threads, label=unit.label)
+            try:
+                for spec in unit.specs:
+                    if on_start is not None:
+                        on_start(spec)
+                    try:
+                        result = worker.call(RUN_TASK, {"spec": spec}, timeout=spec.timeout_s)
+                    except WorkerFailure as exc:
+                        result = result_of_failure(spec, exc)
+                    yield spec, result
+            except KeyboardInterrupt:
+                worker.kill()  # mid-run: stop now, do not wait for the run to finish
+                raise
+            finally:
+                worker.close()

@@ -1,0 +1,230 @@
+"""The run record: its vocabulary, its columns, the spec of one run, and how it evolves.
+
+Every module that writes or reads a results folder takes its words from here: the run
+statuses (:class:`Status` and the sets built from it), the columns of ``runs``, ``curves``
+and ``timings``, :class:`RunSpec` (what one run is, and its ``run_id``) and the record of a
+run that did not finish (:func:`failed_record`).
+
+How the record evolves (every later feature adds fields, e.g. a compiler choice, a schedule
+or the worker host):
+
+- A :class:`RunSpec` field added later is listed in :data:`ADDED_FIELDS` with its default;
+  left at that default it stays out of the ``run_id`` hash, so the ids of existing results
+  and of the committed baseline stay valid. Set to anything else, it enters the hash.
+- An added *column* does not bump :data:`SCHEMA_VERSION`: readers fill a missing column
+  with its default (:func:`upgrade_runs`), so older folders keep loading.
+- An incompatible change (a column renamed or given another meaning) bumps
+  :data:`SCHEMA_VERSION`, makes the store refuse older folders with a message, and
+  regenerates the committed baseline in the same commit.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+import pandas as pd
+
+from backends.base import OptimizerSpec
+
+SCHEMA_VERSION = 1
+
+
+class Status(str, enum.Enum):
+    """What happened to a run. A plain string wherever it is stored or compared."""
+
+    OK = "ok"  # trained to the end
+    DIVERGED = "diverged"  # loss NaN/inf or above diverge_factor x its start: data, not an error
+    ERROR = "error"  # raised an exception
+    TIMEOUT = "timeout"  # ran past its timeout; its worker was killed
+    CRASHED = "crashed"  # its worker died (segfault, out of memory, killed)
+    SKIPPED = "skipped"  # could not run here (framework not installed, no such device)
+
+    # equal to its value as a dict key, in pandas' isin and when printed
+    __hash__ = str.__hash__
+    __str__ = str.__str__
+    __format__ = str.__format__
+
+
+#: runs that trained: they have curves and timings; ``--resume`` keeps them
+FINISHED = frozenset({Status.OK.value, Status.DIVERGED.value})
+#: runs that should have finished and did not: ``optbench run`` exits 1 on any of them
+FAILED = frozenset({Status.ERROR.value, Status.TIMEOUT.value, Status.CRASHED.value})
+#: runs with no measurement at all
+NOT_FINISHED = FAILED | {Status.SKIPPED.value}
+
+# --- columns ---------------------------------------------------------------------------
+
+#: the configuration of a run, as runs.parquet holds it (hyperparameters follow, by kind)
+CONFIG_COLUMNS = (
+    "run_id",
+    "backend",
+    "mode",
+    "device",
+    "optimizer",  # the named configuration of the sweep, e.g. "sgd_momentum"
+    "batch_size",
+    "seed",
+    "dataset",
+    "hidden",  # "64" or "128,64"
+    "init",
+    "dtype",
+    "epochs",
+    "max_steps",
+    "block_steps",
+    "warmup_steps",
+    "eval_every",
+    "diverge_factor",
+    "kind",  # the optimizer kind of backends.base.KINDS, e.g. "sgd"
+)
+#: measured numbers: a run that did not finish has them all, empty (NaN)
+MEASURED_COLUMNS = (
+    "diverged_step",
+    "compile_s",
+    "worker_run_index",
+    "steps",
+    "full_block_steps",
+    "timed_blocks",
+    "samples_per_s",
+    "samples_per_s_mean",
+    "train_wall_s",
+    "eval_s",
+    "run_s",
+    "final_train_loss",
+    "final_test_loss",
+    "final_test_acc",
+    "peak_memory_mb",
+    "peak_rss_mb",
+    "worker_max_rss_mb",
+    "num_params",
+    "threads",
+)
+#: what the worker says about itself: strings, empty where a run did not finish
+DESCRIBED_COLUMNS = (
+    "peak_memory_kind",
+    "framework_version",
+    "compiler",
+    "cpu_affinity",
+    "threads_reported",
+    "matmul_precision",
+)
+#: the outcome
+OUTCOME_COLUMNS = ("status", "error", "traceback")
+CURVE_COLUMNS = (
+    "run_id",
+    "step",
+    "epoch",
+    "wall_s",
+    "train_loss",
+    "train_acc",
+    "test_loss",
+    "test_acc",
+)
+TIMING_COLUMNS = ("run_id", "block", "phase", "steps", "seconds")
+#: timing phases: the first step alone, warm-up blocks, then the blocks that count
+PHASES = ("compile", "warmup", "timed")
+#: the sort order of runs.parquet
+RUN_ORDER = ("backend", "device", "mode", "optimizer", "lr", "batch_size", "seed")
+
+#: columns added after version 1 and their value in folders written before them
+RUN_COLUMN_DEFAULTS: dict[str, Any] = {"traceback": ""}
+
+
+def upgrade_runs(runs: pd.DataFrame) -> pd.DataFrame:
+    """A runs table of any supported version with every column this version has."""
+    missing = {c: v for c, v in RUN_COLUMN_DEFAULTS.items() if c not in runs}
+    return runs.assign(**missing) if missing else runs
+
+
+# --- the spec of one run ---------------------------------------------------------------
+
+#: RunSpec fields added after version 1 -> their default (kept out of run_id at it)
+ADDED_FIELDS: dict[str, Any] = {}
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything one run needs; ``run_id`` is a hash of it (timeout aside)."""
+
+    backend: str
+    mode: str
+    device: str
+    optimizer: str  # the named configuration, e.g. "sgd_momentum"
+    opt: OptimizerSpec  # its kind and every hyperparameter
+    batch_size: int
+    seed: int
+    dataset: str
+    hidden: tuple[int, ...]
+    init: str
+    dtype: str
+    epochs: int
+    max_steps: int
+    block_steps: int
+    warmup_steps: int
+    eval_every: int
+    diverge_factor: float
+    timeout_s: float = field(default=600.0, compare=False)
+
+    @property
+    def lr(self) -> float:
+        return self.opt.lr
+
+    def config(self) -> dict[str, Any]:
+        """The configuration as plain data (what the run id hashes, and more)."""
+        d = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "timeout_s"}
+        d["hidden"] = list(self.hidden)
+        d["opt"] = self.opt.to_dict()
+        return d
+
+    @property
+    def run_id(self) -> str:
+        return hashlib.sha1(_identity(self).encode()).hexdigest()[:12]
+
+    def label(self) -> str:
+        return (
+            f"{self.backend}/{self.mode}/{self.device} {self.optimizer} lr={self.lr:g} "
+            f"bs={self.batch_size} seed={self.seed}"
+        )
+
+    def row(self) -> dict[str, Any]:
+        """The configuration columns of this run's row in runs.parquet."""
+        cfg = self.config()
+        cfg.pop("opt")
+        row = {"run_id": self.run_id, **cfg, "hidden": ",".join(map(str, self.hidden))}
+        row["kind"] = self.opt.kind
+        row.update(self.opt.hyperparameters())
+        return row
+
+
+def _identity(spec: RunSpec) -> str:
+    """The text the run id hashes: version 1's fields under their version-1 names (the
+    optimizer kind was called ``name`` then), plus any added field set off its default."""
+    d = spec.config()
+    opt = d.pop("opt")
+    d["opt"] = {"name": opt.pop("kind"), **opt}
+    for name, default in ADDED_FIELDS.items():
+        if d.get(name) == default:
+            d.pop(name, None)
+    return json.dumps(d, sort_keys=True, default=str)
+
+
+def failed_record(spec: RunSpec, status: Status, error: str, traceback: str = "") -> dict[str, Any]:
+    """The record of a run that raised, timed out, crashed, was skipped or could not start:
+    the same columns as a finished run's, measurements empty."""
+    if Status(status).value in FINISHED:
+        raise ValueError(f"a failed run cannot have status {status!r}")
+    return {
+        "run": {
+            **spec.row(),
+            **dict.fromkeys(MEASURED_COLUMNS, math.nan),
+            **dict.fromkeys(DESCRIBED_COLUMNS, ""),
+            "status": Status(status).value,
+            "error": error,
+            "traceback": traceback,
+        },
+        "curves": [],
+        "timings": [],
+    }

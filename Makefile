@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 comma  := ,
 STAMP  := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
-.PHONY: install bench smoke report compare bench-micro parity test lint format clean
+.PHONY: install bench smoke report compare bench-micro parity test test-all test-slow lint format clean
 
 install: $(STAMP)
 
@@ -29,8 +29,14 @@ parity: install           ## every backend against the float64 NumPy reference
 bench-micro: install      ## suite overhead: the suite's step vs a bare loop in each framework
 	$(BIN)/python -m benchmarks.overhead
 
-test: install             ## the test suite
+test: install             ## the fast suite: harness, NumPy reference, fakes (about 2 minutes on 2 cores)
+	$(BIN)/python -m pytest -m "not slow"
+
+test-all: install         ## everything, framework backends included (parity, contract, cross-backend)
 	$(BIN)/python -m pytest
+
+test-slow: install        ## only what `make test` leaves out (CI runs test, then this)
+	$(BIN)/python -m pytest -m slow
 
 lint: install
 	$(BIN)/ruff check backends benchmarks tests

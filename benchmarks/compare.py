@@ -5,7 +5,8 @@ the same ids on any machine and commit). For each backend x mode x device x opti
 batch size (runs of a group differ only in learning rate and seed, which cost the same per
 step), the timed blocks of the matched runs are pooled on each side and the ratio of
 median throughputs (current / baseline) gets a 95% bootstrap interval (resampling runs,
-then blocks within runs, as the report does). A group is
+then blocks within runs, as the report does; the statistic is
+:func:`benchmarks.report.analysis.throughput_change`). A group is
 
 - ``slower`` when the ratio is below ``1 - threshold`` and the whole interval is below 1,
 - ``faster`` when above ``1 + threshold`` and the whole interval is above 1,
@@ -23,10 +24,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from benchmarks import stats
+from benchmarks.report.analysis import SLOWER, throughput_change
+from benchmarks.schema import Status
 from benchmarks.store import Store
 
 GROUP = ["backend", "mode", "device", "optimizer", "batch_size"]
@@ -44,7 +46,7 @@ class Comparison:
 
     @property
     def regressions(self) -> int:
-        slower = int((self.groups["verdict"] == "slower").sum()) if len(self.groups) else 0
+        slower = int((self.groups["verdict"] == SLOWER).sum()) if len(self.groups) else 0
         return slower + len(self.status_changes) + len(self.accuracy_drops)
 
 
@@ -78,47 +80,17 @@ def compare(
                 frame[col] = empty
     warnings = _environment_warnings(base.environment(), cur.environment())
 
-    b_rates = stats.block_rates(b.reset_index(), base.table("timings"), GROUP)
-    c_rates = stats.block_rates(c.reset_index(), cur.table("timings"), GROUP)
-    rows = []
-    for key, grp in b.reset_index().groupby(GROUP, sort=True):
-        rids = set(grp["run_id"])
-        pb = stats.per_run(b_rates[b_rates["run_id"].isin(rids)])
-        pc = stats.per_run(c_rates[c_rates["run_id"].isin(rids)])
-        row: dict[str, Any] = dict(zip(GROUP, key))
-        row.update(
-            runs=len(rids),
-            baseline_samples_per_s=math.nan,
-            current_samples_per_s=math.nan,
-            ratio=math.nan,
-            ci_low=math.nan,
-            ci_high=math.nan,
-            verdict="no timings",
-        )
-        if pb and pc:
-            mb, mc = np.median(np.concatenate(pb)), np.median(np.concatenate(pc))
-            # independent replicates on each side (different seeds), paired into ratios
-            ratios = stats.bootstrap_medians(pc, seed=1) / stats.bootstrap_medians(pb, seed=2)
-            lo, hi = np.percentile(ratios, [2.5, 97.5])
-            ratio = mc / mb
-            verdict = "same"
-            if ratio < 1 - threshold and hi < 1:
-                verdict = "slower"
-            elif ratio > 1 + threshold and lo > 1:
-                verdict = "faster"
-            row.update(
-                baseline_samples_per_s=mb,
-                current_samples_per_s=mc,
-                ratio=ratio,
-                ci_low=lo,
-                ci_high=hi,
-                verdict=verdict,
-            )
-        rows.append(row)
-    groups = pd.DataFrame(rows)
+    groups = throughput_change(
+        b.reset_index(),
+        stats.block_rates(b.reset_index(), base.table("timings"), GROUP),
+        stats.block_rates(c.reset_index(), cur.table("timings"), GROUP),
+        GROUP,
+        threshold,
+    )
 
     cfg = ["backend", "mode", "device", "optimizer", "lr", "batch_size", "seed"]
-    changed = (b["status"] == "ok") & (c["status"] != "ok")
+    ok = Status.OK.value
+    changed = (b["status"] == ok) & (c["status"] != ok)
     status_changes = pd.DataFrame(
         {
             **{k: b.loc[changed, k] for k in cfg},
@@ -127,7 +99,7 @@ def compare(
             "current_error": c.loc[changed, "error"],
         }
     ).reset_index()
-    both_ok = (b["status"] == "ok") & (c["status"] == "ok")
+    both_ok = (b["status"] == ok) & (c["status"] == ok)
     drop = b["final_test_acc"] - c["final_test_acc"]
     dropped = both_ok & (drop > acc_tolerance)
     accuracy_drops = pd.DataFrame(

@@ -215,7 +215,7 @@ def failed_record(spec: RunSpec, status: Status, error: str, traceback: str = ""
     """The record of a run that raised, timed out, crashed, was skipped or could not start:
     the same columns as a finished run's, measurements empty."""
     if Status(status).value in FINISHED:
-        raise ValueError(f"a failed run cannot have status {status!r}")
+        raise ValueError(f"a failed run cannot have status {Status(status).value!r}")
     return {
         "run": {
             **spec.row(),

@@ -221,7 +221,7 @@ def _check_ranges(s: dict[str, Any], where: str) -> None:
     if any(h < 1 for h in s["hidden"]) or not s["hidden"]:
         bad("hidden", s["hidden"], _LISTS["hidden"][1])
     for b in s["backends"]:
-        if b != "installed" and b not in registry.NAMES:
+        if b != "installed" and b not in registry.REGISTRY:
             bad("backends", b, _LISTS["backends"][1])
     for m in s["modes"]:
         if m not in MODES:

@@ -16,12 +16,18 @@ REPO = Path(__file__).resolve().parent.parent
 FAKES = (
     "ghost=no_such_framework_xyz.backend:GhostBackend,"
     "crashing=tests.fakes:CrashingBackend,hanging=tests.fakes:HangingBackend,"
-    "raising=tests.fakes:RaisingBackend,recording=tests.fakes:RecordingBackend"
+    "raising=tests.fakes:RaisingBackend,recording=tests.fakes:RecordingBackend,"
+    "mirror=tests.fakes:MirrorBackend"
 )
 
 
+REFERENCE = "numpy"  # the reference backend: the fast suite (`make test`) checks it
+
+
 def backend_params(names=registry.NAMES):
-    """One pytest param per backend, skipped with the install hint where it is missing."""
+    """One pytest param per backend, skipped with the install hint where it is missing.
+    Framework backends (every one but the NumPy reference) are marked ``slow``: importing
+    and compiling them takes minutes on 2 cores, so `make test-all` (and CI) runs them."""
     out = []
     for name in names:
         missing = registry.entry(name).missing()
@@ -30,6 +36,8 @@ def backend_params(names=registry.NAMES):
                 bool(missing), reason=f"{name} not installed: {registry.entry(name).install_hint()}"
             )
         ]
+        if name != REFERENCE:
+            marks.append(pytest.mark.slow)
         out.append(pytest.param(name, marks=marks, id=name))
     return out
 
@@ -43,7 +51,7 @@ def backend_mode_params():
 
 
 def gpu_available() -> bool:
-    from benchmarks.sweep import gpu_present
+    from benchmarks.environment import gpu_present
 
     return gpu_present()
 
@@ -55,6 +63,18 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture
+def fakes(monkeypatch):
+    """The fake backends registered in this process and in every worker it starts."""
+    monkeypatch.setenv("OPTBENCH_BACKENDS", FAKES)
+    monkeypatch.syspath_prepend(str(REPO))
+    for item in FAKES.split(","):
+        name, _, target = item.partition("=")
+        monkeypatch.setitem(
+            registry.REGISTRY, name, registry.Entry(name, target, (target.split(".")[0],), "")
+        )
 
 
 @pytest.fixture

@@ -1,5 +1,6 @@
-"""Fault-injecting backends for the runner's tests: they are the NumPy backend until the
-step where they fail. Registered through OPTBENCH_BACKENDS so that workers see them."""
+"""Fakes for the tests: fault-injecting backends (the NumPy backend until the step where
+they fail), a recording backend, a backend from outside the tree, and an in-process
+executor. Backends are registered through OPTBENCH_BACKENDS so that workers see them."""
 
 from __future__ import annotations
 
@@ -7,7 +8,11 @@ import os
 import signal
 import time
 
+import numpy as np
+
+from backends.base import OptimizerSpec
 from backends.numpy.backend import NumpyBackend
+from benchmarks.execute import Executor
 
 FAIL_AT = 3
 
@@ -67,3 +72,53 @@ class RecordingBackend(NumpyBackend):
     def evaluate(self, state, x, y):
         self._log("eval")
         return super().evaluate(state, x, y)
+
+
+class MirrorBackend(NumpyBackend):
+    """A backend from outside the tree (registered only through OPTBENCH_BACKENDS): what a
+    new framework adapter looks like to the harness. It is the NumPy math under another name,
+    with one informational parity variant that is off the reference (as stock Keras Adam)."""
+
+    name = "mirror"
+    parity_extras = {"skewed": ({"skew": 1e-3}, {"sgd": OptimizerSpec("sgd", lr=0.1)})}
+
+    def __init__(self, mode="compiled", device="cpu", dtype="float32", skew: float = 0.0):
+        super().__init__(mode=mode, device=device, dtype=dtype)
+        self.skew = skew
+
+    def train_step(self, state, x, y):
+        state, loss = super().train_step(state, x, y)
+        if self.skew:
+            state.weights[0] += np.float32(self.skew)
+        return state, loss
+
+
+class InlineExecutor(Executor):
+    """Runs every spec in this process, in order: the executor seam, and fast driver tests
+    (NumPy only: a fault-injecting backend would take the test process with it)."""
+
+    def __init__(self):
+        self.started: list[str] = []
+
+    def run(self, units, on_start=None):
+        from benchmarks.runner import execute_run
+
+        for unit in units:
+            for spec in unit.specs:
+                self.started.append(spec.run_id)
+                if on_start is not None:
+                    on_start(spec)
+                yield spec, execute_run(spec)
+
+
+# Worker tasks for the worker tests ("module:function" with keyword arguments).
+def affinity() -> list[int]:
+    return sorted(os.sched_getaffinity(0))
+
+
+def sleep(seconds: float) -> None:
+    time.sleep(seconds)
+
+
+def exit_with(code: int) -> None:
+    os._exit(code)

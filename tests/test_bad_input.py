@@ -49,19 +49,31 @@ def test_cli_names_the_bad_value(capsys, argv, needle):
 @pytest.mark.parametrize(
     "kwargs, needle",
     [
-        ({"name": "sgd", "lr": 0.0}, "lr=0.0 is invalid: must be > 0"),
-        ({"name": "sgd", "lr": -1.0}, "lr=-1.0 is invalid"),
-        ({"name": "sgd", "lr": float("nan")}, "lr=nan is invalid"),
-        ({"name": "adam", "lr": 1e-3, "beta1": 1.0}, "beta1=1.0 is invalid: must be in [0, 1)"),
-        ({"name": "adam", "lr": 1e-3, "beta2": -0.1}, "beta2=-0.1 is invalid"),
-        ({"name": "adam", "lr": 1e-3, "eps": 0.0}, "eps=0.0 is invalid: must be > 0"),
-        ({"name": "sgd", "lr": 0.1, "momentum": -0.5}, "momentum=-0.5 is invalid: must be >= 0"),
-        ({"name": "sgd", "lr": 0.1, "weight_decay": -1e-4}, "weight_decay=-0.0001 is invalid"),
-        ({"name": "adam", "lr": 0.1, "weight_decay": -1.0}, "weight_decay=-1.0 is invalid"),
-        ({"name": "sgd", "lr": 0.1, "nesterov": True}, "nesterov needs momentum > 0"),
-        ({"name": "rmsprop", "lr": 0.1}, "optimizer='rmsprop' is invalid: choose one of sgd, adam"),
-        ({"name": "sgd", "lr": 0.1, "momentum": "0.9"}, "momentum='0.9' is invalid"),
-        ({"name": "sgd", "lr": float("inf")}, "lr=inf is invalid"),
+        ({"kind": "sgd", "lr": 0.0}, "lr=0.0 is invalid: must be > 0"),
+        ({"kind": "sgd", "lr": -1.0}, "lr=-1.0 is invalid"),
+        ({"kind": "sgd", "lr": float("nan")}, "lr=nan is invalid"),
+        ({"kind": "adam", "lr": 1e-3, "beta1": 1.0}, "beta1=1.0 is invalid: must be in [0, 1)"),
+        ({"kind": "adam", "lr": 1e-3, "beta2": -0.1}, "beta2=-0.1 is invalid"),
+        ({"kind": "adam", "lr": 1e-3, "eps": 0.0}, "eps=0.0 is invalid: must be > 0"),
+        (
+            {"kind": "sgd", "lr": 0.1, "momentum": -0.5},
+            "momentum=-0.5 is invalid: must be in [0, 1)",
+        ),
+        ({"kind": "sgd", "lr": 0.1, "weight_decay": -1e-4}, "weight_decay=-0.0001 is invalid"),
+        ({"kind": "adam", "lr": 0.1, "weight_decay": -1.0}, "weight_decay=-1.0 is invalid"),
+        ({"kind": "sgd", "lr": 0.1, "nesterov": True}, "nesterov needs momentum > 0"),
+        ({"kind": "rmsprop", "lr": 0.1}, "optimizer='rmsprop' is invalid: choose one of sgd, adam"),
+        ({"kind": "sgd", "lr": 0.1, "momentum": "0.9"}, "momentum='0.9' is invalid"),
+        ({"kind": "sgd", "lr": float("inf")}, "lr=inf is invalid"),
+        ({"kind": "sgd", "lr": 0.1, "momentum": 1.5}, "momentum=1.5 is invalid: must be in [0, 1)"),
+        (
+            {"kind": "sgd", "lr": 0.1, "beta1": 0.5},
+            "sgd takes lr, momentum, nesterov, weight_decay only",
+        ),
+        (
+            {"kind": "adam", "lr": 0.1, "momentum": 0.5},
+            "adam takes lr, beta1, beta2, eps, weight_decay only",
+        ),
     ],
 )
 def test_hyperparameters_out_of_range(kwargs, needle):
@@ -149,6 +161,17 @@ def test_npz_not_an_npz(tmp_path):
     p.write_text("not a zip")
     with pytest.raises(DataError, match="cannot read"):
         load_dataset(f"npz:{p}")
+
+
+def test_explicit_gpu_request_without_a_gpu_is_bad_input(capsys, monkeypatch):
+    from benchmarks import environment
+
+    monkeypatch.setattr(environment, "gpu_present", lambda: False)
+    monkeypatch.setattr("benchmarks.sweep.gpu_present", lambda: False)
+    code, err = run_cli(capsys, "run", "--sweep", "smoke", "--backend", "numpy", "--device", "gpu")
+    assert code == 2 and "command line (--device): devices = ['gpu']: no GPU is visible" in err
+    code, err = run_cli(capsys, "parity", "--backend", "numpy", "--device", "gpu")
+    assert code == 2 and "device='gpu': no GPU is visible here" in err
 
 
 def test_npz_error_through_cli_has_no_traceback(capsys, tmp_path):

@@ -1,67 +1,151 @@
-"""The commands people and scripts call: names and JSON keys are interfaces."""
+"""End to end, as people and scripts call `optbench`: the make-bench path, kill -9 and
+resume, Ctrl-C, parity's JSON and exit codes. Everything else is tested in process."""
 
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
 
 from backends import registry
 from tests.conftest import optbench_cmd
+from tests.test_runner import tiny  # noqa: F401 - the tiny sweep fixture
 
 PARITY_KEYS = {"backend", "optimizer", "mode", "max_abs_loss_diff", "max_abs_weight_diff", "ok"}
+LRS = "0.01,0.02,0.03,0.04,0.05,0.06,0.07,0.08"
 
 
-def test_parity_json_rows(cli_env):
+def optbench(env, *args, check=True, timeout=300):
     out = subprocess.run(
-        optbench_cmd("parity", "--backend", "numpy", "--steps", "5", "--format", "json"),
-        env=cli_env,
-        capture_output=True,
-        text=True,
-        timeout=300,
+        optbench_cmd(*args), env=env, capture_output=True, text=True, timeout=timeout
     )
-    assert out.returncode == 0, out.stderr
-    rows = json.loads(out.stdout)
-    assert len(rows) == 10  # 5 optimizers x 2 modes
-    for r in rows:
-        assert PARITY_KEYS <= set(r)
-        assert r["ok"] is True and r["max_abs_weight_diff"] < 1e-5
+    assert "Traceback" not in out.stderr, out.stderr
+    if check:
+        assert out.returncode == 0, out.stderr
+    return out
 
 
-def test_parity_fails_loudly_over_tolerance(cli_env):
-    out = subprocess.run(
-        optbench_cmd(
-            "parity",
-            "--backend",
-            "numpy",
-            "--optimizer",
-            "sgd",
-            "--mode",
-            "eager",
-            "--tolerance",
-            "1e-12",
-        ),
-        env=cli_env,
-        capture_output=True,
-        text=True,
-        timeout=300,
+def test_run_with_parity_and_report_as_make_bench_does(cli_env, tiny, tmp_path):  # noqa: F811
+    out_dir = tmp_path / "results" / "tiny"
+    r = optbench(
+        cli_env,
+        "run",
+        "--sweep",
+        tiny,
+        "--backend",
+        "numpy,raising",
+        "--seeds",
+        "2",
+        "--parity",
+        "--report",
+        "--out",
+        str(out_dir),
+        check=False,
     )
-    assert out.returncode == 1
-    assert "FAIL" in out.stdout and "outside the tolerance" in out.stderr
+    assert r.returncode == 1 and "FAIL: 2 run(s) failed" in r.stderr  # loud, after the sweep
+    assert f"report: {out_dir / 'report.html'}" in r.stdout
+    assert "2 ok" in r.stdout and "2 error" in r.stdout
+    for name in ("report.html", "report.md", "summary.csv", "parity.json", "runs.parquet"):
+        assert (out_dir / name).is_file(), name
+    assert os.readlink(tmp_path / "results" / "latest") == "tiny"
+    parity = json.loads((out_dir / "parity.json").read_text())
+    assert {row["ok"] for row in parity["rows"] if row["backend"] == "numpy"} == {True}
+    assert {row["ok"] for row in parity["rows"] if row["backend"] == "raising"} == {False}
+    assert "FAIL: a backend is outside the parity tolerance" in r.stderr
+    summary = pd.read_csv(out_dir / "summary.csv").set_index("backend")
+    assert summary.loc["numpy", "runs"] == 2 and summary.loc["raising", "failed"] == 2
+    runs = pd.read_parquet(out_dir / "runs.parquet").set_index("backend")
+    assert "injected failure at step 3" in runs.loc["raising", "traceback"].iloc[0]
 
 
+def _wait_for_parts(path: Path, n: int, proc, limit=120):
+    t0 = time.time()
+    while time.time() - t0 < limit:
+        parts = path / "parts"
+        if parts.is_dir() and len([p for p in parts.iterdir() if not p.name.startswith(".")]) >= n:
+            return
+        assert proc.poll() is None, "sweep ended before it could be interrupted"
+        time.sleep(0.05)
+    raise AssertionError("no runs landed in time")
+
+
+def test_kill_midway_then_resume_gives_the_same_rows(cli_env, tiny, tmp_path):  # noqa: F811
+    full, cut = tmp_path / "full", tmp_path / "cut"
+    optbench(cli_env, "run", "--sweep", tiny, "--lr", LRS, "--out", str(full), "--quiet")
+    proc = subprocess.Popen(
+        optbench_cmd("run", "--sweep", tiny, "--lr", LRS, "--out", str(cut), "--quiet"),
+        env=cli_env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    _wait_for_parts(cut, 3, proc)
+    os.killpg(proc.pid, signal.SIGKILL)  # driver and worker, mid-sweep, no chance to clean up
+    proc.wait()
+    landed = len([p for p in (cut / "parts").iterdir() if not p.name.startswith(".")])
+    assert 3 <= landed < 8
+    resumed = optbench(
+        cli_env, "run", "--sweep", tiny, "--lr", LRS, "--out", str(cut), "--resume", "--quiet"
+    )
+    assert f"{8 - landed} run(s) this time, {landed} kept from before" in resumed.stdout
+    a = pd.read_parquet(full / "runs.parquet")
+    b = pd.read_parquet(cut / "runs.parquet")
+    assert sorted(a.run_id) == sorted(b.run_id) and b.run_id.is_unique
+    cols = ["run_id", "status", "steps", "final_test_loss", "final_test_acc"]
+    pd.testing.assert_frame_equal(
+        a[cols].sort_values("run_id").reset_index(drop=True),
+        b[cols].sort_values("run_id").reset_index(drop=True),
+    )
+    ca, cb = pd.read_parquet(full / "curves.parquet"), pd.read_parquet(cut / "curves.parquet")
+    assert len(ca) == len(cb) and not cb.duplicated(["run_id", "step"]).any()
+
+
+def test_ctrl_c_keeps_finished_runs(cli_env, tiny, tmp_path):  # noqa: F811
+    out_dir = tmp_path / "r"
+    proc = subprocess.Popen(
+        optbench_cmd("run", "--sweep", tiny, "--lr", LRS, "--out", str(out_dir), "--quiet"),
+        env=cli_env,
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    _wait_for_parts(out_dir, 2, proc)
+    os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C reaches the whole process group
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "--resume" in err
+    runs = pd.read_parquet(out_dir / "runs.parquet")
+    assert len(runs) >= 2 and (runs["status"] == "ok").all()
+
+
+def test_parity_json_rows_and_exit_codes(cli_env):
+    r = optbench(cli_env, "parity", "--backend", "numpy", "--steps", "5", "--format", "json")
+    rows = json.loads(r.stdout)
+    assert len(rows) == 10  # 5 optimizer presets x 2 modes
+    for row in rows:
+        assert PARITY_KEYS <= set(row)
+        assert row["ok"] is True and row["max_abs_weight_diff"] < 1e-5
+    args = ("parity", "--backend", "numpy", "--optimizer", "sgd", "--mode", "eager")
+    r = optbench(cli_env, *args, "--tolerance", "1e-12", check=False)
+    assert r.returncode == 1
+    assert "FAIL" in r.stdout and "outside the tolerance" in r.stderr
+
+
+@pytest.mark.slow
 def test_backends_lists_every_backend(cli_env):
-    out = subprocess.run(
-        optbench_cmd("backends", "--format", "json"),
-        env=cli_env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert out.returncode == 0, out.stderr
-    rows = {r["backend"]: r for r in json.loads(out.stdout)}
-    for name in ("numpy", "torch", "tensorflow", "jax"):
+    r = optbench(cli_env, "backends", "--format", "json", timeout=600)
+    rows = {row["backend"]: row for row in json.loads(r.stdout)}
+    for name in registry.NAMES:
         assert rows[name]["installed"] == registry.is_installed(name)
         if rows[name]["installed"]:
             assert "cpu" in rows[name]["devices"] and rows[name]["version"][0].isdigit()
         else:
             assert "pip install" in rows[name]["why"]
+    assert rows["ghost"]["installed"] is False and "pip install" not in rows["ghost"]["why"]

@@ -11,7 +11,7 @@ import pytest
 
 from benchmarks.cli import main
 from benchmarks.compare import compare
-from tests.test_report import make_results
+from tests.synthetic_results import make_results
 
 
 @pytest.fixture

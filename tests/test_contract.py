@@ -7,10 +7,12 @@ import pytest
 
 from backends import registry
 from backends.base import (
+    KINDS,
     BackendInfo,
     ModelSpec,
     OptimizerSpec,
     SpecError,
+    UnknownKind,
     forward,
     init_weights,
     softmax_cross_entropy,
@@ -99,6 +101,19 @@ def test_split_batches_drops_the_remainder(backend):
     for xb, yb in batches:
         assert tuple(np.asarray(xb).shape) == (16, 12) and tuple(np.asarray(yb).shape) == (16,)
     np.testing.assert_array_equal(np.asarray(batches[1][1]), Y[16:32])
+
+
+@pytest.mark.parametrize("name", backend_params())
+def test_every_optimizer_kind_is_mapped(name):
+    """Adding a kind to base.KINDS fails here until every backend maps it."""
+    assert set(registry.load(name).kinds) == set(KINDS)
+
+
+def test_an_unknown_kind_never_falls_through_to_another_optimizer(backend):
+    opt = OptimizerSpec("sgd", lr=0.1)
+    object.__setattr__(opt, "kind", "lion")  # past validation, as a new kind would arrive
+    with pytest.raises(UnknownKind, match=f"'lion' is not implemented by the {backend.name}"):
+        backend.init(MODEL, opt, init_weights(MODEL, seed=0))
 
 
 @pytest.mark.parametrize("name", backend_params())

@@ -9,17 +9,18 @@ import pytest
 
 from backends import registry
 from benchmarks.parity import ParityConfig, passed, run_parity
-from tests.conftest import backend_params
-from tests.test_runner import TINY, optbench
+from tests.conftest import REFERENCE, backend_params
+from tests.test_cli import optbench
+from tests.test_runner import TINY
 
 pytestmark = pytest.mark.gpu
 
 
 def _gpu_backends() -> list[str]:
-    return [n for n in registry.installed() if n != "numpy"]
+    return [n for n in registry.installed() if n != REFERENCE]
 
 
-@pytest.mark.parametrize("name", backend_params(("torch", "tensorflow", "jax")))
+@pytest.mark.parametrize("name", backend_params([n for n in registry.NAMES if n != REFERENCE]))
 def test_parity_on_the_gpu(name):
     if "gpu" not in registry.load(name).devices():
         pytest.skip(f"{name} sees no GPU here (a CPU-only build?)")

@@ -1,7 +1,10 @@
-"""The report: built from small synthetic results folders (no backend runs here)."""
+"""The report as a whole: the files it writes, from small synthetic results folders (no
+backend runs here). The statistics are tested in test_analysis.py, the renderers in
+test_document.py."""
 
 from __future__ import annotations
 
+import ast
 import base64
 import io
 import json
@@ -15,10 +18,17 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from benchmarks import plots, report, stats
+from backends import registry
+from benchmarks.report import console_summary, figures, write_report
+from benchmarks.report.analysis import VERDICT_COLUMNS, choose_target
+from benchmarks.report.load import load
+from benchmarks.report.page import QUESTION
+from benchmarks.schema import FINISHED, Status
 from benchmarks.store import StoreError
+from tests.synthetic_results import BLOCK, make_results
 
 REPO = Path(__file__).resolve().parent.parent
+PACKAGE = REPO / "benchmarks" / "report"
 SECTION_IDS = (
     "environment",
     "verdict",
@@ -29,176 +39,6 @@ SECTION_IDS = (
     "problems",
 )
 CHROMIUM = Path("/usr/bin/chromium")
-BLOCK = 10
-
-
-# --- a synthetic results folder -------------------------------------------------------
-
-
-def make_results(
-    path: Path,
-    backends=("numpy", "jax"),
-    optimizers=None,
-    batch_sizes=(32, 128),
-    seeds=(0, 1),
-    diverge=(("sgd_momentum", 0.3, 32),),
-    fail=(),
-    tables=("runs", "curves", "timings"),
-    acc_scale=1.0,
-    parity=None,
-) -> Path:
-    """A results folder as the driver writes it. ``diverge``/``fail`` hold (optimizer, lr, batch)
-    configurations that diverge (every backend) or fail (the first backend, with an error)."""
-    optimizers = optimizers or {"sgd_momentum": [0.03, 0.3], "adam": [0.001]}
-    path.mkdir(parents=True, exist_ok=True)
-    (path / "store.json").write_text(json.dumps({"schema_version": 1, "name": path.name}))
-    (path / "environment.json").write_text(
-        json.dumps(_environment(backends, optimizers, batch_sizes, seeds))
-    )
-    runs, curves, timings = [], [], []
-    rng = np.random.default_rng(0)
-    for b_i, backend in enumerate(backends):
-        for opt, lrs in optimizers.items():
-            for lr in lrs:
-                for bs in batch_sizes:
-                    for seed in seeds:
-                        rid = f"{backend}-{opt}-{lr:g}-{bs}-{seed}"
-                        cfg = {
-                            "run_id": rid,
-                            "backend": backend,
-                            "mode": "compiled",
-                            "device": "cpu",
-                            "optimizer": opt,
-                            "kind": opt.split("_")[0],
-                            "lr": lr,
-                            "batch_size": bs,
-                            "seed": seed,
-                            "dataset": "digits",
-                            "hidden": "64",
-                            "block_steps": BLOCK,
-                        }
-                        if (opt, lr, bs) in fail and b_i == 0:
-                            runs.append({**cfg, "status": "error", "error": "RuntimeError: boom"})
-                            continue
-                        speed = 50_000.0 * (b_i + 1) * (bs / 32) ** 0.5
-                        run, c, t = _run(cfg, speed, (opt, lr, bs) in diverge, acc_scale, rng)
-                        runs.append(run)
-                        curves += c
-                        timings += t
-    frames = {
-        "runs": pd.DataFrame(runs),
-        "curves": pd.DataFrame(curves),
-        "timings": pd.DataFrame(timings),
-    }
-    for name in tables:
-        frames[name].to_parquet(path / f"{name}.parquet", index=False)
-    if parity is not None:
-        (path / "parity.json").write_text(json.dumps(parity))
-    return path
-
-
-def _environment(backends, optimizers, batch_sizes, seeds) -> dict:
-    return {
-        "host": "testhost",
-        "cpu_model": "Test CPU",
-        "cpu_cores_physical": 2,
-        "cpu_cores_logical": 4,
-        "threads_per_worker": 2,
-        "memory_gb": 8.0,
-        "gpus": [],
-        "python": "3.11.0",
-        "packages": {"numpy": "2.0.0", "jax": "0.4.30"},
-        "env": {},
-        "git": {"commit": "abcdef1234567890", "dirty": True},
-        "command": ["optbench", "run"],
-        "sweep": {
-            "name": "synthetic",
-            "source": "test",
-            "runs": 1,
-            "settings": {
-                "description": "test sweep",
-                "dataset": "digits",
-                "hidden": [64],
-                "init": "glorot_uniform",
-                "dtype": "float32",
-                "epochs": 2,
-                "eval_every": 20,
-                "diverge_factor": 20.0,
-                "backends": list(backends),
-                "modes": ["compiled"],
-                "devices": ["cpu"],
-                "batch_sizes": list(batch_sizes),
-                "seeds": list(seeds),
-                "timing": {"block_steps": BLOCK, "warmup_steps": BLOCK},
-                "optimizers": {
-                    k: {"kind": k, "learning_rates": v, "hyper": {}} for k, v in optimizers.items()
-                },
-            },
-        },
-    }
-
-
-def _run(cfg: dict, speed: float, diverged: bool, acc_scale: float, rng) -> tuple[dict, list, list]:
-    rid, bs = cfg["run_id"], cfg["batch_size"]
-    total = 60 if not diverged else 25
-    timings = [
-        {"run_id": rid, "block": 0, "phase": "compile", "steps": 1, "seconds": 0.2},
-        {
-            "run_id": rid,
-            "block": 1,
-            "phase": "warmup",
-            "steps": BLOCK,
-            "seconds": BLOCK * bs / speed,
-        },
-    ]
-    for i, step in enumerate(range(1 + BLOCK, total, BLOCK)):
-        n = min(BLOCK, total - step)
-        timings.append(
-            {
-                "run_id": rid,
-                "block": 2 + i,
-                "phase": "timed",
-                "steps": n,
-                "seconds": n * bs / (speed * rng.uniform(0.8, 1.2)),
-            }
-        )
-    curves, wall = [], 0.0
-    for step in range(0, total + 1, BLOCK):
-        wall = 0.2 + step * bs / speed if step else 0.0
-        acc = acc_scale * (0.1 + 0.85 * (1 - np.exp(-step / 15)))
-        ev = step % 20 == 0 or step == total
-        curves.append(
-            {
-                "run_id": rid,
-                "step": step,
-                "epoch": step / 30,
-                "wall_s": wall,
-                "train_loss": 2.3 * np.exp(-step / 20) + 0.05,
-                "train_acc": acc if ev else np.nan,
-                "test_loss": 2.3 * np.exp(-step / 20) + 0.1 if ev else np.nan,
-                "test_acc": acc if ev else np.nan,
-            }
-        )
-    rates = [
-        t["steps"] * bs / t["seconds"]
-        for t in timings
-        if t["phase"] == "timed" and t["steps"] == BLOCK
-    ]
-    run = {
-        **cfg,
-        "status": "diverged" if diverged else "ok",
-        "error": "",
-        "diverged_step": 23.0 if diverged else np.nan,
-        "compile_s": 0.2,
-        "steps": total,
-        "timed_blocks": len(rates),
-        "samples_per_s": float(np.median(rates)),
-        "train_wall_s": wall,
-        "final_test_loss": np.nan if diverged else curves[-1]["test_loss"],
-        "final_test_acc": np.nan if diverged else curves[-1]["test_acc"],
-        "framework_version": "1.0",
-    }
-    return run, curves, timings
 
 
 # --- helpers ----------------------------------------------------------------------------
@@ -214,12 +54,12 @@ def expected_median(folder: Path, backend: str, batch_size: int) -> float:
     t = t[t["phase"] == "timed"]
     t = t[
         ~(
-            (t["status"] == "diverged")
+            (t["status"] == Status.DIVERGED.value)
             & (t["block"] == t.groupby("run_id")["block"].transform("max"))
         )
     ]
     t = t[
-        t["status"].isin(["ok", "diverged"])
+        t["status"].isin(FINISHED)
         & (t["backend"] == backend)
         & (t["batch_size"] == batch_size)
         & (t["steps"] * 2 >= BLOCK)
@@ -274,7 +114,7 @@ def full(tmp_path_factory) -> tuple[Path, dict[str, Path]]:
     folder = make_results(
         tmp_path_factory.mktemp("r") / "full", fail=(("adam", 0.001, 128),), parity=parity
     )
-    return folder, report.write_report(folder)
+    return folder, write_report(folder)
 
 
 # --- the page ---------------------------------------------------------------------------
@@ -291,7 +131,7 @@ def test_every_section_present(full):
     page = full[1]["html"].read_text()
     for sid in SECTION_IDS:
         assert f"id='{sid}'" in page, sid
-    assert report.QUESTION in page
+    assert QUESTION in page
     assert page.index("id='environment'") < page.index("id='verdict'") < page.index("id='problems'")
 
 
@@ -339,7 +179,7 @@ def test_markdown_verdict_matches_the_data(full):
 def test_summary_csv(full):
     folder, paths = full
     csv = pd.read_csv(paths["csv"])
-    assert list(csv.columns) == report.VERDICT_COLUMNS
+    assert list(csv.columns) == VERDICT_COLUMNS
     assert len(csv) == 4
     assert (csv.groupby("batch_size")["relative"].max() == 1.0).all()
     assert (csv["ci_low"] <= csv["samples_per_s"]).all() and (
@@ -370,6 +210,12 @@ def test_parity_table(full):
         and "reference only" in parity
         and "1 row(s) outside the tolerance" in parity
     )
+    # the informational rows (ok None) are named from the data
+    assert '"stock-keras" rows are shown for comparison only' in parity
+    assert (
+        "| tensorflow | adam | eager | stock-keras | 1.00e-04 | 1.00e-04 | reference only |"
+        in parity
+    )
 
 
 def test_environment_shown(full):
@@ -383,9 +229,9 @@ def test_environment_shown(full):
 def test_not_a_results_folder(tmp_path):
     (tmp_path / "stray.txt").write_text("x")
     with pytest.raises(StoreError, match="not an optbench results folder"):
-        report.write_report(tmp_path)
+        write_report(tmp_path)
     with pytest.raises(StoreError, match="is not a folder"):
-        report.write_report(tmp_path / "missing")
+        write_report(tmp_path / "missing")
     assert not (tmp_path / "report.html").exists()
 
 
@@ -395,11 +241,11 @@ def test_empty_sweep(tmp_path):
     (folder / "store.json").write_text(json.dumps({"schema_version": 1, "name": "empty"}))
     for name in ("runs", "curves", "timings"):
         pd.DataFrame().to_parquet(folder / f"{name}.parquet")
-    paths = report.write_report(folder)
+    paths = write_report(folder)
     page = paths["html"].read_text()
     assert all(f"id='{sid}'" in page for sid in SECTION_IDS)
     assert "No runs were recorded" in page and "environment.json is missing" in page
-    assert pd.read_csv(paths["csv"]).columns.tolist() == report.VERDICT_COLUMNS
+    assert pd.read_csv(paths["csv"]).columns.tolist() == VERDICT_COLUMNS
 
 
 def test_every_run_failed_or_diverged(tmp_path):
@@ -413,7 +259,7 @@ def test_every_run_failed_or_diverged(tmp_path):
         diverge=(("sgd_momentum", 0.3, 32),),
         fail=(("sgd_momentum", 0.3, 32),),
     )
-    paths = report.write_report(folder)
+    paths = write_report(folder)
     page, md = paths["html"].read_text(), paths["md"].read_text()
     assert all(f"id='{sid}'" in page for sid in SECTION_IDS)
     assert "2 run(s) did not finish ok" in md
@@ -433,7 +279,7 @@ def test_missing_optional_tables(tmp_path):
         seeds=(0,),
         tables=("runs",),
     )
-    paths = report.write_report(folder)
+    paths = write_report(folder)
     page = paths["html"].read_text()
     assert "curves.parquet is missing" in page and "timings.parquet is missing" in page
     assert "Parity was not recorded" in page and "optbench parity" in page and "--parity" in page
@@ -445,7 +291,7 @@ def test_missing_optional_tables(tmp_path):
     assert pd.read_csv(paths["csv"])["throughput_source"].iloc[0] == "runs.samples_per_s"
 
 
-def test_unreadable_table_is_a_note(tmp_path):
+def test_unreadable_files_are_notes(tmp_path):
     folder = make_results(
         tmp_path / "broken",
         backends=("numpy",),
@@ -454,8 +300,14 @@ def test_unreadable_table_is_a_note(tmp_path):
         seeds=(0,),
     )
     (folder / "curves.parquet").write_text("not parquet")
-    page = report.write_report(folder)["html"].read_text()
-    assert "curves.parquet is unreadable" in page
+    (folder / "parity.json").write_text("{not json")
+    (folder / "environment.json").write_text("[1, 2]")
+    paths = write_report(folder)
+    page, md = paths["html"].read_text(), paths["md"].read_text()
+    assert "curves.parquet is unreadable" in page and "> curves.parquet is unreadable" in md
+    assert "parity.json is unreadable" in page and "Parity was not recorded" in page
+    assert "environment.json is unreadable (expected an object, found list)" in page
+    assert "<p class='warn'>curves.parquet is unreadable" in page
 
 
 def test_target_falls_back_when_nothing_reaches_090(tmp_path):
@@ -467,43 +319,69 @@ def test_target_falls_back_when_nothing_reaches_090(tmp_path):
         seeds=(0,),
         acc_scale=0.7,
     )
-    res = report.load(folder)
-    target, why = report.choose_target(res)
+    res = load(folder)
+    target, why = choose_target(res.runs, res.curves)
     assert target < 0.9 and "no run reaches 0.90" in why
-    md = report.write_report(folder)["md"].read_text()
+    md = write_report(folder)["md"].read_text()
     assert (
         f"time to {target:.2f}" in md
         and "not reached" not in md_verdict_rows(md)[0][f"time to {target:.2f}"]
     )
 
 
-# --- pieces -----------------------------------------------------------------------------
+# --- the console summary ----------------------------------------------------------------
 
 
-def test_median_ci():
-    rng = np.random.default_rng(1)
-    runs = [rng.normal(100, 5, 20), rng.normal(110, 5, 20), rng.normal(90, 5, 20)]
-    med, lo, hi = stats.median_ci(runs)
-    assert med == pytest.approx(np.median(np.concatenate(runs)))
-    assert lo < med < hi and hi - lo < 30
-    assert stats.median_ci(runs) == (med, lo, hi)  # deterministic
-    assert stats.median_ci([np.array([5.0])]) == (5.0, 5.0, 5.0)
-    assert all(np.isnan(stats.median_ci([])))
+def test_console_summary_is_the_verdict_per_batch_size(full):
+    folder, paths = full
+    text = console_summary(folder)
+    lines = text.splitlines()
+    assert lines[0].split()[:2] == ["batch", "backend"] and "× fastest" in lines[0]
+    rows = [ln.split() for ln in lines[1:]]
+    assert len(rows) == 4  # 2 batch sizes x 2 backends: never pooled over batch sizes
+    for r in rows:
+        batch, backend = int(r[0]), r[1]
+        assert r[4] == f"{expected_median(folder, backend, batch):,.0f}", r
+    md = {(r["batch"], r["backend"]): r for r in md_verdict_rows(paths["md"].read_text())}
+    for r in rows:
+        assert md[(r[0], r[1])]["median samples/s"] == r[4]
+        assert md[(r[0], r[1])]["ok / div / fail"] == " ".join(r[-5:])
 
 
-def test_backend_colours_are_fixed():
-    assert (
-        plots.backend_color("numpy") != plots.backend_color("torch") != plots.backend_color("jax")
-    )
-    assert plots.backend_color("mlx") == plots.backend_color("mlx") in plots.FALLBACK_COLORS
-    keys = [("jax", "compiled", "cpu"), ("jax", "eager", "cpu")]
-    st = plots.styles(keys)
+def test_console_summary_of_an_empty_sweep(tmp_path):
+    folder = tmp_path / "empty"
+    folder.mkdir()
+    (folder / "store.json").write_text(json.dumps({"schema_version": 1, "name": "empty"}))
+    assert console_summary(folder) == "(no runs)"
+
+
+# --- figures and the package ------------------------------------------------------------
+
+
+def test_backend_colours_come_from_the_registry():
+    known = [n for n in registry.NAMES if registry.entry(n).color]
+    assert len(known) >= 2
+    colours = {figures.backend_color(n) for n in known}
+    assert colours == {registry.entry(n).color for n in known} and len(colours) == len(known)
+    assert figures.backend_color("mlx") == figures.backend_color("mlx") in figures.FALLBACK_COLORS
+    keys = [(known[0], "compiled", "cpu"), (known[0], "eager", "cpu")]
+    st = figures.styles(keys)
     assert st[keys[0]].color == st[keys[1]].color and st[keys[0]].linestyle != st[keys[1]].linestyle
+    assert st[keys[0]].marker == registry.entry(known[0]).marker
+
+
+def test_no_backend_is_named_in_the_report_package():
+    """Every string of the package, docstrings and f-string parts included."""
+    for f in sorted(PACKAGE.rglob("*.py")):
+        for node in ast.walk(ast.parse(f.read_text())):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                for name in registry.NAMES:
+                    assert not re.search(rf"\b{re.escape(name)}\b", node.value), (f.name, name)
 
 
 def test_no_framework_is_imported():
     code = (
-        "import sys, benchmarks.report; "
+        "import sys, benchmarks.report, benchmarks.report.page; "
         "print([m for m in ('torch', 'tensorflow', 'jax', 'keras', 'seaborn') if m in sys.modules])"
     )
     out = subprocess.run(

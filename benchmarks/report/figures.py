@@ -1,8 +1,10 @@
-"""Figures for the report: matplotlib only (Agg), returned as PNG data URIs.
+"""The report's figures: matplotlib only (Agg), returned as PNG data URIs.
 
-Every figure draws a backend in the same colour (``backend_color``); modes and devices of
-one backend are told apart by line style. Figures are ~10 in wide at 100 dpi so that they
-read at laptop width.
+Every figure draws a backend in the same colour and marker (``backends.registry``; a
+backend the registry does not know gets a stable colour from a fallback palette); modes and
+devices of one backend are told apart by line style. Figures are ~10 in wide at 100 dpi so
+that they read at laptop width. The builders at the end make the report's figures from
+:mod:`benchmarks.report.analysis` tables.
 """
 
 from __future__ import annotations
@@ -25,21 +27,31 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, NullLocator  # noqa: E402
 from matplotlib.transforms import blended_transform_factory  # noqa: E402
 
+from backends import registry  # noqa: E402
+from benchmarks.report.analysis import CONFIG, GROUP, series  # noqa: E402
+from benchmarks.report.document import Figure  # noqa: E402
+from benchmarks.report.format import labeller  # noqa: E402
+from benchmarks.schema import FINISHED  # noqa: E402
+
 WIDTH_IN = 11.0
 DPI = 100
-BACKEND_COLORS = {"numpy": "#1f77b4", "torch": "#d62728", "tensorflow": "#ff7f0e", "jax": "#2ca02c"}
 FALLBACK_COLORS = ("#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
-BACKEND_MARKERS = {"numpy": "o", "torch": "s", "tensorflow": "^", "jax": "D"}
 LINESTYLES = ("-", "--", ":", "-.")
 
 Key = tuple[str, str, str]  # (backend, mode, device)
 
 
 def backend_color(name: str) -> str:
-    """The fixed colour of a backend; unknown names get a stable colour from a fallback palette."""
-    if name in BACKEND_COLORS:
-        return BACKEND_COLORS[name]
+    """The registry's colour of a backend; other names get a stable colour from a fallback palette."""
+    entry = registry.REGISTRY.get(name)
+    if entry is not None and entry.color:
+        return entry.color
     return FALLBACK_COLORS[zlib.crc32(name.encode()) % len(FALLBACK_COLORS)]
+
+
+def backend_marker(name: str) -> str:
+    entry = registry.REGISTRY.get(name)
+    return entry.marker if entry is not None else "o"
 
 
 @dataclass(frozen=True)
@@ -54,12 +66,13 @@ def styles(keys: Sequence[Key]) -> dict[Key, Style]:
     """Colour by backend, line style by (mode, device); labels name mode/device only when they vary."""
     keys = sorted(set(keys))
     variants = sorted({k[1:] for k in keys})
-    plain = len(variants) <= 1
+    label = labeller(pd.DataFrame(keys, columns=GROUP))
     out = {}
     for b, m, d in keys:
-        label = b if plain else f"{b} ({m}, {d})"
         ls = LINESTYLES[variants.index((m, d)) % len(LINESTYLES)]
-        out[(b, m, d)] = Style(label, backend_color(b), ls, BACKEND_MARKERS.get(b, "o"))
+        out[(b, m, d)] = Style(
+            label(dict(zip(GROUP, (b, m, d)))), backend_color(b), ls, backend_marker(b)
+        )
     return out
 
 
@@ -300,3 +313,195 @@ def heatmap_grid(cells: pd.DataFrame, panels: list[tuple[str, Key]], ncols: int 
         cax = fig.add_axes((0.92, 0.15, 0.015, 0.7))
         fig.colorbar(image, cax=cax, label="final test accuracy")
     return fig
+
+
+# --- the report's figures --------------------------------------------------------------
+
+
+def _grid_cells(runs: pd.DataFrame) -> list[tuple[str, int]]:
+    """(optimizer, batch size) panels: a row per optimizer, a column per batch size."""
+    opts = list(dict.fromkeys(runs["optimizer"]))  # the sweep's order
+    bss = sorted(int(b) for b in runs["batch_size"].dropna().unique())
+    return [(o, b) for o in opts for b in bss]
+
+
+def _ncols(cells: list[tuple[str, int]]) -> int:
+    return max(1, len({b for _, b in cells}))
+
+
+def _seed_band(df: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
+    """Mean over seeds per step, with the min-max spread as lo/hi."""
+    g = df.dropna(subset=[y]).groupby("step")
+    return pd.DataFrame(
+        {"x": g[x].mean(), "y": g[y].mean(), "lo": g[y].min(), "hi": g[y].max()}
+    ).reset_index(drop=True)
+
+
+CONVERGENCE = (  # x, y, x label, y label, log x, log y, caption
+    (
+        "step",
+        "train_loss",
+        "step",
+        "training loss (log scale)",
+        False,
+        True,
+        "Training loss vs step",
+    ),
+    (
+        "wall_s",
+        "train_loss",
+        "training wall-clock (s, log scale)",
+        "training loss (log scale)",
+        True,
+        True,
+        "Training loss vs training wall-clock (log scale: backends differ ten-fold; the first point is the end of the "
+        "first step, which includes compilation; evaluation time is excluded)",
+    ),
+    ("epoch", "test_acc", "epoch", "test accuracy", False, False, "Test accuracy vs epoch"),
+)
+
+
+def convergence(
+    runs: pd.DataFrame,
+    curves: pd.DataFrame | None,
+    lrs: dict[tuple[str, int], float],
+    style: dict[Key, Style],
+) -> list[Figure]:
+    """Loss and accuracy curves, a panel per (optimizer, batch size) at its ``lrs`` lr."""
+    if curves is None or curves.empty or not lrs:
+        return []
+    live = runs[runs["status"].isin(FINISHED)][["run_id", *GROUP, *CONFIG, "seed"]]
+    c = curves.merge(live, on="run_id")
+    cells = _grid_cells(runs)
+    figures = []
+    for x, y, xlabel, ylabel, logx, logy, caption in CONVERGENCE:
+        panels = []
+        for opt, bs in cells:
+            lr = lrs.get((opt, bs))
+            sub = c[(c["optimizer"] == opt) & (c["batch_size"] == bs) & (c["lr"] == lr)]
+            lines = {k: _seed_band(g, x, y) for k, g in sub.groupby(GROUP)}
+            lines = {k: v for k, v in lines.items() if len(v)}
+            title = f"{opt}, batch {bs}" + (f", lr {lr:g}" if lr is not None else "")
+            panels.append(Panel(title, lines, note="" if lines else "no ok run"))
+        fig = line_grid(
+            panels, _ncols(cells), xlabel, ylabel, style, logx=logx, logy=logy, nest=not logx
+        )
+        figures.append(Figure(caption, to_data_uri(fig)))
+    return figures
+
+
+def learning_rate(runs: pd.DataFrame, means: pd.DataFrame, style: dict[Key, Style]) -> list[Figure]:
+    """Final test accuracy and loss vs the learning rate (``means``: config_means)."""
+    if means.empty or means["ok"].sum() == 0:
+        return []
+    cells = _grid_cells(runs)
+    figures = []
+    for col, ylabel, caption in (
+        ("acc", "final test accuracy", "Final test accuracy vs learning rate"),
+        ("loss", "final test loss (cross-entropy)", "Final test loss vs learning rate"),
+    ):
+        panels = []
+        for opt, bs in cells:
+            sub = means[(means["optimizer"] == opt) & (means["batch_size"] == bs)]
+            lines, marks = {}, {}
+            for k, g in sub.groupby(GROUP):
+                pts = g[g["ok"] > 0]
+                lines[k] = pd.DataFrame({"x": pts["lr"], "y": pts[col]}) if len(pts) else None
+                marks[k] = list(g.loc[g["diverged"] > 0, "lr"])
+            lrs = sorted(means.loc[means["optimizer"] == opt, "lr"].unique())
+            panels.append(
+                Panel(
+                    f"{opt}, batch {bs}",
+                    {k: v for k, v in lines.items() if v is not None},
+                    {k: v for k, v in marks.items() if v},
+                    xticks=lrs,
+                )
+            )
+        fig = line_grid(
+            panels,
+            _ncols(cells),
+            "learning rate (log scale)",
+            ylabel,
+            style,
+            logx=True,
+            mark_label="diverged (drawn at the top)",
+        )
+        figures.append(Figure(caption, to_data_uri(fig)))
+    return figures
+
+
+def heatmaps(means: pd.DataFrame) -> list[Figure]:
+    """Final test accuracy per learning rate x batch size, a figure per optimizer."""
+    if means.empty:
+        return []
+    label = labeller(means)
+    means = means.assign(text=[_cell_text(r) for r in means.itertuples()])
+    figures = []
+    for opt, df in means.groupby("optimizer", sort=False):
+        if df["ok"].sum() + df["diverged"].sum() == 0:
+            continue
+        panels = [(label(dict(zip(GROUP, k))), k) for k in sorted(series(df))]
+        fig = heatmap_grid(df, panels)
+        figures.append(
+            Figure(f"{opt}: final test accuracy per learning rate x batch size", to_data_uri(fig))
+        )
+    return figures
+
+
+def _cell_text(r) -> str:
+    if r.diverged:
+        return "div" if r.ok == 0 else f"div {r.diverged}/{r.runs}"
+    if r.ok == 0:
+        return "fail"
+    return f"{r.acc:.3f}"
+
+
+def throughput(
+    rates: pd.DataFrame | None,
+    by_batch: pd.DataFrame | None,
+    by_optimizer: pd.DataFrame,
+    style: dict[Key, Style],
+) -> list[Figure]:
+    """Samples/s vs batch size: all optimizers pooled, then each optimizer alone.
+
+    ``rates``: block_rates; ``by_batch`` and ``by_optimizer``: throughput per batch size x
+    series and per series x optimizer x batch size."""
+    if rates is None or rates.empty or by_batch is None:
+        return []
+    subsets = [("all optimizers pooled", by_batch)] + [
+        (f"{o} only", by_optimizer[by_optimizer["optimizer"] == o])
+        for o in dict.fromkeys(rates["optimizer"])
+    ]
+    panels = []
+    for title, tp in subsets:
+        lines = {
+            k: pd.DataFrame(
+                {
+                    "x": g["batch_size"],
+                    "y": g["samples_per_s"],
+                    "lo": g["ci_low"],
+                    "hi": g["ci_high"],
+                }
+            )
+            for k, g in tp.groupby(GROUP)
+        }
+        panels.append(Panel(title, lines))
+    fig = line_grid(
+        panels,
+        len(panels),
+        "batch size (samples, log scale)",
+        "samples/s (log scale)",
+        style,
+        spread="errorbar",
+        logx=True,
+        logy=True,
+        xticks=sorted(rates["batch_size"].unique()),
+        row_h=3.6,
+        kilo_y=True,
+    )
+    return [
+        Figure(
+            "Throughput vs batch size: median of timed blocks, bars = 95% bootstrap interval",
+            to_data_uri(fig),
+        )
+    ]

@@ -1,0 +1,529 @@
+"""Every statistic the report, ``optbench compare`` and the console summary show: DataFrames
+in, DataFrames out, no formatting.
+
+Throughput follows the runner's timing protocol: every timed block of a run (a diverged
+run's up to the block that diverged) gives one throughput (steps x batch_size / seconds);
+full blocks only, as ``samples_per_s`` does (all timed blocks where a run has none). A
+group's figure is the median of its pooled blocks with a 95% two-stage bootstrap interval
+(runs, then blocks within runs); the primitives are :mod:`benchmarks.stats`'.
+
+Statuses are :mod:`benchmarks.schema`'s: "failed" counts :data:`~benchmarks.schema.FAILED`
+runs (error, timeout, crashed); skipped runs are counted apart.
+
+:func:`analyse` computes everything a report shows, once::
+
+    an = analyse(runs, curves, timings)
+    an.verdict  # one row per batch size x backend x mode x device
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from benchmarks import stats
+from benchmarks.schema import FAILED, FINISHED, Status
+
+DEFAULT_TARGET = 0.90
+GROUP = ["backend", "mode", "device"]  # a series: one framework set up one way
+CONFIG = ["optimizer", "lr", "batch_size"]
+OK, DIVERGED, SKIPPED = Status.OK.value, Status.DIVERGED.value, Status.SKIPPED.value
+
+THROUGHPUT_COLUMNS = ["samples_per_s", "ci_low", "ci_high", "blocks", "timed_runs"]
+MEANS_COLUMNS = [
+    *GROUP,
+    *CONFIG,
+    "runs",
+    "ok",
+    "diverged",
+    "failed",
+    "skipped",
+    "acc",
+    "loss",
+    "diverged_steps",
+]
+VERDICT_COLUMNS = [
+    "batch_size",
+    *GROUP,
+    "samples_per_s",
+    "ci_low",
+    "ci_high",
+    "blocks",
+    "throughput_source",
+    "relative",
+    "compile_s",
+    "best_test_acc",
+    "best_optimizer",
+    "best_lr",
+    "target_time_s",
+    "target_steps",
+    "target_optimizer",
+    "target_lr",
+    "runs",
+    "ok",
+    "diverged",
+    "failed",
+    "skipped",
+]
+#: throughput_source of a verdict row
+FROM_BLOCKS, FROM_RUNS = "timed blocks", "runs.samples_per_s"
+#: verdicts of :func:`throughput_change`
+SLOWER, FASTER, SAME, NO_TIMINGS = "slower", "faster", "same", "no timings"
+
+
+def counts(status: pd.Series) -> dict[str, int]:
+    """Runs by outcome: ok, diverged, failed (error, timeout, crashed) and skipped."""
+    return {
+        "runs": len(status),
+        "ok": int((status == OK).sum()),
+        "diverged": int((status == DIVERGED).sum()),
+        "failed": int(status.isin(FAILED).sum()),
+        "skipped": int((status == SKIPPED).sum()),
+    }
+
+
+# --- throughput ------------------------------------------------------------------------
+
+
+def block_rates(runs: pd.DataFrame, timings: pd.DataFrame | None) -> pd.DataFrame:
+    """One row per timed block (see :func:`benchmarks.stats.block_rates`) with its config."""
+    return stats.block_rates(runs, timings, [*GROUP, *CONFIG, "seed"])
+
+
+def throughput(rates: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    """Median samples/s with its 95% interval, blocks and runs, per ``by`` group."""
+    rows = []
+    for key, df in rates.groupby(by, sort=True):
+        per_run = stats.per_run(df)
+        med, lo, hi = stats.median_ci(per_run)
+        rows.append(
+            {
+                **dict(zip(by, key)),
+                "samples_per_s": med,
+                "ci_low": lo,
+                "ci_high": hi,
+                "blocks": len(df),
+                "timed_runs": len(per_run),
+            }
+        )
+    return pd.DataFrame(rows, columns=[*by, *THROUGHPUT_COLUMNS])
+
+
+def throughput_change(
+    runs: pd.DataFrame,
+    baseline: pd.DataFrame,
+    current: pd.DataFrame,
+    by: list[str],
+    threshold: float,
+) -> pd.DataFrame:
+    """Per ``by`` group of ``runs`` (the runs both sides hold): the median samples/s of the
+    pooled blocks on each side, their ratio (current / baseline) with a 95% bootstrap
+    interval, and a verdict: ``slower`` when the ratio is below ``1 - threshold`` and the
+    whole interval below 1, ``faster`` when above ``1 + threshold`` and the whole interval
+    above 1, ``same`` otherwise, ``no timings`` where a side has no timed block.
+
+    ``baseline``/``current``: :func:`benchmarks.stats.block_rates` rows of each side.
+    """
+    rows = []
+    for key, grp in runs.groupby(by, sort=True):
+        rids = set(grp["run_id"])
+        pb = stats.per_run(baseline[baseline["run_id"].isin(rids)])
+        pc = stats.per_run(current[current["run_id"].isin(rids)])
+        row: dict[str, Any] = dict(zip(by, key))
+        row.update(
+            runs=len(rids),
+            baseline_samples_per_s=math.nan,
+            current_samples_per_s=math.nan,
+            ratio=math.nan,
+            ci_low=math.nan,
+            ci_high=math.nan,
+            verdict=NO_TIMINGS,
+        )
+        if pb and pc:
+            mb, mc = np.median(np.concatenate(pb)), np.median(np.concatenate(pc))
+            # independent replicates on each side (different seeds), paired into ratios
+            ratios = stats.bootstrap_medians(pc, seed=1) / stats.bootstrap_medians(pb, seed=2)
+            lo, hi = np.percentile(ratios, [2.5, 97.5])
+            ratio = mc / mb
+            verdict = SAME
+            if ratio < 1 - threshold and hi < 1:
+                verdict = SLOWER
+            elif ratio > 1 + threshold and lo > 1:
+                verdict = FASTER
+            row.update(
+                baseline_samples_per_s=mb,
+                current_samples_per_s=mc,
+                ratio=ratio,
+                ci_low=lo,
+                ci_high=hi,
+                verdict=verdict,
+            )
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+# --- accuracy and time to target -------------------------------------------------------
+
+
+def evaluated(runs: pd.DataFrame, curves: pd.DataFrame | None) -> pd.DataFrame:
+    """Curve rows with a test evaluation, of ok runs, with the run's config."""
+    if curves is None or curves.empty or runs.empty:
+        return pd.DataFrame(
+            columns=["run_id", "step", "epoch", "wall_s", "test_loss", "test_acc"]
+            + [*GROUP, *CONFIG, "seed"]
+        )
+    ok = runs[runs["status"] == OK][["run_id", *GROUP, *CONFIG, "seed"]]
+    return curves.dropna(subset=["test_acc"]).merge(ok, on="run_id")
+
+
+def choose_target(
+    runs: pd.DataFrame, curves: pd.DataFrame | None, target: float | None = None
+) -> tuple[float, str]:
+    """The test accuracy to reach and why: 0.90 unless no run reaches it (then 90% of the
+    best, rounded down to 0.05)."""
+    if target is not None:
+        return target, f"set by the caller: {target:.2f}"
+    best = evaluated(runs, curves)["test_acc"].max() if curves is not None else math.nan
+    if not best == best or best >= DEFAULT_TARGET:
+        return DEFAULT_TARGET, f"a fixed {DEFAULT_TARGET:.2f}"
+    chosen = math.floor(0.9 * best * 20) / 20
+    return (
+        chosen,
+        f"{chosen:.2f}: no run reaches {DEFAULT_TARGET:.2f} (best {best:.3f}), so 90% of the best, rounded down to 0.05",
+    )
+
+
+def time_to_target(runs: pd.DataFrame, curves: pd.DataFrame | None, target: float) -> pd.DataFrame:
+    """Per (group, config): the median over seeds of the training wall-clock and steps at the
+    first evaluation with test accuracy >= target (NaN unless every ok seed gets there)."""
+    ev = evaluated(runs, curves)
+    cols = [*GROUP, *CONFIG, "time_s", "step"]
+    if ev.empty:
+        return pd.DataFrame(columns=cols)
+    ev = ev.sort_values(["run_id", "step"])
+    first = ev[ev["test_acc"] >= target].groupby("run_id").first()[["wall_s", "step"]]
+    ok = runs[runs["status"] == OK].set_index("run_id")[[*GROUP, *CONFIG, "compile_s"]]
+    per_run = ok.join(first, how="left")
+    # after the first step: its compile time depends on each framework's in-process caches
+    # (warm after a worker's first run in some, per learning rate in others), so it is shown apart
+    per_run["wall_s"] = per_run["wall_s"] - per_run["compile_s"].fillna(0)
+    agg = per_run.groupby([*GROUP, *CONFIG]).agg(
+        time_s=("wall_s", lambda s: s.median() if s.notna().all() else math.nan),
+        step=("step", lambda s: s.median() if s.notna().all() else math.nan),
+    )
+    return agg.reset_index()[cols]
+
+
+def config_means(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per (group, config): mean final test accuracy/loss over ok seeds, and status counts."""
+    rows = []
+    for key, df in runs.groupby([*GROUP, *CONFIG], sort=True):
+        ok = df[df["status"] == OK]
+        rows.append(
+            {
+                **dict(zip([*GROUP, *CONFIG], key)),
+                **counts(df["status"]),
+                "acc": ok["final_test_acc"].mean() if len(ok) else math.nan,
+                "loss": ok["final_test_loss"].mean() if len(ok) else math.nan,
+                "diverged_steps": ",".join(f"{s:g}" for s in df["diverged_step"].dropna()),
+            }
+        )
+    return pd.DataFrame(rows, columns=MEANS_COLUMNS)
+
+
+# --- the verdict -----------------------------------------------------------------------
+
+
+def verdict(
+    runs: pd.DataFrame,
+    by_batch: pd.DataFrame | None,
+    means: pd.DataFrame,
+    ttt: pd.DataFrame,
+) -> pd.DataFrame:
+    """The main table: one row per batch size x backend x mode x device.
+
+    ``by_batch``: :func:`throughput` per ``["batch_size", *GROUP]``, or None where no
+    timings were recorded (then the runs' own ``samples_per_s``, without interval);
+    ``means``: :func:`config_means`; ``ttt``: :func:`time_to_target`.
+    """
+    if runs.empty:
+        return pd.DataFrame(columns=VERDICT_COLUMNS)
+    by = ["batch_size", *GROUP]
+    tp = by_batch.set_index(by) if by_batch is not None else None
+    rows = []
+    for key, df in runs.groupby(by, sort=True):
+        row = dict(zip(by, key))
+        row.update(counts(df["status"]))
+        row.update(_speed(df, tp, key))
+        finished = df[df["status"].isin(FINISHED)]
+        row["compile_s"] = finished["compile_s"].median() if len(finished) else math.nan
+        row.update(_best(means, row, "acc", "best", ascending=False))
+        row.update(_best(ttt, row, "time_s", "target", ascending=True, extra="step"))
+        rows.append(row)
+    out = pd.DataFrame(rows)
+    fastest = out.groupby("batch_size")["samples_per_s"].transform("max")
+    out["relative"] = out["samples_per_s"] / fastest
+    out = out.sort_values(
+        ["batch_size", "samples_per_s"], ascending=[True, False], na_position="last"
+    )
+    return out[VERDICT_COLUMNS].reset_index(drop=True)
+
+
+def _speed(df: pd.DataFrame, tp: pd.DataFrame | None, key: tuple) -> dict[str, Any]:
+    if tp is not None and key in tp.index:
+        r = tp.loc[key]
+        return {
+            "samples_per_s": r["samples_per_s"],
+            "ci_low": r["ci_low"],
+            "ci_high": r["ci_high"],
+            "blocks": int(r["blocks"]),
+            "throughput_source": FROM_BLOCKS,
+        }
+    ok = df.loc[df["status"] == OK, "samples_per_s"].dropna()
+    if tp is None and len(ok):  # no timings.parquet: the runs' own medians, no interval
+        return {
+            "samples_per_s": ok.median(),
+            "ci_low": math.nan,
+            "ci_high": math.nan,
+            "blocks": 0,
+            "throughput_source": FROM_RUNS,
+        }
+    return {
+        "samples_per_s": math.nan,
+        "ci_low": math.nan,
+        "ci_high": math.nan,
+        "blocks": 0,
+        "throughput_source": "",
+    }
+
+
+def _best(
+    table: pd.DataFrame,
+    row: dict[str, Any],
+    col: str,
+    prefix: str,
+    ascending: bool,
+    extra: str | None = None,
+) -> dict[str, Any]:
+    """The row's best config in ``table`` by ``col`` (ties to the smaller lr)."""
+    name = {"best": "best_test_acc", "target": "target_time_s"}[prefix]
+    out = {name: math.nan, f"{prefix}_optimizer": "", f"{prefix}_lr": math.nan}
+    if extra:
+        out["target_steps"] = math.nan
+    if table.empty:
+        return out
+    sel = table[
+        (table["batch_size"] == row["batch_size"])
+        & (table[GROUP].apply(tuple, axis=1) == tuple(row[g] for g in GROUP))
+    ].dropna(subset=[col])
+    if sel.empty:
+        return out
+    best = sel.sort_values([col, "lr"], ascending=[ascending, True]).iloc[0]
+    out.update(
+        {name: best[col], f"{prefix}_optimizer": best["optimizer"], f"{prefix}_lr": best["lr"]}
+    )
+    if extra:
+        out["target_steps"] = best[extra]
+    return out
+
+
+def fastest(v: pd.DataFrame) -> pd.DataFrame:
+    """The fastest series per batch size: a row of ``v`` (:func:`verdict`) per batch size."""
+    v = v.dropna(subset=["samples_per_s"])
+    return (
+        v.sort_values("samples_per_s", ascending=False)
+        .groupby("batch_size", sort=True)
+        .head(1)
+        .sort_values("batch_size")
+        .reset_index(drop=True)
+    )
+
+
+def ranking(v: pd.DataFrame) -> pd.DataFrame:
+    """Per series: the geometric mean over batch sizes of its speed relative to the fastest
+    (``relative``), fastest first."""
+    v = v.dropna(subset=["samples_per_s"])
+    if v.empty:
+        return pd.DataFrame(columns=[*GROUP, "relative"])
+    geo = (
+        v.groupby(GROUP)["relative"]
+        .apply(lambda s: float(np.exp(np.log(s).mean())))
+        .sort_values(ascending=False)
+    )
+    return geo.reset_index()
+
+
+def cold_starts(runs: pd.DataFrame) -> pd.DataFrame:
+    """The first step of each worker's first run (a compile with empty in-process caches)."""
+    cols = [*GROUP, "compile_s"]
+    if "worker_run_index" not in runs or "compile_s" not in runs:
+        return pd.DataFrame(columns=cols)
+    first = runs[
+        (pd.to_numeric(runs["worker_run_index"], errors="coerce") == 1) & runs["compile_s"].notna()
+    ]
+    return first[cols].reset_index(drop=True)
+
+
+# --- learning rates --------------------------------------------------------------------
+
+
+def stable_lrs(means: pd.DataFrame) -> pd.DataFrame:
+    """Largest learning rate whose runs all finished ok, per group x optimizer x batch size
+    (a column ``batch <n>`` each): "≥ lr" where it is the largest lr tried, "none" where
+    every lr diverged, "-" where no run of the cell finished. ``means``: :func:`config_means`.
+    """
+    if means.empty:
+        return pd.DataFrame()
+    bss = sorted(means["batch_size"].dropna().unique())
+    rows = []
+    for key, df in means.groupby([*GROUP, "optimizer"], sort=True):
+        row = dict(zip([*GROUP, "optimizer"], key))
+        for bs in bss:
+            sub = df[df["batch_size"] == bs]
+            stable = sub[(sub["ok"] == sub["runs"]) & (sub["ok"] > 0)]["lr"]
+            if sub.empty or (sub["ok"] + sub["diverged"] == 0).all():
+                cell = "-"
+            elif stable.empty:
+                cell = "none"
+            else:
+                cell = ("≥ " if stable.max() >= sub["lr"].max() else "") + f"{stable.max():g}"
+            row[f"batch {int(bs)}"] = cell
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def stable_lr_splits(stable: pd.DataFrame) -> list[tuple[str, str]] | None:
+    """(optimizer, batch column) cells of :func:`stable_lrs` where the series disagree; None
+    where there are fewer than two series to compare."""
+    if stable.empty or len(stable[GROUP].drop_duplicates()) < 2:
+        return None
+    cols = [c for c in stable.columns if c.startswith("batch ")]
+    return [
+        (opt, c)
+        for opt, g in stable.groupby("optimizer")
+        for c in cols
+        if g.loc[g[c] != "-", c].nunique() > 1
+    ]
+
+
+def convergence_lrs(means: pd.DataFrame) -> dict[tuple[str, int], float]:
+    """Per (optimizer, batch size): the lr with the best median (over series) final accuracy,
+    preferring lrs at which no series diverged; ties go to the smaller lr."""
+    out: dict[tuple[str, int], float] = {}
+    if means.empty:
+        return out
+    for (opt, bs), df in means.groupby(["optimizer", "batch_size"], sort=True):
+        per_lr = df.groupby("lr").agg(
+            acc=("acc", "median"), bad=("diverged", "sum"), ok=("ok", "sum")
+        )
+        per_lr = per_lr[per_lr["ok"] > 0]
+        if per_lr.empty:
+            continue
+        calm = per_lr[per_lr["bad"] == 0]
+        pick = (
+            (calm if len(calm) else per_lr)
+            .reset_index()
+            .sort_values(["acc", "lr"], ascending=[False, True])
+        )
+        out[(opt, int(bs))] = float(pick.iloc[0]["lr"])
+    return out
+
+
+# --- problems --------------------------------------------------------------------------
+
+
+def problems(runs: pd.DataFrame) -> pd.DataFrame:
+    """Every run that did not finish ok: its configuration and what happened."""
+    bad = runs[runs["status"] != OK]
+    if bad.empty:
+        return pd.DataFrame()
+    msg = np.where(
+        bad["status"] == DIVERGED,
+        "loss blew up at step " + bad["diverged_step"].map(lambda s: f"{s:g}" if s == s else "?"),
+        bad["error"],
+    )
+    cols = [
+        c
+        for c in ["backend", "mode", "device", "optimizer", "lr", "batch_size", "seed", "status"]
+        if c in bad
+    ]
+    return bad[cols].assign(message=msg).sort_values(["status", *cols[:-1]]).reset_index(drop=True)
+
+
+def backends_as_run(runs: pd.DataFrame) -> pd.DataFrame:
+    """What each series' worker reported about itself (version, compiler, threads)."""
+    cols = [
+        c
+        for c in (
+            "framework_version",
+            "compiler",
+            "threads",
+            "threads_reported",
+            "matmul_precision",
+        )
+        if c in runs
+    ]
+    finished = runs[runs["status"].isin(FINISHED)]
+    if finished.empty or not cols:
+        return pd.DataFrame()
+    return finished.groupby(GROUP, sort=True)[cols].first().reset_index()
+
+
+def series(runs: pd.DataFrame) -> list[tuple[str, str, str]]:
+    """The (backend, mode, device) series of ``runs``, in their order."""
+    return [tuple(k) for k in runs[GROUP].drop_duplicates().itertuples(index=False)]
+
+
+# --- everything a report shows, once ---------------------------------------------------
+
+
+@dataclass
+class Analysis:
+    target: float
+    target_why: str
+    rates: pd.DataFrame | None  # block_rates; None where no timings were recorded
+    by_batch: pd.DataFrame | None  # throughput per batch size x series
+    by_optimizer: pd.DataFrame  # throughput per series x optimizer x batch size
+    means: pd.DataFrame
+    time_to_target: pd.DataFrame
+    verdict: pd.DataFrame
+    stable_lrs: pd.DataFrame
+    convergence_lrs: dict[tuple[str, int], float]
+    problems: pd.DataFrame
+
+
+def analyse(
+    runs: pd.DataFrame,
+    curves: pd.DataFrame | None,
+    timings: pd.DataFrame | None,
+    target: float | None = None,
+) -> Analysis:
+    """Every statistic of a results folder's tables, computed once (``target``: the test
+    accuracy to reach, None to choose it with :func:`choose_target`)."""
+    tgt, why = choose_target(runs, curves, target)
+    rates = block_rates(runs, timings) if timings is not None else None
+    by_batch = throughput(rates, ["batch_size", *GROUP]) if rates is not None else None
+    by_opt = (
+        throughput(rates, [*GROUP, "optimizer", "batch_size"])
+        if rates is not None and len(rates)
+        else pd.DataFrame(columns=[*GROUP, "optimizer", "batch_size", *THROUGHPUT_COLUMNS])
+    )
+    means = config_means(runs)
+    ttt = time_to_target(runs, curves, tgt)
+    return Analysis(
+        tgt,
+        why,
+        rates,
+        by_batch,
+        by_opt,
+        means,
+        ttt,
+        verdict(runs, by_batch, means, ttt),
+        stable_lrs(means),
+        convergence_lrs(means),
+        problems(runs),
+    )

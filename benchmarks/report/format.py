@@ -1,0 +1,52 @@
+"""How numbers, durations and series are written in the report's tables and sentences."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import pandas as pd
+
+from benchmarks.report.analysis import GROUP
+
+
+def num(v: Any, spec: str = ",.0f") -> str:
+    """A number in ``spec``; "-" where it is missing."""
+    return "-" if v is None or (isinstance(v, float) and not v == v) else format(v, spec)
+
+
+def secs(v: Any) -> str:
+    """A duration: "12.5 ms" below a second, "3.69 s" above."""
+    if v is None or not v == v:
+        return "-"
+    return f"{v * 1000:.3g} ms" if v < 1 else f"{v:.3g} s"
+
+
+def cfg(opt: str, lr: Any) -> str:
+    """An optimizer configuration: "adam 0.001"; "" where there is none."""
+    return f"{opt} {lr:g}" if opt and lr == lr else ""
+
+
+def interval(lo: Any, hi: Any) -> str:
+    return f"{num(lo)} – {num(hi)}"
+
+
+def drop_constant(df: pd.DataFrame, cols: tuple[str, ...] = ("mode", "device")) -> pd.DataFrame:
+    """Drop mode/device columns where every row has the same value (the page says them once)."""
+    return df.drop(columns=[c for c in cols if c in df and len(df) and df[c].nunique() == 1])
+
+
+def labeller(df: pd.DataFrame) -> Callable[[Mapping[str, Any]], str]:
+    """A function naming a series (a row with backend, mode, device): the backend alone
+    where ``df`` holds one mode and device, else "backend (mode, device)"."""
+    plain = df[["mode", "device"]].drop_duplicates().shape[0] <= 1
+
+    def label(r: Mapping[str, Any]) -> str:
+        return str(r["backend"]) if plain else f"{r['backend']} ({r['mode']}, {r['device']})"
+
+    return label
+
+
+def path_label(r: Mapping[str, Any]) -> str:
+    """A series as "backend/mode/device"."""
+    return "/".join(str(r[c]) for c in GROUP)

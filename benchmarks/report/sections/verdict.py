@@ -1,0 +1,156 @@
+"""The verdict: which series is fastest at each batch size, how accurate, how soon it gets
+to the target accuracy; the headline sentence and the notes on method."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from benchmarks import stats
+from benchmarks.report import format as fmt
+from benchmarks.report.analysis import FROM_RUNS, Analysis, cold_starts, fastest, ranking
+from benchmarks.report.document import Bold, Paragraph, Section, Span, para, table
+from benchmarks.report.load import Results
+
+NUMERIC = (
+    "batch",
+    "median samples/s",
+    "95% interval",
+    "× fastest",
+    "first step",
+    "best acc",
+    "steps",
+    "ok / div / fail",
+)
+SMALL = ("best at", "reached with", "95% interval")
+
+
+def build(res: Results, an: Analysis) -> Section:
+    if res.runs.empty:
+        return Section(
+            "verdict",
+            "Verdict",
+            [para("No runs were recorded, so there is nothing to compare.", cls="warn")],
+        )
+    v = an.verdict
+    shown = fmt.drop_constant(display(v, an.target, res.curves is not None))
+    numeric = [*NUMERIC, *(c for c in shown.columns if c.startswith("time to"))]
+    notes = [
+        note(
+            Bold("One row per batch size"),
+            ": throughput grows several-fold with the batch, so a single figure pooled "
+            "over batch sizes would mostly measure the batch-size mix; backends are compared within a batch size.",
+        ),
+        note(
+            Bold("Throughput"),
+            ": each timed block gives steps x batch size / seconds (blocks of at least half the "
+            "full size; diverged runs up to the block that diverged, so that every backend's pool holds the same "
+            "configurations; the rule of the runner's samples_per_s; warm-up and the first step excluded), pooled "
+            "over the group's runs "
+            "(optimizers, learning rates and seeds); median with a 95% two-stage bootstrap interval "
+            f"(resampling runs, then blocks within runs; {stats.N_BOOT} replicates).",
+        ),
+        note(
+            Bold(f"Target accuracy {an.target:.2f}"),
+            f" ({an.target_why}): time is training wall-clock "
+            "after the first step (evaluation excluded) at the first evaluation reaching it, for the "
+            "best optimizer/lr of that row (median over seeds; evaluations every few steps, so it is resolved to them).",
+        ),
+        note(
+            Bold("Best acc"),
+            ": final test accuracy of the best optimizer/lr (mean over seeds). ",
+            Bold("First step"),
+            ": median time of the first training step (tracing, compilation, first "
+            "allocations), shown apart from the time to target because it depends on each framework's "
+            "in-process caches: some reuse a compiled graph across runs, some compile once per "
+            "learning rate, some trace each run anew. ",
+            Bold("ok / div / fail"),
+            ": runs that finished, diverged, or failed (error, timeout, crashed or skipped); see Problems.",
+        ),
+    ]
+    cold = cold_starts(res.runs)
+    if len(cold):
+        notes.append(
+            note(
+                Bold("Cold start"),
+                " (first step of each worker's first run: a compile with empty in-process "
+                "caches; later runs reuse them, hence the small medians above): "
+                + ", ".join(
+                    f"{fmt.path_label(r)} {fmt.secs(r['compile_s'])}"
+                    for r in cold.to_dict("records")
+                )
+                + ".",
+            )
+        )
+    same = [f"{c} {res.runs[c].iloc[0]}" for c in ("mode", "device") if res.runs[c].nunique() == 1]
+    if same:
+        notes.append(note("Every run used " + ", ".join(same) + "."))
+    if (v["throughput_source"] == FROM_RUNS).any():
+        notes.append(
+            note(
+                "timings.parquet is missing: samples/s is the median of the runs' own medians, without interval."
+            )
+        )
+    if res.curves is None:
+        notes.append(note("curves.parquet is missing: no time or steps to the target accuracy."))
+    return Section(
+        "verdict",
+        "Verdict: speed and accuracy per batch size",
+        [
+            headline(v),
+            table(shown, "verdict", numeric=numeric, small=SMALL),
+            *notes,
+        ],
+    )
+
+
+def note(*spans: Span) -> Paragraph:
+    return para(*spans, cls="note")
+
+
+def headline(v: pd.DataFrame) -> Paragraph:
+    """One sentence: the fastest per batch size and the geometric-mean relative speed."""
+    timed = v.dropna(subset=["samples_per_s"])
+    if timed.empty:
+        return para(
+            "No run produced a throughput figure, so there is no speed verdict.", cls="headline"
+        )
+    label = fmt.labeller(timed)
+    spans: list[Span] = ["Fastest at "]
+    for i, r in enumerate(fastest(v).to_dict("records")):
+        spans += ["; " if i else "", f"batch {r['batch_size']}: ", Bold(label(r))]
+    ranked = ", ".join(f"{label(r)} {r['relative']:.2f}" for r in ranking(v).to_dict("records"))
+    spans.append(f". Speed relative to the fastest, geometric mean over batch sizes: {ranked}.")
+    return para(*spans, cls="headline")
+
+
+def display(v: pd.DataFrame, target: float, have_curves: bool = True) -> pd.DataFrame:
+    """The verdict table as the page and the console show it (``have_curves``: whether
+    curves.parquet was there, so that a missing time to target can say "not reached")."""
+    rows = []
+    for r in v.to_dict("records"):
+        reached = r["target_time_s"] == r["target_time_s"]
+        rows.append(
+            {
+                "batch": int(r["batch_size"]),
+                "backend": r["backend"],
+                "mode": r["mode"],
+                "device": r["device"],
+                "median samples/s": fmt.num(r["samples_per_s"]),
+                "95% interval": fmt.interval(r["ci_low"], r["ci_high"])
+                if r["ci_low"] == r["ci_low"]
+                else "-",
+                "× fastest": fmt.num(r["relative"], ".2f"),
+                "first step": fmt.secs(r["compile_s"]),
+                "best acc": fmt.num(r["best_test_acc"], ".3f"),
+                "best at": fmt.cfg(r["best_optimizer"], r["best_lr"]),
+                f"time to {target:.2f}": fmt.secs(r["target_time_s"])
+                if reached
+                else "not reached"
+                if have_curves
+                else "-",
+                "steps": fmt.num(r["target_steps"], ".0f"),
+                "reached with": fmt.cfg(r["target_optimizer"], r["target_lr"]),
+                "ok / div / fail": f"{r['ok']} / {r['diverged']} / {r['failed'] + r['skipped']}",
+            }
+        )
+    return pd.DataFrame(rows)

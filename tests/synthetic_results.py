@@ -1,0 +1,182 @@
+"""Synthetic results folders, as the driver writes them, for the report and compare tests
+(no backend runs here)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from benchmarks.schema import Status
+from benchmarks.store import Store
+
+BLOCK = 10  # steps per timed block
+OK, DIVERGED, ERROR = Status.OK.value, Status.DIVERGED.value, Status.ERROR.value
+
+
+def make_results(
+    path: Path,
+    backends=("numpy", "jax"),
+    optimizers=None,
+    batch_sizes=(32, 128),
+    seeds=(0, 1),
+    diverge=(("sgd_momentum", 0.3, 32),),
+    fail=(),
+    tables=("runs", "curves", "timings"),
+    acc_scale=1.0,
+    parity=None,
+) -> Path:
+    """A results folder as the driver writes it. ``diverge``/``fail`` hold (optimizer, lr, batch)
+    configurations that diverge (every backend) or fail (the first backend, with an error)."""
+    optimizers = optimizers or {"sgd_momentum": [0.03, 0.3], "adam": [0.001]}
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "store.json").write_text(json.dumps({"schema_version": 1, "name": path.name}))
+    (path / "environment.json").write_text(
+        json.dumps(_environment(backends, optimizers, batch_sizes, seeds))
+    )
+    runs, curves, timings = [], [], []
+    rng = np.random.default_rng(0)
+    for b_i, backend in enumerate(backends):
+        for opt, lrs in optimizers.items():
+            for lr in lrs:
+                for bs in batch_sizes:
+                    for seed in seeds:
+                        rid = f"{backend}-{opt}-{lr:g}-{bs}-{seed}"
+                        cfg = {
+                            "run_id": rid,
+                            "backend": backend,
+                            "mode": "compiled",
+                            "device": "cpu",
+                            "optimizer": opt,
+                            "kind": opt.split("_")[0],
+                            "lr": lr,
+                            "batch_size": bs,
+                            "seed": seed,
+                            "dataset": "digits",
+                            "hidden": "64",
+                            "block_steps": BLOCK,
+                        }
+                        if (opt, lr, bs) in fail and b_i == 0:
+                            runs.append({**cfg, "status": ERROR, "error": "RuntimeError: boom"})
+                            continue
+                        speed = 50_000.0 * (b_i + 1) * (bs / 32) ** 0.5
+                        run, c, t = _run(cfg, speed, (opt, lr, bs) in diverge, acc_scale, rng)
+                        runs.append(run)
+                        curves += c
+                        timings += t
+    frames = {
+        "runs": pd.DataFrame(runs),
+        "curves": pd.DataFrame(curves),
+        "timings": pd.DataFrame(timings),
+    }
+    for name in tables:
+        frames[name].to_parquet(path / f"{name}.parquet", index=False)
+    if parity is not None:
+        Store(path).write_parity(parity)
+    return path
+
+
+def _environment(backends, optimizers, batch_sizes, seeds) -> dict:
+    return {
+        "host": "testhost",
+        "cpu_model": "Test CPU",
+        "cpu_cores_physical": 2,
+        "cpu_cores_logical": 4,
+        "threads_per_worker": 2,
+        "memory_gb": 8.0,
+        "gpus": [],
+        "python": "3.11.0",
+        "packages": {"numpy": "2.0.0", "jax": "0.4.30"},
+        "env": {},
+        "git": {"commit": "abcdef1234567890", "dirty": True},
+        "command": ["optbench", "run"],
+        "sweep": {
+            "name": "synthetic",
+            "source": "test",
+            "runs": 1,
+            "settings": {
+                "description": "test sweep",
+                "dataset": "digits",
+                "hidden": [64],
+                "init": "glorot_uniform",
+                "dtype": "float32",
+                "epochs": 2,
+                "eval_every": 20,
+                "diverge_factor": 20.0,
+                "backends": list(backends),
+                "modes": ["compiled"],
+                "devices": ["cpu"],
+                "batch_sizes": list(batch_sizes),
+                "seeds": list(seeds),
+                "timing": {"block_steps": BLOCK, "warmup_steps": BLOCK},
+                "optimizers": {
+                    k: {"kind": k, "learning_rates": v, "hyper": {}} for k, v in optimizers.items()
+                },
+            },
+        },
+    }
+
+
+def _run(cfg: dict, speed: float, diverged: bool, acc_scale: float, rng) -> tuple[dict, list, list]:
+    rid, bs = cfg["run_id"], cfg["batch_size"]
+    total = 60 if not diverged else 25
+    timings = [
+        {"run_id": rid, "block": 0, "phase": "compile", "steps": 1, "seconds": 0.2},
+        {
+            "run_id": rid,
+            "block": 1,
+            "phase": "warmup",
+            "steps": BLOCK,
+            "seconds": BLOCK * bs / speed,
+        },
+    ]
+    for i, step in enumerate(range(1 + BLOCK, total, BLOCK)):
+        n = min(BLOCK, total - step)
+        timings.append(
+            {
+                "run_id": rid,
+                "block": 2 + i,
+                "phase": "timed",
+                "steps": n,
+                "seconds": n * bs / (speed * rng.uniform(0.8, 1.2)),
+            }
+        )
+    curves, wall = [], 0.0
+    for step in range(0, total + 1, BLOCK):
+        wall = 0.2 + step * bs / speed if step else 0.0
+        acc = acc_scale * (0.1 + 0.85 * (1 - np.exp(-step / 15)))
+        ev = step % 20 == 0 or step == total
+        curves.append(
+            {
+                "run_id": rid,
+                "step": step,
+                "epoch": step / 30,
+                "wall_s": wall,
+                "train_loss": 2.3 * np.exp(-step / 20) + 0.05,
+                "train_acc": acc if ev else np.nan,
+                "test_loss": 2.3 * np.exp(-step / 20) + 0.1 if ev else np.nan,
+                "test_acc": acc if ev else np.nan,
+            }
+        )
+    rates = [
+        t["steps"] * bs / t["seconds"]
+        for t in timings
+        if t["phase"] == "timed" and t["steps"] == BLOCK
+    ]
+    run = {
+        **cfg,
+        "status": DIVERGED if diverged else OK,
+        "error": "",
+        "diverged_step": 23.0 if diverged else np.nan,
+        "compile_s": 0.2,
+        "steps": total,
+        "timed_blocks": len(rates),
+        "samples_per_s": float(np.median(rates)),
+        "train_wall_s": wall,
+        "final_test_loss": np.nan if diverged else curves[-1]["test_loss"],
+        "final_test_acc": np.nan if diverged else curves[-1]["test_acc"],
+        "framework_version": "1.0",
+    }
+    return run, curves, timings

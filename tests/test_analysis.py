@@ -1,0 +1,416 @@
+"""The report's statistics (benchmarks.report.analysis), on small hand-built tables."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from benchmarks import stats
+from benchmarks.report import analysis as an
+from benchmarks.schema import Status
+
+OK, DIVERGED = Status.OK.value, Status.DIVERGED.value
+ERROR, TIMEOUT, SKIPPED = Status.ERROR.value, Status.TIMEOUT.value, Status.SKIPPED.value
+STEPS = 10  # steps per timed block
+
+
+def run(rid: str, status: str = OK, **kw) -> dict:
+    """A runs.parquet row: numpy/compiled/cpu, sgd lr 0.1, batch 32, seed 0 unless given."""
+    return {
+        "run_id": rid,
+        "backend": "numpy",
+        "mode": "compiled",
+        "device": "cpu",
+        "optimizer": "sgd",
+        "lr": 0.1,
+        "batch_size": 32,
+        "seed": 0,
+        "status": status,
+        "error": "",
+        "diverged_step": math.nan,
+        "compile_s": 0.5,
+        "block_steps": STEPS,
+        "samples_per_s": math.nan,
+        "final_test_acc": math.nan,
+        "final_test_loss": math.nan,
+        **kw,
+    }
+
+
+def blocks(rid: str, rates: list[float], batch_size: int = 32) -> list[dict]:
+    """Timed blocks of STEPS steps at the given samples/s."""
+    return [
+        {
+            "run_id": rid,
+            "block": i + 2,
+            "phase": "timed",
+            "steps": STEPS,
+            "seconds": STEPS * batch_size / r,
+        }
+        for i, r in enumerate(rates)
+    ]
+
+
+def curve(rid: str, points: list[tuple[int, float, float]]) -> list[dict]:
+    """Evaluations (step, wall_s, test_acc), with a training-only row between each."""
+    rows = []
+    for step, wall, acc in points:
+        rows.append({"run_id": rid, "step": step - 1, "wall_s": wall - 0.1, "test_acc": math.nan})
+        rows.append({"run_id": rid, "step": step, "wall_s": wall, "test_acc": acc})
+    return rows
+
+
+def df(rows: list[dict]) -> pd.DataFrame:
+    return pd.DataFrame(rows)
+
+
+# --- counts ----------------------------------------------------------------------------
+
+
+def test_config_means_counts_failed_and_skipped_apart():
+    runs = df(
+        [
+            run("a", OK, seed=0, final_test_acc=0.9, final_test_loss=0.3),
+            run("b", OK, seed=1, final_test_acc=0.8, final_test_loss=0.5),
+            run("c", DIVERGED, seed=2, diverged_step=23),
+            run("d", ERROR, seed=3),
+            run("e", TIMEOUT, seed=4),
+            run("f", SKIPPED, seed=5),
+        ]
+    )
+    (row,) = an.config_means(runs).to_dict("records")
+    assert (row["runs"], row["ok"], row["diverged"], row["failed"], row["skipped"]) == (
+        6,
+        2,
+        1,
+        2,
+        1,
+    )
+    assert row["acc"] == pytest.approx(0.85) and row["loss"] == pytest.approx(0.4)
+    assert row["diverged_steps"] == "23"
+
+
+def test_config_means_without_ok_runs_has_no_accuracy():
+    (row,) = an.config_means(df([run("a", DIVERGED), run("b", ERROR, seed=1)])).to_dict("records")
+    assert math.isnan(row["acc"]) and row["ok"] == 0 and row["failed"] == 1
+
+
+# --- throughput ------------------------------------------------------------------------
+
+
+def test_throughput_pools_the_blocks_of_a_group():
+    runs = df([run("a"), run("b", seed=1)])
+    timings = df(blocks("a", [1000, 2000, 3000]) + blocks("b", [4000, 5000]))
+    (row,) = an.throughput(an.block_rates(runs, timings), ["batch_size", *an.GROUP]).to_dict(
+        "records"
+    )
+    assert row["samples_per_s"] == pytest.approx(3000)
+    assert row["ci_low"] <= row["samples_per_s"] <= row["ci_high"]
+    assert (row["blocks"], row["timed_runs"]) == (5, 2)
+
+
+def test_median_ci():
+    rng = np.random.default_rng(1)
+    runs = [rng.normal(100, 5, 20), rng.normal(110, 5, 20), rng.normal(90, 5, 20)]
+    med, lo, hi = stats.median_ci(runs)
+    assert med == pytest.approx(np.median(np.concatenate(runs)))
+    assert lo < med < hi and hi - lo < 30
+    assert stats.median_ci(runs) == (med, lo, hi)  # deterministic
+    assert stats.median_ci([np.array([5.0])]) == (5.0, 5.0, 5.0)
+    assert all(np.isnan(stats.median_ci([])))
+
+
+# --- the verdict -----------------------------------------------------------------------
+
+
+@pytest.fixture
+def sweep() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """numpy and jax at batch 32 (numpy with a diverged, a failed and a skipped run) and
+    numpy alone at batch 512, ten times faster: the verdict must not pool the two."""
+    runs = df(
+        [
+            run("n0", final_test_acc=0.9, compile_s=0.2),
+            run("n1", seed=1, final_test_acc=0.8, compile_s=0.4),
+            run("n2", DIVERGED, lr=0.3, diverged_step=25, compile_s=0.6),
+            run("n3", ERROR, seed=3, compile_s=math.nan),
+            run("n4", SKIPPED, seed=4, compile_s=math.nan),
+            run("j0", backend="jax", final_test_acc=0.7),
+            run("j1", backend="jax", lr=0.01, final_test_acc=0.95),
+            run("n512", batch_size=512, final_test_acc=0.9),
+        ]
+    )
+    timings = df(
+        blocks("n0", [1000, 2000, 3000])
+        + blocks("n1", [4000, 5000])
+        + blocks("n2", [100, 100, 9999])  # the last block diverged: left out
+        + blocks("j0", [6000, 6000])
+        + blocks("j1", [6000])
+        + blocks("n512", [30_000, 30_000], batch_size=512)
+    )
+    return runs, timings
+
+
+def test_verdict_rows(sweep):
+    runs, timings = sweep
+    v = an.analyse(runs, None, timings).verdict
+    assert list(v.columns) == an.VERDICT_COLUMNS
+    assert [(r.batch_size, r.backend) for r in v.itertuples()] == [
+        (32, "jax"),
+        (32, "numpy"),
+        (512, "numpy"),
+    ]
+    numpy32 = v.iloc[1]
+    # pooled blocks 100, 100, 1000, 2000, 3000, 4000, 5000 (not 9999, the diverged block)
+    assert numpy32["samples_per_s"] == pytest.approx(2000)
+    assert numpy32["blocks"] == 7 and numpy32["throughput_source"] == an.FROM_BLOCKS
+    assert numpy32["relative"] == pytest.approx(2000 / 6000)
+    assert (numpy32["runs"], numpy32["ok"], numpy32["diverged"]) == (5, 2, 1)
+    assert (numpy32["failed"], numpy32["skipped"]) == (1, 1)
+    assert numpy32["compile_s"] == pytest.approx(0.4)  # median of finished runs only
+    assert numpy32["best_test_acc"] == pytest.approx(0.85) and numpy32["best_lr"] == 0.1
+    jax32 = v.iloc[0]
+    assert jax32["relative"] == 1.0 and jax32["best_lr"] == 0.01
+    assert jax32["best_test_acc"] == pytest.approx(0.95)
+    # alone at its batch size, and never pooled with batch 32
+    assert v.iloc[2]["relative"] == 1.0
+    assert v.iloc[2]["samples_per_s"] == pytest.approx(30_000)
+
+
+def test_verdict_without_timings_uses_the_runs_own_figure(sweep):
+    runs, _ = sweep
+    runs = runs.assign(samples_per_s=[1000.0, 3000.0, 50.0, *[math.nan] * 5])
+    v = an.analyse(runs, None, None).verdict
+    assert list(v["backend"]) == ["numpy", "jax", "numpy"]  # no figure: last in its batch
+    numpy32 = v.iloc[0]
+    assert numpy32["samples_per_s"] == 2000.0  # ok runs only: the diverged one is left out
+    assert numpy32["throughput_source"] == an.FROM_RUNS and math.isnan(numpy32["ci_low"])
+
+
+def test_verdict_of_a_group_without_timed_blocks(sweep):
+    runs, timings = sweep
+    runs = pd.concat([runs, df([run("t0", ERROR, backend="torch", compile_s=math.nan)])])
+    torch = an.analyse(runs, None, timings).verdict.iloc[2]
+    assert torch["backend"] == "torch" and math.isnan(torch["samples_per_s"])
+    assert torch["throughput_source"] == "" and torch["failed"] == 1
+    assert torch["best_optimizer"] == "" and math.isnan(torch["compile_s"])
+
+
+def test_empty_verdict():
+    v = an.analyse(pd.DataFrame(columns=list(run("x"))), None, None).verdict
+    assert v.empty and list(v.columns) == an.VERDICT_COLUMNS
+
+
+def test_fastest_and_ranking():
+    v = df(
+        [
+            {"batch_size": 32, "backend": "a", "samples_per_s": 10.0, "relative": 1.0},
+            {"batch_size": 32, "backend": "b", "samples_per_s": 5.0, "relative": 0.5},
+            {"batch_size": 32, "backend": "c", "samples_per_s": 1.0, "relative": 0.1},
+            {"batch_size": 128, "backend": "a", "samples_per_s": 32.0, "relative": 0.8},
+            {"batch_size": 128, "backend": "b", "samples_per_s": 40.0, "relative": 1.0},
+            {"batch_size": 128, "backend": "c", "samples_per_s": math.nan, "relative": math.nan},
+        ]
+    ).assign(mode="compiled", device="cpu")
+    assert list(zip(*an.fastest(v)[["batch_size", "backend"]].to_dict("list").values())) == [
+        (32, "a"),
+        (128, "b"),
+    ]
+    r = an.ranking(v)
+    assert list(r["backend"]) == ["a", "b", "c"]
+    assert list(r["relative"]) == pytest.approx([0.8**0.5, 0.5**0.5, 0.1])
+
+
+def test_cold_starts_are_the_first_run_of_each_worker():
+    runs = df(
+        [
+            run("a", worker_run_index=1, compile_s=3.0),
+            run("b", worker_run_index=2, compile_s=0.1),
+            run("c", backend="jax", worker_run_index=1, compile_s=math.nan),  # failed
+        ]
+    )
+    assert an.cold_starts(runs).to_dict("records") == [
+        {"backend": "numpy", "mode": "compiled", "device": "cpu", "compile_s": 3.0}
+    ]
+    assert an.cold_starts(runs.drop(columns="worker_run_index")).empty
+
+
+# --- accuracy and time to target -------------------------------------------------------
+
+
+def test_choose_target():
+    runs = df([run("a")])
+    high = df(curve("a", [(10, 1.0, 0.5), (20, 2.0, 0.95)]))
+    low = df(curve("a", [(10, 1.0, 0.5), (20, 2.0, 0.7)]))
+    assert an.choose_target(runs, high) == (0.9, "a fixed 0.90")
+    target, why = an.choose_target(runs, low)
+    assert target == pytest.approx(0.6)  # 90% of 0.7, rounded down to 0.05
+    assert why.startswith("0.60: no run reaches 0.90 (best 0.700)")
+    assert an.choose_target(runs, low, 0.8) == (0.8, "set by the caller: 0.80")
+    assert an.choose_target(runs, None)[0] == 0.9
+    # a diverged run's accuracy does not count
+    assert an.choose_target(df([run("a", DIVERGED)]), low)[0] == 0.9
+
+
+def test_time_to_target():
+    runs = df(
+        [
+            run("a0", lr=0.01),
+            run("a1", lr=0.01, seed=1),
+            run("b0", lr=0.1),
+            run("b1", lr=0.1, seed=1),
+            run("c0", DIVERGED, lr=0.3),
+        ]
+    )
+    curves = df(
+        curve("a0", [(10, 1.0, 0.5), (20, 1.5, 0.92)])
+        + curve("a1", [(20, 1.5, 0.8), (40, 2.5, 0.91)])
+        + curve("b0", [(10, 1.0, 0.95)])
+        + curve("b1", [(10, 1.0, 0.5), (20, 2.0, 0.85)])  # never reaches 0.9
+        + curve("c0", [(10, 1.0, 0.99)])
+    )
+    ttt = an.time_to_target(runs, curves, 0.9).set_index("lr")
+    # the median over seeds, after the first step (compile_s 0.5)
+    assert ttt.loc[0.01, "time_s"] == pytest.approx(1.5)  # (1.0 + 2.0) / 2
+    assert ttt.loc[0.01, "step"] == 30
+    assert math.isnan(ttt.loc[0.1, "time_s"]) and math.isnan(ttt.loc[0.1, "step"])
+    assert 0.3 not in ttt.index  # diverged runs have no time to target
+    assert an.time_to_target(runs, None, 0.9).empty
+
+
+# --- learning rates --------------------------------------------------------------------
+
+
+def means(rows: list[tuple]) -> pd.DataFrame:
+    """config_means rows from (backend, optimizer, lr, batch, runs, ok, diverged, acc)."""
+    cols = ["backend", "optimizer", "lr", "batch_size", "runs", "ok", "diverged", "acc"]
+    return df([dict(zip(cols, r)) for r in rows]).assign(mode="compiled", device="cpu")
+
+
+def test_stable_lrs():
+    m = means(
+        [
+            ("numpy", "sgd", 0.1, 32, 2, 2, 0, 0.9),
+            ("numpy", "sgd", 0.3, 32, 2, 2, 0, 0.9),  # the largest lr tried: "≥ 0.3"
+            ("numpy", "sgd", 0.1, 128, 2, 2, 0, 0.9),
+            ("numpy", "sgd", 0.3, 128, 2, 1, 1, 0.9),  # one seed diverged: not stable
+            ("numpy", "sgd", 0.1, 512, 2, 0, 2, math.nan),
+            ("numpy", "sgd", 0.3, 512, 2, 0, 2, math.nan),
+            ("jax", "sgd", 0.1, 32, 2, 2, 0, 0.9),
+            ("jax", "sgd", 0.3, 32, 2, 0, 2, math.nan),
+            ("jax", "sgd", 0.1, 128, 2, 0, 0, math.nan),  # failed: no run finished
+            ("jax", "sgd", 0.3, 128, 2, 0, 0, math.nan),
+            ("jax", "sgd", 0.1, 512, 2, 0, 2, math.nan),
+            ("jax", "sgd", 0.3, 512, 2, 0, 2, math.nan),
+        ]
+    )
+    table = an.stable_lrs(m).set_index("backend")
+    assert list(table.loc["numpy", ["batch 32", "batch 128", "batch 512"]]) == [
+        "≥ 0.3",
+        "0.1",
+        "none",
+    ]
+    assert list(table.loc["jax", ["batch 32", "batch 128", "batch 512"]]) == ["0.1", "-", "none"]
+    # batch 128: "-" is no opinion; batch 512: both "none"
+    assert an.stable_lr_splits(table.reset_index()) == [("sgd", "batch 32")]
+    one = an.stable_lrs(m[m["backend"] == "numpy"])
+    assert an.stable_lr_splits(one) is None  # nothing to compare
+    assert an.stable_lrs(m.iloc[0:0]).empty
+
+
+def test_convergence_lrs_prefer_calm_learning_rates():
+    m = means(
+        [
+            ("numpy", "sgd", 0.1, 32, 1, 1, 0, 0.80),
+            ("jax", "sgd", 0.1, 32, 1, 1, 0, 0.82),
+            ("numpy", "sgd", 0.3, 32, 1, 1, 0, 0.95),  # better, but jax diverged at 0.3
+            ("jax", "sgd", 0.3, 32, 1, 0, 1, math.nan),
+            ("numpy", "adam", 0.001, 32, 1, 1, 0, 0.9),  # a tie: the smaller lr
+            ("numpy", "adam", 0.01, 32, 1, 1, 0, 0.9),
+            ("numpy", "sgd", 0.1, 128, 1, 1, 1, 0.7),  # every lr diverged somewhere
+            ("numpy", "sgd", 0.3, 128, 1, 1, 1, 0.8),
+            ("numpy", "adam", 0.001, 128, 1, 0, 0, math.nan),  # no run finished
+        ]
+    )
+    assert an.convergence_lrs(m) == {
+        ("adam", 32): 0.001,
+        ("sgd", 32): 0.1,
+        ("sgd", 128): 0.3,
+    }
+
+
+# --- problems and workers --------------------------------------------------------------
+
+
+def test_problems():
+    runs = df(
+        [
+            run("a"),
+            run("b", SKIPPED, error="torch is not installed"),
+            run("c", DIVERGED, diverged_step=23),
+            run("d", ERROR, error="RuntimeError: boom"),
+        ]
+    )
+    p = an.problems(runs)
+    assert list(p["status"]) == [DIVERGED, ERROR, SKIPPED]
+    assert list(p["message"]) == [
+        "loss blew up at step 23",
+        "RuntimeError: boom",
+        "torch is not installed",
+    ]
+    assert an.problems(runs.iloc[:1]).empty
+
+
+def test_backends_as_run_are_reported_by_finished_runs():
+    runs = df(
+        [
+            run("a", ERROR, framework_version=""),
+            run("b", framework_version="2.0"),
+            run("c", backend="jax", framework_version="0.4"),
+        ]
+    )
+    assert an.backends_as_run(runs)[["backend", "framework_version"]].values.tolist() == [
+        ["jax", "0.4"],
+        ["numpy", "2.0"],
+    ]
+
+
+# --- compare ---------------------------------------------------------------------------
+
+BY = [*an.GROUP, "optimizer", "batch_size"]
+
+
+def _rates(rids: list[str], scale: float, seed: int, backend: str = "numpy") -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return df(
+        [
+            {"run_id": rid, **dict(zip(BY, (backend, "compiled", "cpu", "sgd", 32))), "rate": r}
+            for rid in rids
+            for r in rng.normal(1000 * scale, 10 * scale, 20)
+        ]
+    )
+
+
+@pytest.mark.parametrize(
+    ("scale", "verdict"), [(0.5, an.SLOWER), (2.0, an.FASTER), (1.0, an.SAME), (0.97, an.SAME)]
+)
+def test_throughput_change(scale, verdict):
+    runs = df([run(r) for r in ("a", "b", "c")])
+    base = _rates(["a", "b", "c"], 1.0, seed=0)
+    cur = _rates(["a", "b", "c"], scale, seed=1)
+    (row,) = an.throughput_change(runs, base, cur, BY, threshold=0.05).to_dict("records")
+    assert row["verdict"] == verdict and row["runs"] == 3
+    assert row["ratio"] == pytest.approx(scale, rel=0.02)
+    assert row["ci_low"] <= row["ratio"] <= row["ci_high"]
+    assert row["baseline_samples_per_s"] == pytest.approx(1000, rel=0.02)
+
+
+def test_throughput_change_without_timings():
+    runs = df([run("a"), run("b", backend="jax")])
+    base = _rates(["a"], 1.0, seed=0)
+    cur = pd.concat([_rates(["a"], 1.0, seed=1), _rates(["b"], 1.0, seed=2, backend="jax")])
+    out = an.throughput_change(runs, base, cur, BY, threshold=0.05).set_index("backend")
+    assert out.loc["jax", "verdict"] == an.NO_TIMINGS and math.isnan(out.loc["jax", "ratio"])
+    assert out.loc["numpy", "verdict"] == an.SAME

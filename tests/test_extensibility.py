@@ -1,0 +1,51 @@
+"""Adding a backend touches only its folder and one registry entry: a backend registered
+from outside the tree (OPTBENCH_BACKENDS) goes through run, parity, report and the overhead
+benchmark, and no harness module names a framework."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pandas as pd
+
+from backends import registry
+from benchmarks import overhead
+from benchmarks.driver import run_sweep
+from benchmarks.parity import ParityConfig, passed, run_parity
+from benchmarks.report import write_report
+from benchmarks.sweep import load_sweep
+from tests.test_runner import tiny  # noqa: F401 - the tiny sweep fixture
+
+HARNESS = Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+def test_a_new_backend_goes_through_every_command(tiny, fakes, tmp_path, capsys):  # noqa: F811
+    sweep = load_sweep(tiny, {"backends": ["mirror", "numpy"]})
+    result = run_sweep(sweep, tmp_path / "r", quiet=True)
+    assert result.counts == {"ok": 2}
+    rows = run_parity(["mirror"], cfg=ParityConfig(steps=3))
+    assert passed(rows) and {r["backend"] for r in rows} == {"mirror"}
+    write_report(tmp_path / "r")
+    summary = pd.read_csv(tmp_path / "r" / "summary.csv")
+    assert set(summary["backend"]) == {"mirror", "numpy"}
+    assert "mirror" in (tmp_path / "r" / "report.md").read_text()
+    code = overhead.main(["--backend", "mirror", "--rounds", "2", "--steps", "5", "--json"])
+    out = capsys.readouterr()
+    assert code in (0, 1) and '"backend": "mirror"' in out.out  # a ratio, whatever its size
+
+
+def test_no_harness_module_names_a_framework():
+    """Framework names live in backends/ and the registry; the harness reads them there."""
+    frameworks = {n for n in registry.NAMES} | {"keras", "optax", "jaxlib", "tensorflow-cpu"}
+    frameworks.discard("numpy")  # the reference, and a core dependency
+    found = []
+    for path in HARNESS.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Constant) and node.value in frameworks:
+                found.append(f"{path.relative_to(HARNESS)}:{node.lineno} {node.value!r}")
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                names = [a.name for a in node.names] + [getattr(node, "module", "") or ""]
+                bad = [n for n in names if n.split(".")[0] in frameworks]
+                found += [f"{path.relative_to(HARNESS)}:{node.lineno} import {n}" for n in bad]
+    assert not found, found

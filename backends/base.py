@@ -338,10 +338,14 @@ class Backend(abc.ABC):
     def describe(self) -> BackendInfo:
         """Framework name and version, device, mode, dtype and compiler."""
 
+    #: what ``peak_memory_mb`` measures (the ``peak_memory_kind`` column): "device", this
+    #: run's peak (reset at ``init``), or "device_process_peak", the worker's high-water mark
+    #: where the framework cannot reset it
+    device_peak_kind: ClassVar[str] = "device"
+
     def peak_memory_mb(self) -> float | None:
-        """Peak device memory since the last ``init`` in MiB, where the framework tracks it
-        (GPU); None on the CPU, where the harness samples the process's resident memory.
-        JAX cannot reset its peak: there it is the worker's peak so far."""
+        """Peak device memory in MiB (see ``device_peak_kind``), where the framework tracks
+        it (GPU); None on the CPU, where the harness samples the process's resident memory."""
         return None
 
     @classmethod

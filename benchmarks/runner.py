@@ -211,7 +211,7 @@ def execute_run(spec: RunSpec) -> dict[str, Any]:
             "final_test_loss": math.nan if diverged_step is not None else last_eval["test_loss"],
             "final_test_acc": math.nan if diverged_step is not None else last_eval["test_acc"],
             "peak_memory_mb": device_peak if device_peak is not None else peak_rss,
-            "peak_memory_kind": "device" if device_peak is not None else "process_rss",
+            "peak_memory_kind": be.device_peak_kind if device_peak is not None else "process_rss",
             "peak_rss_mb": peak_rss,
             "worker_max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "framework_version": info.version,

@@ -363,6 +363,26 @@ def test_problems():
     assert an.problems(runs.iloc[:1]).empty
 
 
+def test_identical_problems_are_grouped_with_the_end_of_their_traceback():
+    tb = "Traceback (most recent call last):\n  File 'x.py', line 3, in f\n    g()\nRuntimeError: boom\n"
+    runs = df(
+        [
+            run(r, ERROR, error="RuntimeError: boom", traceback=tb, seed=i)
+            for i, r in enumerate("abcd")
+        ]
+        + [run("e", SKIPPED, error="no gpu visible to numpy here")]
+    )
+    groups = an.problem_groups(an.problems(runs))
+    assert list(groups["runs"]) == [4, 1]
+    assert (
+        groups["first runs"].iloc[0].endswith("; ...")
+        and groups["first runs"].iloc[0].count(";") == 3
+    )
+    frames = groups["last_frames"].iloc[0].splitlines()
+    assert frames[-2:] == ["    g()", "RuntimeError: boom"] and len(frames) == 4
+    assert groups["last_frames"].iloc[1] == ""
+
+
 def test_backends_as_run_are_reported_by_finished_runs():
     runs = df(
         [

@@ -51,4 +51,4 @@ def test_sweep_on_the_gpu(cli_env, tmp_path):
     runs = pd.read_parquet(out_dir / "runs.parquet")
     assert set(runs["status"]) <= {"ok", "skipped"} and (runs["status"] == "ok").any()
     ok = runs[runs["status"] == "ok"]
-    assert (ok["peak_memory_kind"] == "device").all()
+    assert ok["peak_memory_kind"].str.startswith("device").all()

@@ -130,6 +130,7 @@ class JaxBackend(Backend):
     name = "jax"
     extra = "jax"
     kinds = tuple(OPTIMIZERS)
+    device_peak_kind = "device_process_peak"  # XLA's peak_bytes_in_use cannot be reset
 
     @classmethod
     def devices(cls) -> list[str]:

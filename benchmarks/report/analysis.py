@@ -451,7 +451,41 @@ def problems(runs: pd.DataFrame) -> pd.DataFrame:
         for c in ["backend", "mode", "device", "optimizer", "lr", "batch_size", "seed", "status"]
         if c in bad
     ]
-    return bad[cols].assign(message=msg).sort_values(["status", *cols[:-1]]).reset_index(drop=True)
+    frames = bad["traceback"].map(last_frames) if "traceback" in bad else ""
+    out = bad[cols].assign(message=msg, last_frames=frames)
+    return out.sort_values(["status", *cols[:-1]]).reset_index(drop=True)
+
+
+def last_frames(traceback: object, lines: int = 4) -> str:
+    """The end of a worker's traceback (where it raised), or "" where there is none."""
+    if not isinstance(traceback, str):
+        return ""
+    return "\n".join([ln for ln in traceback.strip().splitlines() if ln.strip()][-lines:])
+
+
+def problem_groups(problems: pd.DataFrame) -> pd.DataFrame:
+    """Identical problems (same status and message) once each: how many runs, which (the
+    first three), and the last frames of the first one's traceback."""
+    cols = ["status", "message", "runs", "first runs", "last_frames"]
+    if problems.empty:
+        return pd.DataFrame(columns=cols)
+    who = [c for c in ("backend", "optimizer", "lr", "batch_size", "seed") if c in problems]
+    rows = []
+    for (status, message), g in problems.groupby(["status", "message"], sort=True):
+        names = [
+            " ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in r)
+            for r in g[who].itertuples(index=False)
+        ]
+        rows.append(
+            {
+                "status": status,
+                "message": message,
+                "runs": len(g),
+                "first runs": "; ".join(names[:3]) + ("; ..." if len(names) > 3 else ""),
+                "last_frames": g["last_frames"].iloc[0],
+            }
+        )
+    return pd.DataFrame(rows, columns=cols)
 
 
 def backends_as_run(runs: pd.DataFrame) -> pd.DataFrame:

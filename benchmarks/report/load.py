@@ -84,8 +84,8 @@ def _normalise(runs: pd.DataFrame) -> pd.DataFrame:
             runs[col] = Status.ERROR.value if col == "status" else ""
         runs[col] = runs[col].fillna("").astype(str)
     for col in NUMERIC:
-        # float64, not Int64: a missing diverged_step must be NaN (pd.NA has no truth value)
-        runs[col] = (
-            pd.to_numeric(runs[col], errors="coerce").astype("float64") if col in runs else np.nan
-        )
+        values = pd.to_numeric(runs[col], errors="coerce") if col in runs else np.nan
+        if isinstance(values, pd.Series) and pd.api.types.is_extension_array_dtype(values):
+            values = values.astype("float64")  # nullable Int64: a missing value must be NaN
+        runs[col] = values
     return runs

@@ -52,7 +52,7 @@ th{background:#f0f2f5;font-weight:600;white-space:nowrap}
 tbody tr:nth-child(even){background:#fafbfc}
 td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 table.kv td:first-child{font-weight:600;white-space:nowrap;color:#34495e}
-table.problems td:last-child{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:.95em}
+table.problems td:last-child{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:.95em;white-space:pre-wrap}
 figure{margin:1em 0 1.6em}figure img{max-width:100%;height:auto;display:block;margin:0 auto}
 figcaption{color:#4a5563;font-size:.9em;margin-top:4px}
 .cols{display:grid;grid-template-columns:1fr 1fr;gap:24px}

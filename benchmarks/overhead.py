@@ -7,7 +7,7 @@ through ``Backend.bare_loop``; this module imports no framework): compiled mode,
 784-64-10 MLP on MNIST-5k. Rounds alternate suite/bare so drift hits both alike; the
 ratio of the fastest rounds' step times (suite / bare) is printed per backend and optimizer.
 
-    python benchmarks/overhead.py [--backend torch,jax] [--rounds 15] [--steps 200]
+    python -m benchmarks.overhead [--backend NAME,NAME] [--rounds 15] [--steps 200]
 """
 
 from __future__ import annotations

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from benchmarks import overhead
+from benchmarks.worker import call_isolated
+from tests.conftest import backend_params
 
 
 def test_rows_for_every_optimizer(capsys):
@@ -22,3 +26,15 @@ def test_missing_and_failing_backends_are_reported(fakes, capsys):
     err = capsys.readouterr().err
     assert code == 1 and "FAIL: raising: RuntimeError: injected failure at step 3" in err
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("name", backend_params())
+def test_every_backend_has_a_bare_loop_that_runs(name):
+    rows = call_isolated(
+        "benchmarks.overhead:measure",
+        {"backend": name, "rounds": 1, "steps": 3},
+        label=f"overhead-{name}",
+        timeout=600,
+    )
+    assert [r["optimizer"] for r in rows] == list(overhead.OPTIMIZERS)
+    assert all(r["suite_ms"] > 0 and r["bare_ms"] > 0 for r in rows)

@@ -14,6 +14,7 @@ transposes at its boundary).
 from __future__ import annotations
 
 import abc
+import importlib
 import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, ClassVar
@@ -278,6 +279,9 @@ class Backend(abc.ABC):
     #: extra, informational parity rows: variant name -> (constructor keyword arguments,
     #: {preset name: OptimizerSpec}); shown beside the checked rows, never failing them
     parity_extras: ClassVar[dict[str, tuple[dict[str, Any], dict[str, OptimizerSpec]]]] = {}
+    #: "module:function" of this framework's bare loop (see :meth:`bare_loop`); imported only
+    #: by the overhead benchmark
+    bare: ClassVar[str] = ""
 
     def __init__(self, mode: str = "compiled", device: str = "cpu", dtype: str = "float32"):
         _check(mode in self.modes, "mode", mode, f"{self.name} runs in {', '.join(self.modes)}")
@@ -354,8 +358,12 @@ class Backend(abc.ABC):
     ) -> Any:
         """For the overhead benchmark: ``block(steps) -> seconds``, a training loop written
         directly in the framework as a competent user would (nothing of the suite's), doing
-        the same step on the CPU. Each backend keeps it in its ``bare.py``."""
-        raise NotImplementedError(f"{cls.name} has no bare loop to compare against")
+        the same step on the CPU. Each backend keeps it in its ``bare.py`` and names it in
+        :attr:`bare`."""
+        if not cls.bare:
+            raise NotImplementedError(f"{cls.name} has no bare loop to compare against")
+        module, func = cls.bare.split(":")
+        return getattr(importlib.import_module(module), func)(opt, weights, x, y, batch_size)
 
 
 # ---------------------------------------------------------------------------------------

@@ -80,15 +80,20 @@ REGISTRY: dict[str, Entry] = {
     )
 }
 
-# Extra backends, e.g. a third-party adapter or the tests' fault-injecting ones:
-# OPTBENCH_BACKENDS="name=module:Class,other=module:Class". An environment variable, so
-# that worker processes see the same registry as the driver.
-for _item in filter(None, os.environ.get("OPTBENCH_BACKENDS", "").split(",")):
-    _name, _, _target = _item.partition("=")
-    _target = _target.strip()
-    REGISTRY[_name.strip()] = Entry(
-        _name.strip(), _target, (_target.split(".")[0].split(":")[0],), ""
-    )
+
+def parse_extra(text: str) -> list[Entry]:
+    """Entries from ``"name=module:Class,other=module:Class"`` (OPTBENCH_BACKENDS)."""
+    out = []
+    for item in filter(None, text.split(",")):
+        name, _, target = item.partition("=")
+        target = target.strip()
+        out.append(Entry(name.strip(), target, (target.split(".")[0].split(":")[0],), ""))
+    return out
+
+
+# Extra backends, e.g. a third-party adapter or the tests' fault-injecting ones. An
+# environment variable, so that worker processes see the same registry as the driver.
+REGISTRY.update((e.name, e) for e in parse_extra(os.environ.get("OPTBENCH_BACKENDS", "")))
 
 NAMES = tuple(REGISTRY)
 
@@ -111,8 +116,9 @@ def installed() -> list[str]:
     return [n for n in NAMES if is_installed(n)]
 
 
-def load(name: str) -> type[Backend]:
-    """The backend class; raises BackendNotInstalled with the install command if missing."""
+def require(name: str) -> Entry:
+    """The entry of an installed backend; raises BackendNotInstalled with the install
+    command if its framework is missing (nothing is imported)."""
     e = entry(name)
     missing = e.missing()
     if missing:
@@ -120,7 +126,12 @@ def load(name: str) -> type[Backend]:
             f"backend {name!r} is not installed (missing {', '.join(missing)}); "
             f"fix: {e.install_hint()}"
         )
-    module, cls = e.target.split(":")
+    return e
+
+
+def load(name: str) -> type[Backend]:
+    """The backend class; raises BackendNotInstalled with the install command if missing."""
+    module, cls = require(name).target.split(":")
     return getattr(importlib.import_module(module), cls)
 
 

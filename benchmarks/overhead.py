@@ -104,8 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     rows, failed = [], []
     for name in args.backend.split(","):
         try:
-            if registry.entry(name).missing():
-                registry.load(name)  # raises with the install hint
+            registry.require(name)
             rows += call_isolated(
                 "benchmarks.overhead:measure",
                 {"backend": name, "rounds": args.rounds, "steps": args.steps},

@@ -154,11 +154,7 @@ def run_parity(
     modes = modes or list(MODES)
     optimizers = optimizers or list(PRESETS)
     for name in backends:
-        e = registry.entry(name)
-        if e.missing():  # asked for by name: an error, not a silent skip
-            raise registry.BackendNotInstalled(
-                f"backend {name!r} is not installed (missing {', '.join(e.missing())}); fix: {e.install_hint()}"
-            )
+        registry.require(name)  # asked for by name: an error, not a silent skip
     for m in modes:
         if m not in MODES:
             raise SpecError(f"unknown mode {m!r}; choose from {', '.join(MODES)}")

@@ -70,11 +70,8 @@ def fakes(monkeypatch):
     """The fake backends registered in this process and in every worker it starts."""
     monkeypatch.setenv("OPTBENCH_BACKENDS", FAKES)
     monkeypatch.syspath_prepend(str(REPO))
-    for item in FAKES.split(","):
-        name, _, target = item.partition("=")
-        monkeypatch.setitem(
-            registry.REGISTRY, name, registry.Entry(name, target, (target.split(".")[0],), "")
-        )
+    for entry in registry.parse_extra(FAKES):
+        monkeypatch.setitem(registry.REGISTRY, entry.name, entry)
 
 
 @pytest.fixture
@@ -88,3 +85,34 @@ def cli_env(monkeypatch):
 
 def optbench_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "benchmarks.cli", *args]
+
+
+# A sweep of two seconds: the NumPy reference, a dozen steps, blocks of three.
+TINY = """
+name = "tiny"
+dataset = "digits"
+hidden = [16]
+epochs = 1
+max_steps = 12
+eval_every = 6
+backends = ["numpy"]
+modes = ["eager"]
+devices = ["cpu"]
+batch_sizes = [32]
+seeds = [0]
+[timing]
+block_steps = 3
+warmup_steps = 2
+timeout_s = 120
+[optimizers.sgd]
+kind = "sgd"
+momentum = 0.9
+learning_rates = [0.05]
+"""
+
+
+@pytest.fixture
+def tiny(tmp_path):
+    p = tmp_path / "tiny.toml"
+    p.write_text(TINY)
+    return str(p)

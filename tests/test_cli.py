@@ -15,7 +15,6 @@ import pytest
 
 from backends import registry
 from tests.conftest import optbench_cmd
-from tests.test_runner import tiny  # noqa: F401 - the tiny sweep fixture
 
 PARITY_KEYS = {"backend", "optimizer", "mode", "max_abs_loss_diff", "max_abs_weight_diff", "ok"}
 LRS = "0.01,0.02,0.03,0.04,0.05,0.06,0.07,0.08"
@@ -31,7 +30,7 @@ def optbench(env, *args, check=True, timeout=300):
     return out
 
 
-def test_run_with_parity_and_report_as_make_bench_does(cli_env, tiny, tmp_path):  # noqa: F811
+def test_run_with_parity_and_report_as_make_bench_does(cli_env, tiny, tmp_path):
     out_dir = tmp_path / "results" / "tiny"
     r = optbench(
         cli_env,
@@ -75,7 +74,7 @@ def _wait_for_parts(path: Path, n: int, proc, limit=120):
     raise AssertionError("no runs landed in time")
 
 
-def test_kill_midway_then_resume_gives_the_same_rows(cli_env, tiny, tmp_path):  # noqa: F811
+def test_kill_midway_then_resume_gives_the_same_rows(cli_env, tiny, tmp_path):
     full, cut = tmp_path / "full", tmp_path / "cut"
     optbench(cli_env, "run", "--sweep", tiny, "--lr", LRS, "--out", str(full), "--quiet")
     proc = subprocess.Popen(
@@ -106,7 +105,7 @@ def test_kill_midway_then_resume_gives_the_same_rows(cli_env, tiny, tmp_path):  
     assert len(ca) == len(cb) and not cb.duplicated(["run_id", "step"]).any()
 
 
-def test_ctrl_c_keeps_finished_runs(cli_env, tiny, tmp_path):  # noqa: F811
+def test_ctrl_c_keeps_finished_runs(cli_env, tiny, tmp_path):
     out_dir = tmp_path / "r"
     proc = subprocess.Popen(
         optbench_cmd("run", "--sweep", tiny, "--lr", LRS, "--out", str(out_dir), "--quiet"),

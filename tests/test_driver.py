@@ -15,10 +15,9 @@ from benchmarks.execute import LocalExecutor
 from benchmarks.sweep import load_sweep
 from tests.conftest import gpu_available
 from tests.fakes import InlineExecutor
-from tests.test_runner import tiny  # noqa: F401 - the tiny sweep fixture
 
 
-def test_tables_and_environment(tiny, tmp_path):  # noqa: F811
+def test_tables_and_environment(tiny, tmp_path):
     sweep = load_sweep(tiny, {"learning_rates": [0.05, 0.1]})
     landed = []
     result = run_sweep(
@@ -38,7 +37,7 @@ def test_tables_and_environment(tiny, tmp_path):  # noqa: F811
         assert set(entry.packages) <= set(env["packages"])
 
 
-def test_resume_runs_only_what_is_missing(tiny, tmp_path):  # noqa: F811
+def test_resume_runs_only_what_is_missing(tiny, tmp_path):
     part = load_sweep(tiny, {"learning_rates": [0.05], "seeds": [0, 1]})
     other = load_sweep(tiny, {"learning_rates": [0.05, 0.1], "seeds": [0, 1]})
     first = run_sweep(part, tmp_path / "r", quiet=True, executor=InlineExecutor())
@@ -55,7 +54,7 @@ def test_resume_runs_only_what_is_missing(tiny, tmp_path):  # noqa: F811
     assert len(pd.read_parquet(tmp_path / "r" / "runs.parquet")) == 2
 
 
-def test_mixed_devices_record_the_missing_one_as_skipped(tiny, tmp_path):  # noqa: F811
+def test_mixed_devices_record_the_missing_one_as_skipped(tiny, tmp_path):
     if gpu_available():
         pytest.skip("a GPU is present here")
     sweep = load_sweep(tiny, {"devices": ["cpu", "gpu"]})
@@ -64,7 +63,7 @@ def test_mixed_devices_record_the_missing_one_as_skipped(tiny, tmp_path):  # noq
 
 
 @pytest.mark.slow
-def test_every_backend_follows_the_same_curve_in_a_sweep(tiny, tmp_path):  # noqa: F811
+def test_every_backend_follows_the_same_curve_in_a_sweep(tiny, tmp_path):
     """Parity through the runner itself (staging, batching, epochs), each framework in its
     own worker, not only `optbench parity`."""
     names = registry.installed()

@@ -9,10 +9,10 @@ import multiprocessing
 import pytest
 
 from benchmarks.execute import LocalExecutor, work_units
-from tests.test_runner import spec_of, tiny  # noqa: F401 - the tiny sweep fixture
+from tests.test_runner import spec_of
 
 
-def test_units_group_by_backend_and_device_in_sweep_order(tiny):  # noqa: F811
+def test_units_group_by_backend_and_device_in_sweep_order(tiny):
     s = spec_of(tiny)
     specs = [
         dataclasses.replace(s, backend="a", seed=0),
@@ -37,7 +37,7 @@ def test_units_group_by_backend_and_device_in_sweep_order(tiny):  # noqa: F811
     ],
 )
 def test_failures_become_statuses_and_the_next_run_goes_on(
-    tiny,  # noqa: F811
+    tiny,
     fakes,
     backend,
     status,
@@ -56,7 +56,7 @@ def test_failures_become_statuses_and_the_next_run_goes_on(
     assert [s for s, _ in results] == [bad, after]
 
 
-def test_closing_the_results_stops_the_worker(tiny, fakes):  # noqa: F811
+def test_closing_the_results_stops_the_worker(tiny, fakes):
     specs = [spec_of(tiny, seed=i) for i in range(3)]
     ex = LocalExecutor(threads=1)
     it = ex.run(work_units(specs))

@@ -15,12 +15,11 @@ from benchmarks.driver import run_sweep
 from benchmarks.parity import ParityConfig, passed, run_parity
 from benchmarks.report import write_report
 from benchmarks.sweep import load_sweep
-from tests.test_runner import tiny  # noqa: F401 - the tiny sweep fixture
 
 HARNESS = Path(__file__).resolve().parent.parent / "benchmarks"
 
 
-def test_a_new_backend_goes_through_every_command(tiny, fakes, tmp_path, capsys):  # noqa: F811
+def test_a_new_backend_goes_through_every_command(tiny, fakes, tmp_path, capsys):
     sweep = load_sweep(tiny, {"backends": ["mirror", "numpy"]})
     result = run_sweep(sweep, tmp_path / "r", quiet=True)
     assert result.counts == {"ok": 2}

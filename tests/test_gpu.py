@@ -9,9 +9,8 @@ import pytest
 
 from backends import registry
 from benchmarks.parity import ParityConfig, passed, run_parity
-from tests.conftest import REFERENCE, backend_params
+from tests.conftest import REFERENCE, TINY, backend_params
 from tests.test_cli import optbench
-from tests.test_runner import TINY
 
 pytestmark = pytest.mark.gpu
 

@@ -12,35 +12,6 @@ from benchmarks.schema import CURVE_COLUMNS, TIMING_COLUMNS, RunSpec
 from benchmarks.sweep import load_sweep
 from tests.conftest import gpu_available
 
-TINY = """
-name = "tiny"
-dataset = "digits"
-hidden = [16]
-epochs = 1
-max_steps = 12
-eval_every = 6
-backends = ["numpy"]
-modes = ["eager"]
-devices = ["cpu"]
-batch_sizes = [32]
-seeds = [0]
-[timing]
-block_steps = 3
-warmup_steps = 2
-timeout_s = 120
-[optimizers.sgd]
-kind = "sgd"
-momentum = 0.9
-learning_rates = [0.05]
-"""
-
-
-@pytest.fixture
-def tiny(tmp_path):
-    p = tmp_path / "tiny.toml"
-    p.write_text(TINY)
-    return str(p)
-
 
 def spec_of(tiny: str, **changes) -> RunSpec:
     return dataclasses.replace(load_sweep(tiny).runs[0], **changes)

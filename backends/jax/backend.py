@@ -129,6 +129,7 @@ _eval_jit = jax.jit(_eval)
 class JaxBackend(Backend):
     name = "jax"
     extra = "jax"
+    bare = "backends.jax.bare:bare_loop"
     kinds = tuple(OPTIMIZERS)
     device_peak_kind = "device_process_peak"  # XLA's peak_bytes_in_use cannot be reset
 
@@ -213,9 +214,3 @@ class JaxBackend(Backend):
         stats = self._device.memory_stats() or {}
         peak = stats.get("peak_bytes_in_use")
         return None if peak is None else peak / 2**20
-
-    @classmethod
-    def bare_loop(cls, opt, weights, x, y, batch_size):
-        from backends.jax.bare import bare_loop
-
-        return bare_loop(opt, weights, x, y, batch_size)

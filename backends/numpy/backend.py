@@ -87,6 +87,7 @@ class NumpyBackend(Backend):
     def devices(cls) -> list[str]:
         return ["cpu"]
 
+    bare = "backends.numpy.bare:bare_loop"
     kinds = tuple(UPDATES)
 
     def init(self, model: ModelSpec, opt: OptimizerSpec, weights: Weights) -> NumpyState:
@@ -110,12 +111,6 @@ class NumpyBackend(Backend):
 
     def sync(self, value) -> None:
         return None
-
-    @classmethod
-    def bare_loop(cls, opt, weights, x, y, batch_size):
-        from backends.numpy.bare import bare_loop
-
-        return bare_loop(opt, weights, x, y, batch_size)
 
     def describe(self) -> BackendInfo:
         return BackendInfo(

@@ -125,6 +125,7 @@ class TensorflowBackend(Backend):
     # No float64: Keras keeps the learning rate in a float32 (floatx) variable and casts
     # Python hyperparameters through float32, so a float64 run would not be float64 math.
     dtypes = ("float32",)
+    bare = "backends.tensorflow.bare:bare_loop"
     kinds = tuple(OPTIMIZERS)
     parity_variant = "corrected"
     # Stock Keras Adam shown beside the corrected one; eps=1e-3 (as some recipes use) makes
@@ -254,9 +255,3 @@ class TensorflowBackend(Backend):
         if self.device != "gpu":
             return None
         return tf.config.experimental.get_memory_info("GPU:0")["peak"] / 2**20
-
-    @classmethod
-    def bare_loop(cls, opt, weights, x, y, batch_size):
-        from backends.tensorflow.bare import bare_loop
-
-        return bare_loop(opt, weights, x, y, batch_size)

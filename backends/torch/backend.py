@@ -84,6 +84,7 @@ class TorchBackend(Backend):
     name = "torch"
     extra = "torch"
     dtypes = ("float32", "float64")
+    bare = "backends.torch.bare:bare_loop"
     kinds = tuple(OPTIMIZERS)
 
     def __init__(self, mode: str = "compiled", device: str = "cpu", dtype: str = "float32"):
@@ -195,9 +196,3 @@ class TorchBackend(Backend):
         if self._device.type == "cuda":
             return torch.cuda.max_memory_allocated(self._device) / 2**20
         return None
-
-    @classmethod
-    def bare_loop(cls, opt, weights, x, y, batch_size):
-        from backends.torch.bare import bare_loop
-
-        return bare_loop(opt, weights, x, y, batch_size)

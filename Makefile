@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 comma  := ,
 STAMP  := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
-.PHONY: install bench smoke report compare bench-micro parity test test-all test-slow lint format clean
+.PHONY: install bench smoke report compare bench-micro gpu-check parity test test-all test-slow lint format clean
 
 install: $(STAMP)
 
@@ -20,14 +20,18 @@ $(STAMP): pyproject.toml
 bench: install            ## the default sweep: results/default (and results/latest); RESUME=1 continues
 	$(BIN)/optbench run --sweep default --parity --report $(if $(RESUME),--resume)
 
-smoke: install            ## a tiny sweep, seconds
-	$(BIN)/optbench run --sweep smoke
+smoke: install            ## a tiny sweep, seconds; RESUME=1 continues
+	$(BIN)/optbench run --sweep smoke $(if $(RESUME),--resume)
 
 parity: install           ## every backend against the float64 NumPy reference
 	$(BIN)/optbench parity
 
-bench-micro: install      ## suite overhead: the suite's step vs a bare loop in each framework
-	$(BIN)/python -m benchmarks.overhead
+bench-micro: install      ## suite overhead: the suite's fastest path vs each framework's fastest bare loop (DEVICE=gpu)
+	$(BIN)/python -m benchmarks.overhead --device $(or $(DEVICE),cpu)
+
+# No install and no venv: a GPU machine has its frameworks (CUDA builds) and no network.
+gpu-check:                ## on a GPU machine: parity, smoke+gpu sweeps, overhead, pytest -m gpu (exit 1 on a missed target)
+	PYTHONPATH=. $(PYTHON) -m benchmarks.gpu_check
 
 test: install             ## the fast suite: harness, NumPy reference, fakes (about 2 minutes on 2 cores)
 	$(BIN)/python -m pytest -m "not slow"

@@ -231,6 +231,58 @@ def num_parameters(model: ModelSpec) -> int:
     return sum(i * o + o for i, o in zip(sizes[:-1], sizes[1:]))
 
 
+@dataclass(frozen=True)
+class CompilePath:
+    """One way a backend runs its training step: eager, or one of its compilers. Its name
+    is what ``--compiler`` takes and the ``compiler`` column holds."""
+
+    name: str
+    modes: tuple[str, ...]  # the mode(s) it serves
+    detail: str  # what it is, in the framework's words (the ``compiler_detail`` column)
+    devices: tuple[str, ...] = ("cpu", "gpu")
+
+
+#: the paths of a backend that declares none: one per mode, named after it
+MODE_PATHS = (
+    CompilePath("eager", ("eager",), "eager"),
+    CompilePath("compiled", ("compiled",), "compiled"),
+)
+
+
+def candidate_paths(paths: tuple[CompilePath, ...], mode: str, device: str) -> list[CompilePath]:
+    """The paths that serve ``mode`` on ``device``, in the backend's order of preference
+    (the first is the default where nothing was measured)."""
+    return [p for p in paths if mode in p.modes and device in p.devices]
+
+
+def choose_path(
+    backend: str, paths: tuple[CompilePath, ...], mode: str, device: str, compiler: str | None
+) -> CompilePath:
+    """The path a run takes: ``compiler`` by name, or the default for (mode, device);
+    a clear error naming what is supported otherwise."""
+    here = candidate_paths(paths, mode, device)
+    if compiler is None:
+        _check(bool(here), "mode", mode, f"{backend} has no {mode} path on the {device}")
+        return here[0]
+    by_name = {p.name: p for p in paths}
+    _check(
+        compiler in by_name,
+        "compiler",
+        compiler,
+        f"{backend} has {', '.join(by_name)} (see `optbench backends`)",
+    )
+    path = by_name[compiler]
+    _check(
+        path in here,
+        "compiler",
+        compiler,
+        f"{backend}'s {compiler} runs in {'/'.join(path.modes)} mode on "
+        f"{'/'.join(path.devices)}; for {mode} on the {device} it has "
+        f"{', '.join(p.name for p in here) or 'nothing'}",
+    )
+    return path
+
+
 @dataclass
 class BackendInfo:
     """What a backend says about itself (``Backend.describe``)."""
@@ -241,7 +293,8 @@ class BackendInfo:
     device: str
     mode: str
     dtype: str
-    compiler: str | None
+    compiler: str  # the path's name (``CompilePath.name``)
+    compiler_detail: str = ""  # the path's ``detail``
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -250,7 +303,7 @@ class Backend(abc.ABC):
 
     The life of a run::
 
-        be = TorchBackend(mode="compiled", device="cpu")
+        be = TorchBackend(mode="compiled", device="cpu")  # compiler=None: the default path
         state = be.init(model, opt, init_weights(model, seed=0))
         xb, yb = be.to_device(x_batch, y_batch)       # stage data before timing
         state, loss = be.train_step(state, xb, yb)    # loss stays on the device
@@ -258,8 +311,14 @@ class Backend(abc.ABC):
         be.to_float(loss), be.evaluate(state, xt, yt), be.get_weights(state)
 
     ``train_step`` must not synchronise with the host: the harness decides when to wait,
-    so a block of steps can be timed with one sync at its end. State is opaque to the
-    harness; adapters that hold mutable framework objects keep them inside it.
+    so a block of steps can be timed with one sync at its end. The loss it returns must
+    stay valid after later steps (the runner reads a whole block's losses after the
+    block): a path that replays into static buffers (CUDA graphs) returns a copy. State is
+    opaque to the harness; adapters that hold mutable framework objects keep them inside it.
+
+    The ways a backend runs its step (eager, and each compiler) are its :class:`CompilePath`
+    entries in ``backends.registry`` (so that the driver knows them without importing the
+    framework); ``self.path`` is the one this instance runs.
     """
 
     #: registry name, e.g. "torch"
@@ -283,7 +342,13 @@ class Backend(abc.ABC):
     #: by the overhead benchmark
     bare: ClassVar[str] = ""
 
-    def __init__(self, mode: str = "compiled", device: str = "cpu", dtype: str = "float32"):
+    def __init__(
+        self,
+        mode: str = "compiled",
+        device: str = "cpu",
+        dtype: str = "float32",
+        compiler: str | None = None,
+    ):
         _check(mode in self.modes, "mode", mode, f"{self.name} runs in {', '.join(self.modes)}")
         _check(
             dtype in self.dtypes, "dtype", dtype, f"{self.name} runs in {', '.join(self.dtypes)}"
@@ -298,6 +363,15 @@ class Backend(abc.ABC):
         self.mode = mode
         self.device = device
         self.dtype = dtype
+        self.path = choose_path(self.name, self.compile_paths(), mode, device, compiler)
+
+    @classmethod
+    def compile_paths(cls) -> tuple[CompilePath, ...]:
+        """This backend's paths (its registry entry's; :data:`MODE_PATHS` if it has none)."""
+        from backends import registry  # the registry imports this module
+
+        entry = registry.REGISTRY.get(cls.name)
+        return entry.paths if entry is not None else MODE_PATHS
 
     @classmethod
     @abc.abstractmethod
@@ -340,7 +414,7 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     def describe(self) -> BackendInfo:
-        """Framework name and version, device, mode, dtype and compiler."""
+        """Framework name and version, device, mode, dtype and compiler (``self.path``)."""
 
     #: what ``peak_memory_mb`` measures (the ``peak_memory_kind`` column): "device", this
     #: run's peak (reset at ``init``), or "device_process_peak", the worker's high-water mark
@@ -353,17 +427,26 @@ class Backend(abc.ABC):
         return None
 
     @classmethod
-    def bare_loop(
-        cls, opt: OptimizerSpec, weights: Weights, x: np.ndarray, y: np.ndarray, batch_size: int
-    ) -> Any:
-        """For the overhead benchmark: ``block(steps) -> seconds``, a training loop written
-        directly in the framework as a competent user would (nothing of the suite's), doing
-        the same step on the CPU. Each backend keeps it in its ``bare.py`` and names it in
+    def bare_loops(
+        cls,
+        opt: OptimizerSpec,
+        weights: Weights,
+        x: np.ndarray,
+        y: np.ndarray,
+        batch_size: int,
+        device: str = "cpu",
+    ) -> dict[str, Any]:
+        """For the overhead benchmark: ``{name: block}`` with ``block(steps) -> seconds``,
+        each a training loop written directly in the framework as a competent user would
+        (nothing of the suite's), doing the same step on ``device``: every idiomatic loop
+        that could be this framework's fastest there (eager with a fused optimizer, each
+        compiler). Each backend keeps them in its ``bare.py`` and names the function in
         :attr:`bare`."""
         if not cls.bare:
             raise NotImplementedError(f"{cls.name} has no bare loop to compare against")
         module, func = cls.bare.split(":")
-        return getattr(importlib.import_module(module), func)(opt, weights, x, y, batch_size)
+        loops = getattr(importlib.import_module(module), func)
+        return loops(opt, weights, x, y, batch_size, device)
 
 
 # ---------------------------------------------------------------------------------------

@@ -60,10 +60,13 @@ def probe_backend(name: str) -> dict[str, Any]:
     cls = registry.load(name)
     be = cls(mode=cls.modes[0])
     info = be.describe()
+    devices = cls.devices()
     return {
         "version": info.version,
-        "devices": cls.devices(),
+        "devices": devices,
         "modes": list(cls.modes),
+        # the paths this machine can run: a GPU-only path shows where a GPU is visible
+        "compilers": [p.name for p in cls.compile_paths() if set(p.devices) & set(devices)],
         "extra": info.extra,
     }
 
@@ -99,7 +102,8 @@ def cmd_backends(args: argparse.Namespace) -> int:
         for r in rows:
             if r["installed"]:
                 print(
-                    f"{r['backend']:<11} {r['version']:<14} devices: {', '.join(r['devices']):<9} modes: {', '.join(r['modes'])}"
+                    f"{r['backend']:<11} {r['version']:<14} devices: {', '.join(r['devices']):<9} "
+                    f"modes: {', '.join(r['modes']):<16} compilers: {', '.join(r['compilers'])}"
                 )
             else:
                 print(f"{r['backend']:<11} {'not available':<14} {r['why']}")
@@ -110,7 +114,7 @@ def cmd_backends(args: argparse.Namespace) -> int:
 
 
 def cmd_parity(args: argparse.Namespace) -> int:
-    from benchmarks.parity import ParityConfig, format_table, passed, run_parity
+    from benchmarks.parity import ParityConfig, format_table, passed, run_parity, skipped
     from benchmarks.store import json_safe
 
     cfg = ParityConfig(
@@ -133,6 +137,14 @@ def cmd_parity(args: argparse.Namespace) -> int:
             "\nFAIL: at least one backend is outside the tolerance (see the FAIL rows).",
             file=sys.stderr,
         )
+    if ok and skipped(rows):  # asked for a device a backend does not see: not served
+        names = ", ".join(r["backend"] for r in skipped(rows))
+        print(
+            f"optbench parity: error: {names} cannot run on the {cfg.device} here (skipped); "
+            f"run parity on a machine where they see one, or without --device {cfg.device}",
+            file=sys.stderr,
+        )
+        return exitcodes.BAD_INPUT
     return exitcodes.OK if ok else exitcodes.MEASURED_FAILURE
 
 
@@ -149,11 +161,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     overrides = {
         "backends": args.backend,
         "modes": args.mode,
+        "compilers": args.compiler,
         "devices": args.device,
         "optimizers": args.optimizer,
         "learning_rates": args.lr,
         "batch_sizes": args.batch_size,
-        "seeds": args.seeds,
+        "seeds": args.seed if args.seed is not None else args.seeds,  # the seeds, or how many
         "dataset": args.dataset,
         "epochs": args.epochs,
         "max_steps": args.max_steps,
@@ -216,6 +229,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
                     "groups": cmp.groups.to_dict(orient="records"),
                     "status_changes": cmp.status_changes.to_dict(orient="records"),
                     "accuracy_drops": cmp.accuracy_drops.to_dict(orient="records"),
+                    "notes": cmp.notes,
                 },
                 indent=2,
                 default=str,
@@ -286,6 +300,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument("--backend", type=_csv, default=None, help="override: comma-separated backends")
     r.add_argument("--mode", type=_csv, default=None, help="override: eager,compiled")
+    r.add_argument(
+        "--compiler",
+        type=_csv,
+        default=None,
+        help="paths to run: default (each backend's fastest compiled path, measured), all, "
+        "a path name (e.g. xla), or backend=path (e.g. torch=eager); see `optbench backends`",
+    )
     r.add_argument("--device", type=_csv, default=None, help="override: cpu,gpu,auto")
     r.add_argument(
         "--optimizer", type=_csv, default=None, help="only these of the sweep's named optimizers"
@@ -297,8 +318,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="override every optimizer's learning rates, e.g. 1e-3,1e-2",
     )
     r.add_argument("--batch-size", type=_ints, default=None, help="override: e.g. 32,128")
-    r.add_argument(
-        "--seeds", type=_ints, default=None, help="N (seeds 0..N-1) or a list, e.g. 0,1,2"
+    seeds = r.add_mutually_exclusive_group()
+    seeds.add_argument(
+        "--seeds", type=int, default=None, help="how many seeds: N runs seeds 0..N-1"
+    )
+    seeds.add_argument(
+        "--seed", type=_ints, default=None, help="the seed to run, or several: 7 or 0,3,7"
     )
     r.add_argument(
         "--dataset", default=None, help="override: digits, mnist5k, synthetic[:n=..,d=..], npz:PATH"

@@ -43,6 +43,7 @@ class Comparison:
     only_baseline: int
     only_current: int
     warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # tables missing, damaged or rebuilt
 
     @property
     def regressions(self) -> int:
@@ -61,11 +62,11 @@ def compare(
     if not acc_tolerance >= 0:
         raise ValueError(f"acc_tolerance={acc_tolerance} is invalid: must be >= 0")
     base, cur = Store.open(baseline), Store.open(current)
-    b_runs, c_runs = base.table("runs"), cur.table("runs")
-    if b_runs is None or b_runs.empty:
-        raise ValueError(f"{baseline}: no runs.parquet or no runs; nothing to compare against")
-    if c_runs is None or c_runs.empty:
-        raise ValueError(f"{current}: no runs.parquet or no runs; nothing to compare")
+    b_runs, c_runs = base.runs(), cur.runs()  # rebuilt from parts/ where damaged
+    if b_runs.empty:
+        raise ValueError(f"{baseline}: runs.parquet holds no runs; nothing to compare against")
+    if c_runs.empty:
+        raise ValueError(f"{current}: runs.parquet holds no runs; nothing to compare")
     ids = sorted(set(b_runs["run_id"]) & set(c_runs["run_id"]))
     if not ids:
         raise ValueError(
@@ -79,6 +80,7 @@ def compare(
             if col not in frame:
                 frame[col] = empty
     warnings = _environment_warnings(base.environment(), cur.environment())
+    warnings += _path_changes(b, c)
 
     groups = throughput_change(
         b.reset_index(),
@@ -117,7 +119,22 @@ def compare(
         len(set(b_runs["run_id"]) - set(ids)),
         len(set(c_runs["run_id"]) - set(ids)),
         warnings,
+        [f"baseline: {n}" for n in base.notes] + [f"current: {n}" for n in cur.notes],
     )
+
+
+def _path_changes(b: pd.DataFrame, c: pd.DataFrame) -> list[str]:
+    """Runs of the same configuration on another compiled path (a re-measured default)."""
+    if "compiler" not in b or "compiler" not in c:
+        return []
+    moved = pd.DataFrame({"backend": b["backend"], "device": b["device"], "was": b["compiler"]})
+    moved["now"] = c["compiler"]
+    moved = moved[moved["was"].fillna("") != moved["now"].fillna("")].drop_duplicates()
+    return [
+        f"{r.backend} on the {r.device} ran {r.was!r} in the baseline and {r.now!r} now "
+        "(see compiler_choice): a speed change there is the path's as much as the framework's"
+        for r in moved.itertuples()
+    ]
 
 
 def _environment_warnings(b: dict[str, Any], c: dict[str, Any]) -> list[str]:
@@ -138,6 +155,7 @@ def format_comparison(cmp: Comparison, baseline: Path, current: Path, threshold:
         f"baseline {baseline}\ncurrent  {current}",
         f"{cmp.matched} runs matched ({cmp.only_baseline} only in the baseline, {cmp.only_current} only in current)",
     ]
+    lines += cmp.notes
     if cmp.warnings:
         lines.append(
             "environment differs (speed may not be comparable): " + "; ".join(cmp.warnings)

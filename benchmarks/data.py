@@ -14,6 +14,7 @@ drawn from ``(seed, epoch)`` (:func:`epoch_permutation`).
 from __future__ import annotations
 
 import functools
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -127,6 +128,16 @@ def _load_npz(name: str, path: Path) -> Dataset:
     if not path.is_file():
         raise DataError(
             f"dataset {name!r}: file {str(path)!r} not found; give npz:PATH to an .npz file"
+        )
+    try:
+        with open(path, "rb") as fh:
+            is_zip = zipfile.is_zipfile(fh)
+    except OSError as exc:
+        raise DataError(f"dataset {name!r}: cannot read {str(path)!r} ({exc.strerror})") from None
+    if not is_zip:  # else numpy guesses a pickle and talks of allow_pickle
+        raise DataError(
+            f"dataset {name!r}: {str(path)!r} is not an .npz archive (a zip of .npy arrays, as "
+            f"numpy.savez writes); save {', '.join(keys)} with numpy.savez"
         )
     try:
         with np.load(path, allow_pickle=False) as f:

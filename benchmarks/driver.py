@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from benchmarks import environment
+from benchmarks import environment, paths
 from benchmarks.execute import Executor, LocalExecutor, work_units
 from benchmarks.schema import RunSpec, Status
-from benchmarks.store import Store, point_latest, write_json
+from benchmarks.store import Store, point_latest, write_json, writing
 from benchmarks.sweep import Sweep
 from benchmarks.worker import default_threads, thread_env
 
@@ -90,7 +90,13 @@ def run_sweep(
     on_result: Callable[[dict[str, Any]], None] | None = None,
 ) -> SweepResult:
     """Run every spec of ``sweep`` not already finished in ``out`` (on ``executor``, by
-    default local workers); returns counts by status."""
+    default local workers), holding the folder's writer lock; returns counts by status.
+    StoreError, with nothing touched, where another run holds the folder."""
+    with writing(out):
+        return _run_sweep(sweep, out, resume, quiet, command, executor, on_result)
+
+
+def _run_sweep(sweep, out, resume, quiet, command, executor, on_result) -> SweepResult:
     threads = sweep.threads or default_threads()
     env = environment.capture(
         threads=threads,
@@ -115,6 +121,16 @@ def run_sweep(
         write_json(store.path / "environment.json", env)
     done = store.finished_ids() if resume else set()
     todo = [s for s in sweep.runs if s.run_id not in done]
+    # Measured here, before the runs, on this machine (an executor that runs elsewhere
+    # runs the choice made here).
+    todo, choices = paths.resolve(
+        todo,
+        store.path_choices(),
+        measure=paths.isolated(threads, sweep.runs[0].timeout_s),
+        log=(lambda msg: None) if quiet else (lambda msg: print(msg, file=sys.stderr)),
+    )
+    if choices:
+        store.write_path_choices(choices)
     progress = Progress(len(todo), quiet)
     executor = executor or LocalExecutor(threads)
     interrupted = False

@@ -145,12 +145,19 @@ def capture(
 
 def fingerprint(env: dict[str, Any], runs: list[Any]) -> dict[str, Any]:
     """What a sweep's measurements depend on, to refuse resuming under other conditions:
-    the grid (its run ids), threads, CPU, GPUs, Python and package versions."""
+    the grid (its run ids, and each axis's values so that a refusal can say what changed),
+    threads, CPU, GPUs, Python and package versions."""
     import hashlib
 
     grid = hashlib.sha1(",".join(sorted(r.run_id for r in runs)).encode()).hexdigest()[:12]
+    axes: dict[str, list[Any]] = {}
+    for r in runs:
+        for k, v in r.row().items():
+            if k != "run_id" and v not in axes.setdefault(k, []):
+                axes[k].append(v)
     return {
         "grid": grid,
+        "axes": {k: sorted(v, key=repr) for k, v in axes.items()},
         "threads_per_worker": env.get("threads_per_worker"),
         "cpu_model": env.get("cpu_model"),
         "gpus": [g.get("name") for g in env.get("gpus", [])],

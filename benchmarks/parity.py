@@ -15,7 +15,15 @@ from typing import Any
 import numpy as np
 
 from backends import registry
-from backends.base import KINDS, MODES, ModelSpec, OptimizerSpec, SpecError, init_weights
+from backends.base import (
+    KINDS,
+    MODES,
+    ModelSpec,
+    OptimizerSpec,
+    SpecError,
+    candidate_paths,
+    init_weights,
+)
 
 #: every kind's presets from ``base.KINDS`` (sgd, sgd_momentum, sgd_nesterov, adam, adamw)
 PRESETS: dict[str, OptimizerSpec] = {
@@ -85,24 +93,29 @@ def trajectory(backend, model: ModelSpec, opt: OptimizerSpec, batches, seed: int
 def backend_trajectories(
     backend: str, modes: list[str], optimizers: list[str], cfg: ParityConfig
 ) -> dict[str, Any]:
-    """Worker task: one backend's trajectories, ``{(variant, preset, mode): trajectory or
+    """Worker task: one backend's trajectories, ``{(variant, preset, mode, compiler):
+    trajectory or
     error text}``, for the checked presets and the backend's informational extras
     (``Backend.parity_extras``), with ``specs``: the extras' optimizer specs."""
     cls = registry.load(backend)
-    if cfg.device not in cls.devices():
-        raise SpecError(f"device={cfg.device!r}: {backend} has {', '.join(cls.devices())} here")
+    if cfg.device not in cls.devices():  # one skipped row for the backend, not a failure
+        has = ", ".join(cls.devices())
+        return {"skipped": f"{backend} sees no {cfg.device} here (it has {has})"}
     model, batches = _batches(cfg)
     jobs = [(cls.parity_variant, {}, {k: PRESETS[k] for k in optimizers})]
     jobs += [(name, kwargs, presets) for name, (kwargs, presets) in cls.parity_extras.items()]
-    out: dict[tuple[str, str, str], Any] = {}
+    out: dict[tuple[str, str, str, str], Any] = {}
     for variant, kwargs, presets in jobs:
         for mode in (m for m in modes if m in cls.modes):
-            be = cls(mode=mode, device=cfg.device, dtype="float32", **kwargs)
-            for name, opt in presets.items():
-                try:
-                    out[(variant, name, mode)] = trajectory(be, model, opt, batches, cfg.seed)
-                except Exception as exc:  # noqa: BLE001 - reported as a failed row
-                    out[(variant, name, mode)] = f"{type(exc).__name__}: {exc}"
+            # every path of the mode on this device: parity holds for each, not only the default
+            for path in candidate_paths(cls.compile_paths(), mode, cfg.device):
+                be = cls(mode, cfg.device, "float32", path.name, **kwargs)
+                for name, opt in presets.items():
+                    key = (variant, name, mode, path.name)
+                    try:
+                        out[key] = trajectory(be, model, opt, batches, cfg.seed)
+                    except Exception as exc:  # noqa: BLE001 - reported as a failed row
+                        out[key] = f"{type(exc).__name__}: {exc}"
     specs = {n: o for _, (_, presets) in cls.parity_extras.items() for n, o in presets.items()}
     return {"trajectories": out, "specs": specs, "checked": cls.parity_variant}
 
@@ -150,7 +163,7 @@ def run_parity(
             "device='gpu': no GPU is visible here (nvidia-smi finds none); "
             "run parity on a GPU machine, or on the CPU (the default)"
         )
-    backends = backends or registry.installed()
+    backends = list(dict.fromkeys(backends or registry.installed()))
     modes = modes or list(MODES)
     optimizers = optimizers or list(PRESETS)
     for name in backends:
@@ -175,36 +188,50 @@ def run_parity(
         except WorkerFailure as exc:
             rows.append(_row(name, "*", "*", error=str(exc), ok=False))
             continue
+        if "skipped" in result:
+            rows.append(_row(name, "*", "*", variant="skipped", error=result["skipped"]))
+            continue
         extra_specs = {k: v for k, v in result["specs"].items() if k not in ref}
         ref.update(reference_trajectories(extra_specs, cfg) if extra_specs else {})
-        for (variant, opt, mode), got in result["trajectories"].items():
+        for (variant, opt, mode, path), got in result["trajectories"].items():
             checked = variant == result["checked"]
+            where = (name, opt, mode, path)
             if isinstance(got, str):
-                rows.append(
-                    _row(name, opt, mode, variant=variant, error=got, ok=False if checked else None)
-                )
+                rows.append(_row(*where, variant=variant, error=got, ok=False if checked else None))
                 continue
             loss_diff, weight_diff = compare(got, ref[opt])
             ok = loss_diff <= cfg.tolerance and weight_diff <= cfg.tolerance
-            rows.append(
-                _row(name, opt, mode, loss_diff, weight_diff, ok if checked else None, variant)
-            )
+            rows.append(_row(*where, loss_diff, weight_diff, ok if checked else None, variant))
     return rows
 
 
 def _row(
-    backend, optimizer, mode, loss=math.nan, weight=math.nan, ok=None, variant="stock", error=""
+    backend,
+    optimizer,
+    mode,
+    compiler="",
+    loss=math.nan,
+    weight=math.nan,
+    ok=None,
+    variant="stock",
+    error="",
 ):
     return {
         "backend": backend,
         "optimizer": optimizer,
         "mode": mode,
+        "compiler": compiler,
         "max_abs_loss_diff": loss,
         "max_abs_weight_diff": weight,
         "ok": ok,
         "variant": variant,
         "error": error,
     }
+
+
+def skipped(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows of backends that could not run here (e.g. no GPU): neither passed nor failed."""
+    return [r for r in rows if r.get("variant") == "skipped"]
 
 
 def passed(rows: list[dict[str, Any]]) -> bool:
@@ -214,34 +241,37 @@ def passed(rows: list[dict[str, Any]]) -> bool:
 
 def format_table(rows: list[dict[str, Any]], cfg: ParityConfig) -> str:
     checked = [r for r in rows if r["ok"] is not None]
-    stock = [r for r in rows if r["ok"] is None]
+    stock = [r for r in rows if r["ok"] is None and r not in skipped(rows)]
     head = (
         f"Parity with the float64 NumPy reference: {cfg.steps} steps, dataset {cfg.dataset}, "
         f"batch {cfg.batch_size}, hidden {list(cfg.hidden)}, seed {cfg.seed}, device {cfg.device}, "
         f"tolerance {cfg.tolerance:g}\n"
     )
-    out = [head + _table(checked)]
+    out = [head + (_table(checked) if checked else "(no row was checked)")]
     if stock:
         out.append(
             "\nFor comparison only (stock framework optimizers where an adapter corrects them; "
             "stock Keras Adam adds eps before bias correction, 'epsilon hat'):\n" + _table(stock)
         )
+    out += [f"skipped: {r['error']}" for r in skipped(rows)]
     return "\n".join(out)
 
 
 def _table(rows: list[dict[str, Any]]) -> str:
-    header = ("backend", "optimizer", "mode", "max|dloss|", "max|dweight|", "ok")
+    header = ("backend", "optimizer", "mode", "compiler", "max|dloss|", "max|dweight|", "ok")
     lines = []
     for r in rows:
         ok = {True: "ok", False: "FAIL", None: "-"}[r["ok"]]
         if r["error"]:
-            lines.append((r["backend"], r["optimizer"], r["mode"], "", "", ok + "  " + r["error"]))
+            where = (r["backend"], r["optimizer"], r["mode"], r.get("compiler", ""))
+            lines.append((*where, "", "", ok + "  " + r["error"]))
         else:
             lines.append(
                 (
                     r["backend"],
                     r["optimizer"],
                     r["mode"],
+                    r.get("compiler", ""),
                     f"{r['max_abs_loss_diff']:.2e}",
                     f"{r['max_abs_weight_diff']:.2e}",
                     ok,

@@ -13,7 +13,7 @@ from benchmarks import exitcodes
 from benchmarks.driver import run_sweep
 from benchmarks.execute import Executor
 from benchmarks.schema import FAILED
-from benchmarks.store import Store
+from benchmarks.store import Store, writing
 from benchmarks.sweep import Sweep
 
 
@@ -31,7 +31,13 @@ def bench(
     stderr: TextIO = sys.stderr,
 ) -> int:
     """Run ``sweep`` into ``out``; returns the exit code (see :mod:`benchmarks.exitcodes`).
-    StoreError (an unusable folder) and KeyboardInterrupt propagate to the caller."""
+    StoreError (an unusable folder, or one another run is writing) and KeyboardInterrupt
+    propagate to the caller. The folder stays locked to this run until its report is written."""
+    with writing(out):
+        return _bench(sweep, out, resume, parity, report, quiet, command, executor, stdout, stderr)
+
+
+def _bench(sweep, out, resume, parity, report, quiet, command, executor, stdout, stderr) -> int:
     if not quiet:
         print(
             f"sweep {sweep.name!r} ({sweep.source}): {len(sweep.runs)} runs -> {out}", file=stderr

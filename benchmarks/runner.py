@@ -59,7 +59,7 @@ def execute_run(spec: RunSpec) -> dict[str, Any]:
         return failed_record(
             spec, Status.SKIPPED, f"no {spec.device} visible to {spec.backend} here"
         )
-    be = cls(mode=spec.mode, device=spec.device, dtype=spec.dtype)
+    be = cls(mode=spec.mode, device=spec.device, dtype=spec.dtype, compiler=spec.chosen or None)
     info = be.describe()
     data = cached_dataset(spec.dataset)
     n_train = len(data.y_train)
@@ -215,7 +215,8 @@ def execute_run(spec: RunSpec) -> dict[str, Any]:
             "peak_rss_mb": peak_rss,
             "worker_max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "framework_version": info.version,
-            "compiler": info.compiler or "",
+            "compiler": info.compiler,
+            "compiler_detail": info.compiler_detail,
             "threads": len(cpus),  # the CPUs this worker is pinned to
             "cpu_affinity": ",".join(map(str, cpus)),
             "threads_reported": str(info.extra.get("threads", "")),  # the framework's own word

@@ -14,8 +14,10 @@ or the worker host):
 - An added *column* does not bump :data:`SCHEMA_VERSION`: readers fill a missing column
   with its default (:func:`upgrade_runs`), so older folders keep loading.
 - An incompatible change (a column renamed or given another meaning) bumps
-  :data:`SCHEMA_VERSION`, makes the store refuse older folders with a message, and
-  regenerates the committed baseline in the same commit.
+  :data:`SCHEMA_VERSION`; :func:`upgrade_runs` derives the new columns from an older
+  folder's where it can (version 2's ``compiler`` from version 1's text), and otherwise the
+  store refuses older folders with a message and the committed baseline is regenerated in
+  the same commit.
 """
 
 from __future__ import annotations
@@ -29,9 +31,10 @@ from typing import Any
 
 import pandas as pd
 
-from backends.base import OptimizerSpec
+from backends.base import MODE_PATHS, OptimizerSpec, candidate_paths
 
-SCHEMA_VERSION = 1
+#: 2: ``compiler`` holds the path's name (v1: free text, now ``compiler_detail``)
+SCHEMA_VERSION = 2
 
 
 class Status(str, enum.Enum):
@@ -57,6 +60,10 @@ FAILED = frozenset({Status.ERROR.value, Status.TIMEOUT.value, Status.CRASHED.val
 #: runs with no measurement at all
 NOT_FINISHED = FAILED | {Status.SKIPPED.value}
 
+#: the compiler a run asks for when it names none: its backend's fastest compiled path on
+#: that device (measured at the start of the sweep where it depends on the machine)
+DEFAULT_COMPILER = "default"
+
 # --- columns ---------------------------------------------------------------------------
 
 #: the configuration of a run, as runs.parquet holds it (hyperparameters follow, by kind)
@@ -64,6 +71,9 @@ CONFIG_COLUMNS = (
     "run_id",
     "backend",
     "mode",
+    "compiler",  # the path the step ran on (backends.base.CompilePath), e.g. "inductor"
+    "compiler_requested",  # what the sweep asked for: "default" or the path's name
+    "compiler_choice",  # how the path was chosen: requested, the only one, or measured
     "device",
     "optimizer",  # the named configuration of the sweep, e.g. "sgd_momentum"
     "batch_size",
@@ -106,7 +116,7 @@ MEASURED_COLUMNS = (
 DESCRIBED_COLUMNS = (
     "peak_memory_kind",
     "framework_version",
-    "compiler",
+    "compiler_detail",  # what the path is, in the framework's words
     "cpu_affinity",
     "threads_reported",
     "matmul_precision",
@@ -127,22 +137,53 @@ TIMING_COLUMNS = ("run_id", "block", "phase", "steps", "seconds")
 #: timing phases: the first step alone, warm-up blocks, then the blocks that count
 PHASES = ("compile", "warmup", "timed")
 #: the sort order of runs.parquet
-RUN_ORDER = ("backend", "device", "mode", "optimizer", "lr", "batch_size", "seed")
+RUN_ORDER = ("backend", "device", "mode", "compiler", "optimizer", "lr", "batch_size", "seed")
 
 #: columns added after version 1 and their value in folders written before them
-RUN_COLUMN_DEFAULTS: dict[str, Any] = {"traceback": ""}
+RUN_COLUMN_DEFAULTS: dict[str, Any] = {
+    "traceback": "",
+    "compiler_requested": DEFAULT_COMPILER,
+    "compiler_choice": "",
+}
+#: version 1's ``compiler`` text, as each backend wrote it -> the path it describes
+V1_COMPILERS = {
+    "torch.compile": "inductor",
+    "tf.function(jit_compile=True)": "xla",
+    "tf.function(jit_compile=False)": "tf_function",
+    "jax.jit": "jit",
+}
 
 
 def upgrade_runs(runs: pd.DataFrame) -> pd.DataFrame:
     """A runs table of any supported version with every column this version has."""
+    if "compiler_detail" not in runs and len(runs):  # version 1
+        runs = runs.assign(compiler_detail=runs.get("compiler", ""))
+        runs["compiler"] = [_v1_path(r) for r in runs.to_dict("records")]
     missing = {c: v for c, v in RUN_COLUMN_DEFAULTS.items() if c not in runs}
     return runs.assign(**missing) if missing else runs
+
+
+def _v1_path(row: dict[str, Any]) -> str:
+    text = str(row.get("compiler_detail") or "")
+    for prefix, name in V1_COMPILERS.items():
+        if text.startswith(prefix):
+            return name
+    return _static_default(row.get("backend", ""), row.get("mode", ""), row.get("device", "cpu"))
+
+
+def _static_default(backend: str, mode: str, device: str) -> str:
+    """A backend's first path for (mode, device), from its registry entry ("" if none)."""
+    from backends import registry  # framework-free; imported here as it imports this module's
+
+    entry = registry.REGISTRY.get(backend)
+    here = candidate_paths(entry.paths if entry else MODE_PATHS, mode, device)
+    return here[0].name if here else ""
 
 
 # --- the spec of one run ---------------------------------------------------------------
 
 #: RunSpec fields added after version 1 -> their default (kept out of run_id at it)
-ADDED_FIELDS: dict[str, Any] = {}
+ADDED_FIELDS: dict[str, Any] = {"compiler": DEFAULT_COMPILER}
 
 
 @dataclass(frozen=True)
@@ -167,6 +208,19 @@ class RunSpec:
     eval_every: int
     diverge_factor: float
     timeout_s: float = field(default=600.0, compare=False)
+    compiler: str = DEFAULT_COMPILER  # asked for: "default" or a path's name
+    # the path it runs on and why, filled in by the driver (benchmarks.paths) before it runs;
+    # not part of the run's identity: a resumed sweep keeps its ids whatever is chosen
+    path: str = field(default="", compare=False)
+    path_choice: str = field(default="", compare=False)
+
+    @property
+    def chosen(self) -> str:
+        """The path this run takes: the resolved one, the one asked for, or else the
+        backend's first path for its mode and device."""
+        if self.path or self.compiler != DEFAULT_COMPILER:
+            return self.path or self.compiler
+        return _static_default(self.backend, self.mode, self.device)
 
     @property
     def lr(self) -> float:
@@ -174,7 +228,7 @@ class RunSpec:
 
     def config(self) -> dict[str, Any]:
         """The configuration as plain data (what the run id hashes, and more)."""
-        d = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "timeout_s"}
+        d = {f.name: getattr(self, f.name) for f in fields(self) if f.compare}
         d["hidden"] = list(self.hidden)
         d["opt"] = self.opt.to_dict()
         return d
@@ -185,8 +239,8 @@ class RunSpec:
 
     def label(self) -> str:
         return (
-            f"{self.backend}/{self.mode}/{self.device} {self.optimizer} lr={self.lr:g} "
-            f"bs={self.batch_size} seed={self.seed}"
+            f"{self.backend}/{self.chosen or self.mode}/{self.device} {self.optimizer} "
+            f"lr={self.lr:g} bs={self.batch_size} seed={self.seed}"
         )
 
     def row(self) -> dict[str, Any]:
@@ -194,6 +248,9 @@ class RunSpec:
         cfg = self.config()
         cfg.pop("opt")
         row = {"run_id": self.run_id, **cfg, "hidden": ",".join(map(str, self.hidden))}
+        row.update(
+            compiler=self.chosen, compiler_requested=self.compiler, compiler_choice=self.path_choice
+        )
         row["kind"] = self.opt.kind
         row.update(self.opt.hyperparameters())
         return row

@@ -7,11 +7,15 @@ results/<name>/
     curves.parquet      run_id, step, epoch, wall_s, train_loss, train_acc, test_loss, test_acc
     timings.parquet     run_id, block, phase, steps, seconds
     parity.json         the parity table, when the sweep was run with --parity
+    compiler_choice.json  what picked each backend's default compiled path (benchmarks.paths)
     parts/<run_id>/     each finished run's rows, written atomically (a run lands whole
                         or not at all); the three tables above are rebuilt from them
+results/.<name>.lock    the writer's lock (one optbench run per folder), with
+results/.<name>.lock.json  who holds it
 
 The columns and statuses are :mod:`benchmarks.schema`'s. Every file in a results folder is
-written and read through :class:`Store`.
+written and read through :class:`Store`. Readers never write: where a table is missing or
+damaged they rebuild it from parts/ in memory.
 """
 
 from __future__ import annotations
@@ -20,28 +24,45 @@ import json
 import math
 import os
 import shutil
+import socket
+import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from filelock import FileLock, Timeout
 
 from benchmarks.schema import FINISHED, RUN_ORDER, SCHEMA_VERSION, upgrade_runs
 
 MARKER = "store.json"
 TABLES = ("runs", "curves", "timings")
 PARITY = "parity.json"
+PATHS = "compiler_choice.json"
 
 
 class StoreError(ValueError):
     """A results folder problem, with what to do about it."""
 
 
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
+
+def _readable(path: str | Path, folder: bool = False) -> None:
+    """mkstemp and mkdtemp create 0600 files and 0700 folders: open them up to what the umask
+    allows, as any other file, so that other users of a shared machine can read results."""
+    os.chmod(path, (0o777 if folder else 0o666) & ~_UMASK)
+
+
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     with os.fdopen(fd, "wb") as f:
         f.write(data)
+    _readable(tmp)
     os.replace(tmp, path)
 
 
@@ -67,7 +88,57 @@ def _write_parquet(df: pd.DataFrame, path: Path) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     os.close(fd)
     df.to_parquet(tmp, index=False)
+    _readable(tmp)
     os.replace(tmp, path)
+
+
+@contextmanager
+def writing(path: Path) -> Iterator[None]:
+    """Hold the writer's lock of results folder ``path``: one optbench run per folder.
+
+    The lock is ``.<name>.lock`` beside the folder, not in it, so that archiving the folder
+    (which happens under the lock) does not move it. It is an flock(2) lock (filelock): the
+    kernel drops it when its holder dies, kill -9 included, so a dead run never leaves a
+    stale lock; its holder record (``.<name>.lock.json``) is then simply overwritten. Nested
+    in one process (the pipeline around the driver) it is taken once. Raises StoreError,
+    having touched nothing, when another process holds it or the parent is not writable.
+    """
+    path = Path(path).resolve()  # results/latest and results/NAME: one folder, one lock
+    holder = path.parent / f".{path.name}.lock.json"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(path.parent / f".{path.name}.lock", is_singleton=True)
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise StoreError(
+            f"{str(path)!r} is being written by another optbench run ({_holder(holder)}); "
+            "wait for it to finish, or give another --out"
+        ) from None
+    except OSError as exc:
+        raise StoreError(
+            f"cannot write beside {str(path)!r}: {str(path.parent)!r} is not writable "
+            f"({exc.strerror or exc}); choose another --out"
+        ) from None
+    first = lock.lock_counter == 1
+    try:
+        if first:
+            who = {"host": socket.gethostname(), "pid": os.getpid(), "since": _now()}
+            with suppress(OSError):  # a parent made read-only since: the lock still holds
+                write_json(holder, {**who, "command": sys.argv})
+        yield
+    finally:
+        if first:
+            with suppress(OSError):
+                holder.unlink()
+        lock.release()
+
+
+def _holder(record: Path) -> str:
+    try:
+        h = json.loads(record.read_text())
+        return f"host {h['host']}, PID {h['pid']}, since {h['since']}: {' '.join(h['command'])}"
+    except (OSError, ValueError, KeyError, TypeError):
+        return "its holder did not say who it is"
 
 
 class Store:
@@ -75,6 +146,9 @@ class Store:
         self.path = Path(path)
         self.archived: Path | None = None  # where create() moved earlier results, if it did
         self.new = False  # create() started this folder (not a resume)
+        self.notes: list[str] = []  # what reading found missing, unreadable or rebuilt
+        self._tables: dict[str, pd.DataFrame | None] | None = None
+        self._why: dict[str, str] = {}  # table -> "missing" or "unreadable (...)"
 
     # -- opening -------------------------------------------------------------------------
     @classmethod
@@ -85,7 +159,8 @@ class Store:
 
         ``fingerprint`` (what the measurements depend on: the grid, threads, CPU, versions) is
         kept in store.json; ``--resume`` with another fingerprint is refused, so one table
-        never mixes runs measured under different conditions.
+        never mixes runs measured under different conditions. The caller holds
+        :func:`writing` (it may archive the folder).
         """
         path = Path(path)
         store = cls(path)
@@ -109,7 +184,13 @@ class Store:
                 return store
             elif store.part_ids() or (path / "runs.parquet").exists():
                 # A new run of the same sweep: keep the old results whole, beside it.
-                store.archived = archive(path)
+                try:
+                    store.archived = archive(path)
+                except OSError as exc:
+                    raise StoreError(
+                        f"cannot move the earlier results of {str(path)!r} aside ({exc.strerror or exc}): "
+                        f"{str(path.parent)!r} must be writable; use --resume to continue them, or give another --out"
+                    ) from None
         if (path / "parts").is_dir():  # half-written parts of a killed driver: never landed
             for stale in (path / "parts").glob(".*"):
                 shutil.rmtree(stale, ignore_errors=True)
@@ -135,10 +216,18 @@ class Store:
         return store
 
     def check_fingerprint(self, fingerprint: dict[str, Any]) -> None:
-        old = json.loads((self.path / MARKER).read_text()).get("fingerprint") or {}
-        diff = [k for k in sorted(set(old) | set(fingerprint)) if old.get(k) != fingerprint.get(k)]
+        old = self.meta().get("fingerprint") or {}
+        new = json.loads(json.dumps(json_safe(fingerprint), default=str))  # as stored
+        # where the run ids differ, the axes say how (a folder from before they were kept
+        # has only the ids' hash); where they do not, no axis changed that matters
+        axes = old.pop("axes", None), new.pop("axes", None)
+        grid_changed = old.get("grid") != new.get("grid")
+        axes = _changes(*axes, every_key=True) if grid_changed and None not in axes else []
+        diff = axes + _changes(old, new)
+        if axes:  # they say how the grid changed, its hash does not
+            diff = [d for d in diff if not d.startswith("grid:")]
         if diff:
-            what = "; ".join(f"{k}: {old.get(k)!r} then, {fingerprint.get(k)!r} now" for k in diff)
+            what = "; ".join(diff)
             raise StoreError(
                 f"cannot resume {str(self.path)!r}: its runs were measured under other conditions ({what}); "
                 "run without --resume (the earlier results move aside) or give another --out"
@@ -153,7 +242,11 @@ class Store:
                 f"{str(path)!r} is not a folder; give a results folder such as results/latest"
             )
         store = cls(path)
-        if not (path / MARKER).is_file():
+        try:
+            marked = (path / MARKER).is_file()
+        except OSError as exc:  # a folder this user may not enter
+            raise StoreError(f"{str(path)!r} cannot be read ({exc.strerror})") from None
+        if not marked:
             raise StoreError(
                 f"{str(path)!r} is not an optbench results folder (no {MARKER}); give e.g. results/latest"
             )
@@ -203,6 +296,7 @@ class Store:
         rid = result["run"]["run_id"]
         parts = self.path / "parts"
         tmp = Path(tempfile.mkdtemp(dir=parts, prefix=f".{rid}."))
+        _readable(tmp, folder=True)
         pd.DataFrame([result["run"]]).to_parquet(tmp / "runs.parquet", index=False)
         for table in ("curves", "timings"):
             if result[table]:
@@ -218,13 +312,29 @@ class Store:
 
     def consolidate(self) -> dict[str, int]:
         """Rebuild runs/curves/timings.parquet from the parts; returns row counts."""
+        frames = self._from_parts()
+        for t in TABLES:
+            _write_parquet(frames[t], self.path / f"{t}.parquet")
+        self._tables = None
+        return {t: len(frames[t]) for t in TABLES}
+
+    def _from_parts(self) -> dict[str, pd.DataFrame]:
+        """The three tables as consolidate() writes them, built from parts/ in memory; a
+        part that cannot be read is left out, with a note (``--resume`` runs it again)."""
         frames: dict[str, list[pd.DataFrame]] = {t: [] for t in TABLES}
         for rid in self.part_ids():
-            for t in TABLES:
-                f = self.path / "parts" / rid / f"{t}.parquet"
-                if f.is_file():
-                    frames[t].append(pd.read_parquet(f))
-        counts = {}
+            try:
+                part = {
+                    t: pd.read_parquet(f)
+                    for t in TABLES
+                    if (f := self.path / "parts" / rid / f"{t}.parquet").is_file()
+                }
+            except Exception as exc:  # noqa: BLE001 - any damage: the run is not there
+                self.notes.append(f"parts/{rid} is unreadable ({_why(exc)}); left out.")
+                continue
+            for t, df in part.items():
+                frames[t].append(df)
+        out = {}
         for t in TABLES:
             df = pd.concat(frames[t], ignore_index=True) if frames[t] else pd.DataFrame()
             if t == "runs" and "diverged_step" in df:
@@ -237,19 +347,62 @@ class Store:
                 df = df.sort_values(
                     ["run_id", "step" if t == "curves" else "block"], kind="stable"
                 ).reset_index(drop=True)
-            _write_parquet(df, self.path / f"{t}.parquet")
-            counts[t] = len(df)
-        return counts
+            out[t] = df
+        return out
 
     # -- reading -------------------------------------------------------------------------
     def table(self, name: str) -> pd.DataFrame | None:
-        """One of runs/curves/timings, or None where it is missing; runs come with every
-        column of this schema version."""
-        f = self.path / f"{name}.parquet"
-        if not f.is_file():
-            return None
-        df = pd.read_parquet(f)
-        return upgrade_runs(df) if name == "runs" else df
+        """One of runs/curves/timings; runs come with every column of this schema version.
+
+        Read from ``<name>.parquet``, or, where any table is missing, unreadable (truncated,
+        corrupt, no permission) or behind parts/ (a driver killed before it consolidated),
+        all three rebuilt from parts/ in memory: readers never write. None where neither
+        has it. :attr:`notes` says what was missing, unreadable or rebuilt.
+        """
+        if self._tables is None:
+            self._tables = self._read_tables()
+        df = self._tables[name]
+        return upgrade_runs(df) if name == "runs" and df is not None else df
+
+    def runs(self) -> pd.DataFrame:
+        """The runs table (see :meth:`table`); StoreError naming the fix where neither
+        runs.parquet nor parts/ can supply it."""
+        runs = self.table("runs")
+        if runs is None:
+            try:  # the sweep file it ran, to name the fix
+                sweep = self.environment()["sweep"]["source"]
+            except (StoreError, KeyError, TypeError):
+                sweep = self.meta().get("name") or "NAME"
+            raise StoreError(
+                f"{str(self.path)!r}: runs.parquet is {self._why['runs']} and parts/ holds no "
+                f"run to rebuild it from; run the sweep again into it: optbench run --sweep "
+                f"{sweep} --out {self.path} --resume"
+            )
+        return runs
+
+    def _read_tables(self) -> dict[str, pd.DataFrame | None]:
+        tables: dict[str, pd.DataFrame | None] = {}
+        for t in TABLES:
+            try:
+                tables[t] = pd.read_parquet(self.path / f"{t}.parquet")
+            except FileNotFoundError:
+                tables[t], self._why[t] = None, "missing"
+            except Exception as exc:  # noqa: BLE001 - truncated, corrupt, unreadable: not data
+                tables[t], self._why[t] = None, f"unreadable ({_why(exc)})"
+        ids = set(self.part_ids())
+        runs = tables["runs"]
+        behind = runs is not None and not ids <= set(runs.get("run_id", ()))
+        damage = [f"{t}.parquet is {why}" for t, why in self._why.items()]
+        if ids and (damage or behind):
+            tables = dict(self._from_parts())
+            what = "; ".join(damage) or "runs.parquet lacks runs that parts/ holds"
+            self.notes.append(
+                f"{what}: the tables were rebuilt from parts/ ({len(tables['runs'])} runs); "
+                "`optbench run ... --resume` into this folder writes them again."
+            )
+        else:
+            self.notes += [f"{d}." for d in damage]
+        return tables
 
     def write_parity(self, parity: dict[str, Any]) -> None:
         """Keep the parity table beside the runs (``{"config": ..., "rows": [...]}``)."""
@@ -268,9 +421,68 @@ class Store:
             raise ValueError(f"{PARITY} is unreadable (no 'rows' list)")
         return data
 
+    def write_path_choices(self, choices: list[dict[str, Any]]) -> None:
+        """Keep the compiled-path measurements (benchmarks.paths), so a resumed sweep runs
+        the paths its first part chose and the report can show what was measured."""
+        write_json(self.path / PATHS, choices)
+
+    def path_choices(self) -> list[dict[str, Any]]:
+        """The recorded choices ([] where none or unreadable: they are then measured again)."""
+        try:
+            data = json.loads((self.path / PATHS).read_text())
+        except (OSError, ValueError):
+            return []
+        return data if isinstance(data, list) else []
+
     def environment(self) -> dict[str, Any]:
+        """environment.json ({} where missing); StoreError where it cannot be read."""
         f = self.path / "environment.json"
-        return json.loads(f.read_text()) if f.is_file() else {}
+        try:
+            return json.loads(f.read_text())
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as exc:
+            raise StoreError(f"{f} is unreadable ({_why(exc)})") from None
+
+    def meta(self) -> dict[str, Any]:
+        """store.json ({} where unreadable: check_schema reports that)."""
+        try:
+            meta = json.loads((self.path / MARKER).read_text())
+        except (OSError, ValueError):
+            return {}
+        return meta if isinstance(meta, dict) else {}
+
+
+def _changes(
+    old: dict[str, Any], new: dict[str, Any], prefix: str = "", every_key: bool = False
+) -> list[str]:
+    """What differs between two fingerprints, key by key (one level into tables such as the
+    package versions). A key only one side has is a change with ``every_key`` (the grid's
+    axes), otherwise not (a later optbench added it)."""
+    out = []
+    for k in sorted(set(old) | set(new) if every_key else set(old) & set(new)):
+        a, b = old.get(k, []), new.get(k, [])
+        if a == b:
+            continue
+        if isinstance(a, dict) and isinstance(b, dict) and not prefix:
+            out += _changes(a, b, f"{k}.")
+        elif isinstance(a, list) and isinstance(b, list):
+            added = [v for v in b if v not in a]
+            dropped = [v for v in a if v not in b]
+            said = [f"{', '.join(map(str, added))} added"] if added else []
+            said += [f"{', '.join(map(str, dropped))} dropped"] if dropped else []
+            if said:  # the same values in another order are the same axis
+                out.append(f"{prefix}{k}: {'; '.join(said)}")
+        elif k == "grid" and not prefix:  # a hash of the run ids: only says the runs differ
+            out.append(f"grid: another set of runs (run ids hash {a!r} then, {b!r} now)")
+        else:
+            out.append(f"{prefix}{k}: {a!r} then, {b!r} now")
+    return out
+
+
+def _why(exc: BaseException) -> str:
+    """An exception as one line (pyarrow's messages span several)."""
+    return " ".join(f"{type(exc).__name__}: {getattr(exc, 'strerror', None) or exc}".split())
 
 
 def _now() -> str:

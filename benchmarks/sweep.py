@@ -18,7 +18,7 @@ from typing import Any
 from backends import registry
 from backends.base import DTYPES, INITS, KINDS, MODES, OptimizerSpec, SpecError
 from benchmarks.environment import gpu_present
-from benchmarks.schema import RunSpec
+from benchmarks.schema import DEFAULT_COMPILER, RunSpec
 
 try:
     import tomllib
@@ -61,6 +61,11 @@ _LISTS: dict[str, tuple[type | tuple[type, ...], str]] = {
     "hidden": (int, "a list of integers >= 1, e.g. [64]"),
     "backends": (str, f'a list drawn from {", ".join(registry.NAMES)}, or ["installed"]'),
     "modes": (str, f"a list drawn from {', '.join(MODES)}"),
+    "compilers": (
+        str,
+        'a list of "default" (each backend\'s fastest compiled path, measured), "all" (every '
+        'path), path names (see `optbench backends`), or backend=path, e.g. ["torch=eager"]',
+    ),
     "devices": (str, f"a list drawn from {', '.join(DEVICES)}"),
     "batch_sizes": (int, "a list of integers >= 1"),
     "seeds": (int, "a list of integers >= 0"),
@@ -88,6 +93,7 @@ DEFAULTS: dict[str, Any] = {
     "diverge_factor": 20.0,
     "backends": ["installed"],
     "modes": ["compiled"],
+    "compilers": [DEFAULT_COMPILER],
     "devices": ["cpu"],
     "batch_sizes": [128],
     "seeds": [0],
@@ -203,9 +209,17 @@ def _optimizer(where: str, name: str, cfg: Any) -> dict[str, Any]:
     return {"kind": kind, "learning_rates": lrs, "hyper": cfg}
 
 
-def _check_ranges(s: dict[str, Any], where: str) -> None:
+def _check_ranges(s: dict[str, Any], where: str, given: dict[str, str] | None = None) -> None:
+    """``given``: setting -> the command-line option that set it, for the error to name."""
+
     def bad(key, value, allowed):
-        raise SweepError(f"{where}: {key} = {value!r} is invalid; expected {allowed}")
+        opt = (given or {}).get(key.removeprefix("timing."))
+        at = f"command line ({opt})" if opt else where
+        raise SweepError(f"{at}: {key} = {value!r} is invalid; expected {allowed}")
+
+    name = s.get("name")
+    if name is not None and (name in ("", ".", "..") or "/" in name or "\\" in name):
+        bad("name", name, "a folder name for results/NAME (no '/', '\\', '.' or '..')")
 
     if s["init"] not in INITS:
         bad("init", s["init"], _SCALARS["init"][1])
@@ -242,7 +256,15 @@ def _check_ranges(s: dict[str, Any], where: str) -> None:
         for v in o["learning_rates"] or []:
             if not (math.isfinite(v) and v > 0):
                 bad(f"optimizers.{name}.learning_rates", v, "a list of finite numbers > 0")
-    for key in ("backends", "modes", "devices", "batch_sizes", "seeds", "learning_rates"):
+    for key in (
+        "backends",
+        "modes",
+        "compilers",
+        "devices",
+        "batch_sizes",
+        "seeds",
+        "learning_rates",
+    ):
         seen = set()
         for v in s[key]:
             if v in seen:
@@ -259,14 +281,36 @@ def _check_ranges(s: dict[str, Any], where: str) -> None:
         bad("timing.threads", t["threads"], _TIMING["threads"][1])
 
 
+#: the command-line option behind each override, so that an error names it
+OPTIONS = {
+    "backends": "--backend",
+    "modes": "--mode",
+    "compilers": "--compiler",
+    "devices": "--device",
+    "optimizers": "--optimizer",
+    "learning_rates": "--lr",
+    "batch_sizes": "--batch-size",
+    "seeds": "--seeds",
+    "dataset": "--dataset",
+    "epochs": "--epochs",
+    "max_steps": "--max-steps",
+    "eval_every": "--eval-every",
+    "timeout_s": "--timeout",
+    "threads": "--threads",
+    "name": "--name",
+}
+
+
 def apply_overrides(
     s: dict[str, Any], o: dict[str, Any], where: str = "command line"
 ) -> dict[str, Any]:
-    """Command-line overrides (None means: keep the file's value)."""
+    """Command-line overrides (None means: keep the file's value). ``seeds`` is a count (N:
+    seeds 0..N-1) or a list of the seeds themselves."""
     s = json.loads(json.dumps(s))
     for key in (
         "backends",
         "modes",
+        "compilers",
         "devices",
         "batch_sizes",
         "dataset",
@@ -276,9 +320,19 @@ def apply_overrides(
     ):
         if o.get(key) is not None:
             s[key] = o[key]
+    given = {k: opt for k, opt in OPTIONS.items() if o.get(k) is not None}
     if o.get("seeds") is not None:
         seeds = o["seeds"]
-        s["seeds"] = list(range(seeds[0])) if len(seeds) == 1 else seeds
+        if isinstance(seeds, int):  # --seeds N: how many; a list (--seed) names them
+            if seeds < 1:
+                raise SweepError(
+                    f"command line (--seeds): --seeds {seeds} is invalid; expected a count >= 1 "
+                    "(seeds 0..N-1), or --seed S for one chosen seed (several: --seed 0,3,7)"
+                )
+            seeds = list(range(seeds))
+        else:
+            given["seeds"] = "--seed"
+        s["seeds"] = seeds
     if o.get("learning_rates") is not None:
         s["learning_rates"] = o["learning_rates"]
         for cfg in s["optimizers"].values():
@@ -287,7 +341,7 @@ def apply_overrides(
         unknown = [n for n in o["optimizers"] if n not in s["optimizers"]]
         if unknown:
             raise SweepError(
-                f"{where}: unknown optimizer {unknown[0]!r}; this sweep defines {', '.join(s['optimizers'])}"
+                f"{where} (--optimizer): unknown optimizer {unknown[0]!r}; this sweep defines {', '.join(s['optimizers'])}"
             )
         s["optimizers"] = {n: s["optimizers"][n] for n in o["optimizers"]}
     for key in ("timeout_s", "threads", "block_steps", "warmup_steps"):
@@ -295,7 +349,7 @@ def apply_overrides(
             s["timing"][key] = o[key]
     if o.get("name"):
         s["name"] = o["name"]
-    _check_ranges(s, where)
+    _check_ranges(s, where, given)
     return s
 
 
@@ -332,10 +386,18 @@ def expand(s: dict[str, Any], where: str) -> list[RunSpec]:
         for lr in lrs:
             opts.append((name, OptimizerSpec(cfg["kind"], lr=float(lr), **cfg["hyper"])))
     t = s["timing"]
+    cells = [
+        (b, d, m, c)
+        for b in backends
+        for d in devices
+        for m, c in path_axis(b, d, s["modes"], s["compilers"])
+    ]
+    check_compilers(backends, devices, s["compilers"], cells, where)
     runs = [
         RunSpec(
             backend=b,
             mode=m,
+            compiler=c,
             device=d,
             optimizer=oname,
             opt=opt,
@@ -353,8 +415,8 @@ def expand(s: dict[str, Any], where: str) -> list[RunSpec]:
             diverge_factor=float(s["diverge_factor"]),
             timeout_s=float(t["timeout_s"]),
         )
-        for b, d, m, (oname, opt), bs, seed in itertools.product(
-            backends, devices, s["modes"], opts, s["batch_sizes"], s["seeds"]
+        for (b, d, m, c), (oname, opt), bs, seed in itertools.product(
+            cells, opts, s["batch_sizes"], s["seeds"]
         )
     ]
     if not runs:
@@ -362,6 +424,63 @@ def expand(s: dict[str, Any], where: str) -> list[RunSpec]:
         why = f"empty axis: {', '.join(empty)}" if empty else "no backend is installed"
         raise SweepError(f"{where}: the grid expands to no run ({why})")
     return runs
+
+
+def _requested(backend: str, compilers: list[str]) -> list[str]:
+    """The entries of ``compilers`` that apply to ``backend`` ("name" applies to every
+    backend, "backend=name" to one); a backend that none addresses takes the default."""
+    mine = []
+    for c in compilers:
+        b, _, name = c.rpartition("=")
+        if not b or b == backend:
+            mine.append(name)
+    return mine or [DEFAULT_COMPILER]
+
+
+def path_axis(backend: str, device: str, modes: list[str], compilers: list[str]) -> list[tuple]:
+    """The (mode, compiler) pairs one backend runs on one device: "default" once per mode;
+    a named path (or each of "all") in its own mode, or in the sweep's where it has both."""
+    paths = registry.entry(backend).paths
+    pairs: list[tuple[str, str]] = []
+    for name in _requested(backend, compilers):
+        if name == DEFAULT_COMPILER:
+            pairs += [(m, name) for m in modes]
+            continue
+        chosen = [p for p in paths if name in ("all", p.name) and device in p.devices]
+        for p in chosen:
+            pairs += [(m, p.name) for m in [m for m in p.modes if m in modes] or p.modes[:1]]
+    return list(dict.fromkeys(pairs))
+
+
+def check_compilers(
+    backends: list[str], devices: list[str], compilers: list[str], cells: list[tuple], where: str
+) -> None:
+    """A named path that a backend lacks, or that runs on none of the sweep's devices, is an
+    error before anything runs (naming what there is); "all" never is."""
+    for c in compilers:
+        b, _, name = c.rpartition("=")
+        if b and b not in registry.REGISTRY:
+            raise SweepError(
+                f"{where}: compilers = {c!r}: unknown backend {b!r}; choose from {', '.join(registry.NAMES)}"
+            )
+        if b and b not in backends:  # e.g. the default sweep's torch=eager with --backend jax
+            continue
+        if name in (DEFAULT_COMPILER, "all"):
+            continue
+        for backend in [b] if b else backends:
+            paths = registry.entry(backend).paths
+            names = [p.name for p in paths]
+            if name not in names:
+                raise SweepError(
+                    f"{where}: compilers = {c!r}: {backend} has no path {name!r}; it has "
+                    f'{", ".join(names)} (or use "all", or {backend}=PATH for one backend)'
+                )
+            if not any(cell[0] == backend and cell[3] == name for cell in cells):
+                where_runs = "/".join(next(p for p in paths if p.name == name).devices)
+                raise SweepError(
+                    f"{where}: compilers = {c!r}: {backend}'s {name} runs on {where_runs} only, "
+                    f"and this sweep runs on {', '.join(devices)}"
+                )
 
 
 def check_data(s: dict[str, Any], where: str) -> None:
@@ -389,7 +508,8 @@ def load_sweep(name_or_path: str, overrides: dict[str, Any] | None = None) -> Sw
     overrides = overrides or {}
     # an error blames the option that set the value, or else the file
     check_data(s, "command line (--dataset)" if overrides.get("dataset") else str(path))
-    runs = expand(s, "command line (--device)" if overrides.get("devices") else str(path))
+    cli = [o for k, o in (("devices", "--device"), ("compilers", "--compiler")) if overrides.get(k)]
+    runs = expand(s, f"command line ({', '.join(cli)})" if cli else str(path))
     return Sweep(
         name=s["name"],
         source=str(path),

@@ -5,15 +5,25 @@ hangs or is killed must not take the sweep with it. The driver starts one ``Work
 (backend, device), sends it tasks one at a time (``"module:function"`` plus keyword
 arguments, both picklable) and gets the return value back. Thread counts are fixed in the
 worker's environment before any framework is imported.
+
+A worker never outlives its driver (a parent-death signal on Linux, a watchdog elsewhere),
+and it ends a task that runs far past its timeout itself, should the driver be stuck: an
+orphan would keep the pinned cores busy while a ``--resume`` measures.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import faulthandler
 import importlib
 import multiprocessing as mp
 import os
 import signal
+import sys
+import tempfile
 import threading
+import time
 import traceback
 from typing import Any
 
@@ -21,6 +31,23 @@ from backends import registry
 from benchmarks.schema import Status
 
 _ENV_LOCK = threading.Lock()
+#: how long past its timeout a task may run before its worker ends itself (the driver
+#: normally kills it at the timeout; this is for a driver that is stuck)
+SELF_TIMEOUT_GRACE_S = 30.0
+#: the exit status of a worker that ended itself that way
+SELF_TIMEOUT_EXIT = 124
+
+
+def _tail(path: str, lines: int = 30, limit: int = 8192) -> str:
+    """The last ``lines`` lines of a worker's stderr file (what a crash leaves behind)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(max(0, os.path.getsize(path) - limit))
+            text = f.read().decode(errors="replace")
+    except OSError:
+        return ""
+    tail = text.splitlines()[-lines:]
+    return "last lines of the worker's stderr:\n" + "\n".join(tail) if tail else ""
 
 
 class WorkerFailure(RuntimeError):
@@ -87,7 +114,34 @@ def pin_cores(threads: int) -> list[int]:
     return sorted(os.sched_getaffinity(0))
 
 
-def _serve(conn, threads: int) -> None:
+def _die_with_parent(parent: int) -> None:
+    """End this process when its driver (``parent``) dies, even by kill -9."""
+    if sys.platform.startswith("linux"):
+        PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+        # The kernel sends SIGKILL when the thread that started us exits: the driver starts
+        # workers from its main thread, so that is when the driver exits.
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent:  # it died before prctl took effect
+            os._exit(1)
+        return
+
+    def watch() -> None:  # elsewhere: orphans are re-parented, so a changed ppid says it
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="optbench-parent-watch", daemon=True).start()
+
+
+def _serve(conn, threads: int, parent: int, stderr_path: str) -> None:
+    _die_with_parent(parent)
+    # The worker's stderr goes to a file whose tail the driver keeps when the worker dies
+    # (a crash leaves no Python traceback); faulthandler writes the Python stack there on
+    # a segfault or abort.
+    fd = os.open(stderr_path, os.O_WRONLY | os.O_APPEND)
+    os.dup2(fd, 2)
+    os.close(fd)
+    faulthandler.enable()
     # Ctrl-C reaches the whole process group; the driver alone decides what stops.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     pin_cores(threads)
@@ -98,13 +152,21 @@ def _serve(conn, threads: int) -> None:
             return
         if msg is None:
             return
-        target, kwargs = msg
+        target, kwargs, limit = msg
+        # the task's own deadline: the driver kills at the timeout, this is for a stuck driver
+        deadline = threading.Timer(limit, os._exit, (SELF_TIMEOUT_EXIT,)) if limit else None
+        if deadline is not None:
+            deadline.daemon = True
+            deadline.start()
         try:
             module, func = target.split(":")
             result = getattr(importlib.import_module(module), func)(**kwargs)
             conn.send(("ok", result))
         except BaseException as exc:  # noqa: BLE001 - everything goes back to the driver
             conn.send(("error", f"{type(exc).__name__}: {exc}", traceback.format_exc()))
+        finally:
+            if deadline is not None:
+                deadline.cancel()
 
 
 def call_isolated(
@@ -136,12 +198,21 @@ class Worker:
         self.label = label
         self._proc: mp.process.BaseProcess | None = None
         self._conn = None
+        self._stderr: str | None = None  # the current worker's stderr file
+        self._last_stderr = ""  # its tail, kept when the worker is killed or dies
 
     def start(self) -> None:
         ctx = mp.get_context("spawn")
         parent, child = ctx.Pipe()
+        fd, self._stderr = tempfile.mkstemp(
+            prefix=f"optbench-{self.label.replace('/', '-')}-", suffix=".stderr"
+        )
+        os.close(fd)
         proc = ctx.Process(
-            target=_serve, args=(child, self.threads), name=f"optbench-{self.label}", daemon=True
+            target=_serve,
+            args=(child, self.threads, os.getpid(), self._stderr),
+            name=f"optbench-{self.label}",
+            daemon=True,
         )
         env = thread_env(self.threads)
         with _ENV_LOCK:  # the child inherits os.environ at start; set it there, then restore
@@ -168,22 +239,30 @@ class Worker:
             self.start()
         assert self._conn is not None and self._proc is not None
         try:
-            self._conn.send((target, kwargs))
+            limit = timeout + SELF_TIMEOUT_GRACE_S if timeout else None
+            self._conn.send((target, kwargs, limit))
             ready = self._conn.poll(timeout)
         except (BrokenPipeError, EOFError, OSError):
             ready = True  # fall through to recv, which reports the death
         if not ready:
             self.kill()
-            raise WorkerTimeout(f"{self.label}: no result after {timeout:g} s; worker killed")
+            raise WorkerTimeout(
+                f"{self.label}: no result after {timeout:g} s; worker killed", self._last_stderr
+            )
         try:
             reply = self._conn.recv()
         except (EOFError, OSError):
             self._proc.join(5)
             code = self._proc.exitcode
             self.kill()
+            if code == SELF_TIMEOUT_EXIT:
+                raise WorkerTimeout(
+                    f"{self.label}: no result after {timeout:g} s; the worker ended itself"
+                ) from None
             why = {-9: " (SIGKILL: out of memory?)", -11: " (segmentation fault)", -6: " (aborted)"}
             raise WorkerDied(
-                f"{self.label}: worker exited with code {code}{why.get(code or 0, '')}"
+                f"{self.label}: worker exited with code {code}{why.get(code or 0, '')}",
+                self._last_stderr,
             ) from None
         if reply[0] == "ok":
             return reply[1]
@@ -195,7 +274,11 @@ class Worker:
             self._proc.join(5)
         if self._conn is not None:
             self._conn.close()
-        self._proc, self._conn = None, None
+        self._last_stderr = _tail(self._stderr) if self._stderr else ""
+        if self._stderr:
+            with contextlib.suppress(OSError):
+                os.unlink(self._stderr)
+        self._proc, self._conn, self._stderr = None, None, None
 
     def close(self) -> None:
         if self.alive and self._conn is not None:

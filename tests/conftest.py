@@ -42,11 +42,16 @@ def backend_params(names=registry.NAMES):
     return out
 
 
-def backend_mode_params():
+def backend_path_params():
+    """(backend, mode, path) for every path each backend has on the CPU."""
+    from backends.base import candidate_paths
+
     return [
-        pytest.param((p.values[0], mode), marks=p.marks, id=f"{p.values[0]}-{mode}")
+        pytest.param((name, mode, path.name), marks=p.marks, id=f"{name}-{mode}-{path.name}")
         for p in backend_params()
+        for name in [p.values[0]]
         for mode in MODES
+        for path in candidate_paths(registry.entry(name).paths, mode, "cpu")
     ]
 
 

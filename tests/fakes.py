@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import time
 
 import numpy as np
@@ -82,8 +83,10 @@ class MirrorBackend(NumpyBackend):
     name = "mirror"
     parity_extras = {"skewed": ({"skew": 1e-3}, {"sgd": OptimizerSpec("sgd", lr=0.1)})}
 
-    def __init__(self, mode="compiled", device="cpu", dtype="float32", skew: float = 0.0):
-        super().__init__(mode=mode, device=device, dtype=dtype)
+    def __init__(
+        self, mode="compiled", device="cpu", dtype="float32", compiler=None, skew: float = 0.0
+    ):
+        super().__init__(mode=mode, device=device, dtype=dtype, compiler=compiler)
         self.skew = skew
 
     def train_step(self, state, x, y):
@@ -122,3 +125,11 @@ def sleep(seconds: float) -> None:
 
 def exit_with(code: int) -> None:
     os._exit(code)
+
+
+def segfault() -> None:
+    """Crash as a framework's native code does: no Python exception, a message on stderr."""
+    import ctypes
+
+    print("native code: about to fail", file=sys.stderr, flush=True)
+    ctypes.string_at(0)

@@ -15,6 +15,9 @@ from benchmarks.store import Store
 BLOCK = 10  # steps per timed block
 OK, DIVERGED, ERROR = Status.OK.value, Status.DIVERGED.value, Status.ERROR.value
 
+#: each backend's default compiled path on the CPU, as a sweep records it
+PATHS = {"numpy": "numpy", "torch": "inductor", "tensorflow": "xla", "jax": "jit"}
+
 
 def make_results(
     path: Path,
@@ -48,6 +51,7 @@ def make_results(
                             "run_id": rid,
                             "backend": backend,
                             "mode": "compiled",
+                            "compiler": PATHS.get(backend, "compiled"),
                             "device": "cpu",
                             "optimizer": opt,
                             "kind": opt.split("_")[0],

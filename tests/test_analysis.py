@@ -23,6 +23,7 @@ def run(rid: str, status: str = OK, **kw) -> dict:
         "run_id": rid,
         "backend": "numpy",
         "mode": "compiled",
+        "compiler": "numpy",
         "device": "cpu",
         "optimizer": "sgd",
         "lr": 0.1,
@@ -213,7 +214,7 @@ def test_fastest_and_ranking():
             {"batch_size": 128, "backend": "b", "samples_per_s": 40.0, "relative": 1.0},
             {"batch_size": 128, "backend": "c", "samples_per_s": math.nan, "relative": math.nan},
         ]
-    ).assign(mode="compiled", device="cpu")
+    ).assign(mode="compiled", compiler="jit", device="cpu")
     assert list(zip(*an.fastest(v)[["batch_size", "backend"]].to_dict("list").values())) == [
         (32, "a"),
         (128, "b"),
@@ -221,6 +222,50 @@ def test_fastest_and_ranking():
     r = an.ranking(v)
     assert list(r["backend"]) == ["a", "b", "c"]
     assert list(r["relative"]) == pytest.approx([0.8**0.5, 0.5**0.5, 0.1])
+
+
+def test_ranking_takes_each_backend_at_its_fastest_path_and_names_it():
+    """The verdict compares each backend's fastest measured path, eager included."""
+    rows = [
+        # (batch, backend, mode, compiler, samples/s)
+        (32, "t", "eager", "eager", 9.0),
+        (32, "t", "compiled", "inductor", 6.0),
+        (32, "j", "compiled", "jit", 10.0),
+        (128, "t", "eager", "eager", 20.0),
+        (128, "t", "compiled", "inductor", 40.0),
+        (128, "j", "compiled", "jit", 20.0),
+    ]
+    v = df(
+        [dict(zip(["batch_size", "backend", "mode", "compiler", "samples_per_s"], r)) for r in rows]
+    ).assign(device="cpu")
+    v["relative"] = v["samples_per_s"] / v.groupby("batch_size")["samples_per_s"].transform("max")
+    best = an.best_paths(v)
+    assert list(zip(best["batch_size"], best["backend"], best["compiler"])) == [
+        (32, "j", "jit"),
+        (32, "t", "eager"),
+        (128, "t", "inductor"),
+        (128, "j", "jit"),
+    ]
+    r = an.ranking(v).set_index("backend")
+    assert r.loc["t", "relative"] == pytest.approx(0.9**0.5)  # 0.9 at 32, 1.0 at 128
+    assert r.loc["t", "paths"] == "eager, inductor"
+    assert r.loc["j", "relative"] == pytest.approx(0.5**0.5)
+
+
+def test_tflops_and_fraction_of_peak():
+    assert an.tflops(1e6, 1e6) == pytest.approx(6.0)  # 6 flops per parameter per sample
+    assert an.peak_of(["NVIDIA H100 80GB HBM3"]) == ("NVIDIA H100 80GB HBM3", 67.0)
+    assert an.peak_of(["NVIDIA H200"])[1] == 67.0 and an.peak_of(["Tesla T4"]) is None
+    runs = df(
+        [
+            run("g", device="gpu", samples_per_s=1e6, num_params=1e7),
+            run("c", samples_per_s=1e6, num_params=1e7),
+        ]
+    )
+    v = an.analyse(runs, None, None, gpus=["NVIDIA H200"]).verdict.set_index("device")
+    assert v.loc["gpu", "tflops"] == pytest.approx(60.0)
+    assert v.loc["gpu", "fraction_of_peak"] == pytest.approx(60 / 67)
+    assert math.isnan(v.loc["cpu", "fraction_of_peak"])  # no peak for a CPU
 
 
 def test_cold_starts_are_the_first_run_of_each_worker():
@@ -232,7 +277,13 @@ def test_cold_starts_are_the_first_run_of_each_worker():
         ]
     )
     assert an.cold_starts(runs).to_dict("records") == [
-        {"backend": "numpy", "mode": "compiled", "device": "cpu", "compile_s": 3.0}
+        {
+            "backend": "numpy",
+            "mode": "compiled",
+            "compiler": "numpy",
+            "device": "cpu",
+            "compile_s": 3.0,
+        }
     ]
     assert an.cold_starts(runs.drop(columns="worker_run_index")).empty
 
@@ -286,7 +337,9 @@ def test_time_to_target():
 def means(rows: list[tuple]) -> pd.DataFrame:
     """config_means rows from (backend, optimizer, lr, batch, runs, ok, diverged, acc)."""
     cols = ["backend", "optimizer", "lr", "batch_size", "runs", "ok", "diverged", "acc"]
-    return df([dict(zip(cols, r)) for r in rows]).assign(mode="compiled", device="cpu")
+    return df([dict(zip(cols, r)) for r in rows]).assign(
+        mode="compiled", compiler="c", device="cpu"
+    )
 
 
 def test_stable_lrs():

@@ -159,7 +159,7 @@ def test_npz_one_hot_labels(tmp_path):
 def test_npz_not_an_npz(tmp_path):
     p = tmp_path / "junk.npz"
     p.write_text("not a zip")
-    with pytest.raises(DataError, match="cannot read"):
+    with pytest.raises(DataError, match=r"is not an \.npz archive \(a zip of \.npy arrays"):
         load_dataset(f"npz:{p}")
 
 

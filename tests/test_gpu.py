@@ -8,9 +8,11 @@ import pandas as pd
 import pytest
 
 from backends import registry
+from backends.base import MODES, candidate_paths
 from benchmarks.parity import ParityConfig, passed, run_parity
-from tests.conftest import REFERENCE, TINY, backend_params
+from tests.conftest import REFERENCE, TINY, backend_params, gpu_available
 from tests.test_cli import optbench
+from tests.test_contract import assert_losses_survive_later_steps
 
 pytestmark = pytest.mark.gpu
 
@@ -25,6 +27,24 @@ def test_parity_on_the_gpu(name):
         pytest.skip(f"{name} sees no GPU here (a CPU-only build?)")
     rows = run_parity([name], cfg=ParityConfig(device="gpu"))
     assert passed(rows), [r for r in rows if r["ok"] is False]
+
+
+def _gpu_paths() -> list:
+    """(backend, mode, path) for every path of every backend that sees the GPU."""
+    out = []
+    for name in _gpu_backends():
+        if "gpu" in registry.load(name).devices():
+            for mode in MODES:
+                out += [
+                    (name, mode, p.name)
+                    for p in candidate_paths(registry.entry(name).paths, mode, "gpu")
+                ]
+    return out
+
+
+@pytest.mark.parametrize("name, mode, path", _gpu_paths() if gpu_available() else [])
+def test_every_gpu_path_keeps_each_steps_loss(name, mode, path):
+    assert_losses_survive_later_steps(registry.create(name, mode, "gpu", compiler=path))
 
 
 def test_sweep_on_the_gpu(cli_env, tmp_path):

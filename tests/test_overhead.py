@@ -6,17 +6,28 @@ import json
 
 import pytest
 
+from backends import registry
 from benchmarks import overhead
 from benchmarks.worker import call_isolated
 from tests.conftest import backend_params
 
 
-def test_rows_for_every_optimizer(capsys):
+def test_rows_for_every_case(capsys):
     code = overhead.main(["--backend", "numpy", "--rounds", "2", "--steps", "5", "--json"])
     rows = json.loads(capsys.readouterr().out)
-    assert [r["optimizer"] for r in rows] == list(overhead.OPTIMIZERS)
-    assert all(r["suite_ms"] > 0 and r["bare_ms"] > 0 for r in rows)
-    assert code == (0 if max(r["ratio"] for r in rows) <= 1.10 else 1)
+    assert [r["optimizer"] for r in rows] == [c.optimizer for c in overhead.CASES["cpu"]]
+    assert all(r["suite_ms"] > 0 and r["bare_ms"] > 0 and r["suite_tflops"] > 0 for r in rows)
+    # the fastest of each side is the one named, and the ratio is theirs
+    for r in rows:
+        assert r["suite_ms"] == min(v for k, v in r["all_ms"].items() if k.startswith("suite:"))
+        assert r["bare_ms"] == min(v for k, v in r["all_ms"].items() if k.startswith("bare:"))
+        assert r["ratio"] == pytest.approx(r["suite_ms"] / r["bare_ms"])
+    assert code == (0 if max(r["ratio"] for r in rows) <= 1.05 else 1)
+
+
+def test_a_device_nothing_sees_is_said_and_fails(capsys):
+    assert overhead.main(["--backend", "numpy", "--device", "gpu"]) == 1
+    assert "numpy sees no gpu here; skipped" in capsys.readouterr().err
 
 
 def test_missing_and_failing_backends_are_reported(fakes, capsys):
@@ -29,12 +40,16 @@ def test_missing_and_failing_backends_are_reported(fakes, capsys):
 
 
 @pytest.mark.parametrize("name", backend_params())
-def test_every_backend_has_a_bare_loop_that_runs(name):
+def test_every_path_and_bare_loop_runs(name):
+    """Every suite path on the CPU and every bare loop of the framework is timed."""
     rows = call_isolated(
         "benchmarks.overhead:measure",
-        {"backend": name, "rounds": 1, "steps": 3},
+        {"backend": name, "device": "cpu", "rounds": 1, "steps": 3},
         label=f"overhead-{name}",
         timeout=600,
     )
-    assert [r["optimizer"] for r in rows] == list(overhead.OPTIMIZERS)
-    assert all(r["suite_ms"] > 0 and r["bare_ms"] > 0 for r in rows)
+    assert [r["optimizer"] for r in rows] == [c.optimizer for c in overhead.CASES["cpu"]]
+    paths = {p.name for p in registry.entry(name).paths if "cpu" in p.devices}
+    for r in rows:
+        assert {k.split(":")[1] for k in r["all_ms"] if k.startswith("suite:")} == paths
+        assert all(v > 0 for v in r["all_ms"].values())

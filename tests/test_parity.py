@@ -6,17 +6,20 @@ from __future__ import annotations
 
 import pytest
 
-from backends.base import KINDS, MODES
+from backends import registry
+from backends.base import KINDS, MODES, candidate_paths
 from benchmarks.parity import PRESETS, ParityConfig, passed, run_parity
 from tests.conftest import backend_params
 
 
 @pytest.mark.parametrize("name", backend_params())
-def test_parity_every_optimizer_and_mode(name):
+def test_parity_every_optimizer_and_path(name):
+    """Every path a backend has on the CPU (eager, and each compiler) follows the reference."""
     rows = run_parity([name], cfg=ParityConfig(steps=20, tolerance=1e-5))
     checked = [r for r in rows if r["ok"] is not None]
-    assert {(r["optimizer"], r["mode"]) for r in checked} == {
-        (o, m) for o in PRESETS for m in MODES
+    paths = registry.entry(name).paths
+    assert {(r["optimizer"], r["mode"], r["compiler"]) for r in checked} == {
+        (o, m, p.name) for o in PRESETS for m in MODES for p in candidate_paths(paths, m, "cpu")
     }
     bad = [r for r in checked if not r["ok"]]
     assert not bad, f"rows outside 1e-5: {bad}"

@@ -341,10 +341,10 @@ def test_console_summary_is_the_verdict_per_batch_size(full):
     assert len(rows) == 4  # 2 batch sizes x 2 backends: never pooled over batch sizes
     for r in rows:
         batch, backend = int(r[0]), r[1]
-        assert r[4] == f"{expected_median(folder, backend, batch):,.0f}", r
+        assert r[5] == f"{expected_median(folder, backend, batch):,.0f}", r
     md = {(r["batch"], r["backend"]): r for r in md_verdict_rows(paths["md"].read_text())}
     for r in rows:
-        assert md[(r[0], r[1])]["median samples/s"] == r[4]
+        assert md[(r[0], r[1])]["median samples/s"] == r[5]
         assert md[(r[0], r[1])]["ok / div / fail"] == " ".join(r[-5:])
 
 
@@ -352,6 +352,9 @@ def test_console_summary_of_an_empty_sweep(tmp_path):
     folder = tmp_path / "empty"
     folder.mkdir()
     (folder / "store.json").write_text(json.dumps({"schema_version": 1, "name": "empty"}))
+    with pytest.raises(StoreError, match="runs.parquet is missing.*--resume"):
+        console_summary(folder)  # no table and no parts: damage, not "no runs"
+    pd.DataFrame().to_parquet(folder / "runs.parquet")
     assert console_summary(folder) == "(no runs)"
 
 
@@ -364,7 +367,7 @@ def test_backend_colours_come_from_the_registry():
     colours = {figures.backend_color(n) for n in known}
     assert colours == {registry.entry(n).color for n in known} and len(colours) == len(known)
     assert figures.backend_color("mlx") == figures.backend_color("mlx") in figures.FALLBACK_COLORS
-    keys = [(known[0], "compiled", "cpu"), (known[0], "eager", "cpu")]
+    keys = [(known[0], "compiled", "jit", "cpu"), (known[0], "eager", "eager", "cpu")]
     st = figures.styles(keys)
     assert st[keys[0]].color == st[keys[1]].color and st[keys[0]].linestyle != st[keys[1]].linestyle
     assert st[keys[0]].marker == registry.entry(known[0]).marker

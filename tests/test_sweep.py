@@ -27,8 +27,8 @@ def write(tmp_path, text):
 
 
 def test_shipped_sweeps_load():
-    for name in ("default", "smoke"):
-        s = load_sweep(name, {"backends": ["numpy"]})
+    for name in ("default", "smoke", "gpu", "gpu-wide"):
+        s = load_sweep(name, {"backends": ["numpy"], "devices": ["cpu"]})
         assert s.runs and all(r.backend == "numpy" for r in s.runs)
 
 
@@ -51,7 +51,7 @@ def test_grid_expansion_and_stable_ids(tmp_path):
 def test_overrides(tmp_path):
     s = load_sweep(
         write(tmp_path, BASE),
-        {"learning_rates": [0.5], "batch_sizes": [8], "seeds": [3], "optimizers": ["adam"]},
+        {"learning_rates": [0.5], "batch_sizes": [8], "seeds": 3, "optimizers": ["adam"]},
     )
     assert {(r.optimizer, r.lr, r.batch_size) for r in s.runs} == {("adam", 0.5, 8)}
     assert sorted(r.seed for r in s.runs) == [0, 1, 2]  # --seeds 3: seeds 0..2
@@ -118,7 +118,9 @@ def test_empty_grid_is_an_error(tmp_path):
 
 
 def test_unknown_sweep_name_lists_shipped_ones():
-    with pytest.raises(SweepError, match="unknown sweep 'nope'; shipped sweeps: default, smoke"):
+    with pytest.raises(
+        SweepError, match="unknown sweep .nope.; shipped sweeps: default, gpu, gpu-wide, smoke"
+    ):
         load_sweep("nope")
 
 

@@ -44,3 +44,13 @@ def test_timeout_and_death_map_to_their_statuses(fakes):
     with pytest.raises(WorkerDied) as d:
         call_isolated("tests.fakes:exit_with", {"code": 3}, label="t", threads=1, timeout=60)
     assert d.value.status == Status.CRASHED and "exited with code 3" in str(d.value)
+
+
+def test_a_crash_keeps_its_signal_and_the_tail_of_the_workers_stderr(fakes):
+    with pytest.raises(WorkerDied) as d:
+        call_isolated("tests.fakes:segfault", {}, label="t", threads=1, timeout=60)
+    assert "segmentation fault" in str(d.value)
+    tail = d.value.remote_traceback
+    assert "last lines of the worker's stderr" in tail and "native code: about to fail" in tail
+    assert "Fatal Python error: Segmentation fault" in tail  # faulthandler's stack
+    assert "segfault" in tail  # the Python frame that called into native code

@@ -129,7 +129,7 @@ _eval_jit = jax.jit(_eval)
 class JaxBackend(Backend):
     name = "jax"
     extra = "jax"
-    bare = "backends.jax.bare:bare_loop"
+    bare = "backends.jax.bare:bare_loops"
     kinds = tuple(OPTIMIZERS)
     device_peak_kind = "device_process_peak"  # XLA's peak_bytes_in_use cannot be reset
 
@@ -153,7 +153,7 @@ class JaxBackend(Backend):
         tx, step = _optimizer_and_step(opt)
         # device_put commits the slots (and adam's step count) next to the params.
         opt_state = jax.device_put(tx.init(params), dev)
-        step = _jitted_step(opt) if self.mode == "compiled" else step
+        step = _jitted_step(opt) if self.path.name == "jit" else step
         return JaxState(params, opt_state, step)
 
     def to_device(self, x: np.ndarray, y: np.ndarray) -> tuple[jax.Array, jax.Array]:
@@ -178,7 +178,7 @@ class JaxBackend(Backend):
         return JaxState(params, opt_state, state.step), loss
 
     def evaluate(self, state: JaxState, x: jax.Array, y: jax.Array) -> tuple[float, float]:
-        fn = _eval_jit if self.mode == "compiled" else _eval
+        fn = _eval_jit if self.path.name == "jit" else _eval
         loss, acc = fn(state.params, x, y)
         return float(loss), float(acc)
 
@@ -197,14 +197,15 @@ class JaxBackend(Backend):
             device=self.device,
             mode=self.mode,
             dtype=self.dtype,
-            compiler="jax.jit(XLA)" if self.mode == "compiled" else None,
+            compiler=self.path.name,
+            compiler_detail=self.path.detail,
             extra={
                 "jaxlib": jaxlib.__version__,
                 "optax": optax.__version__,
                 "matmul_precision": "highest",
                 "xla_flags": os.environ.get("XLA_FLAGS", ""),
                 "platform": self._device.platform,
-                "donate": self.mode == "compiled",
+                "donate": self.path.name == "jit",
             },
         )
 

@@ -87,7 +87,7 @@ class NumpyBackend(Backend):
     def devices(cls) -> list[str]:
         return ["cpu"]
 
-    bare = "backends.numpy.bare:bare_loop"
+    bare = "backends.numpy.bare:bare_loops"
     kinds = tuple(UPDATES)
 
     def init(self, model: ModelSpec, opt: OptimizerSpec, weights: Weights) -> NumpyState:
@@ -120,5 +120,6 @@ class NumpyBackend(Backend):
             device=self.device,
             mode=self.mode,
             dtype=self.dtype,
-            compiler=None,
+            compiler=self.path.name,
+            compiler_detail=self.path.detail,
         )

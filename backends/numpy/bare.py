@@ -11,7 +11,9 @@ from backends.base import OptimizerSpec, Weights, loss_and_grads
 from backends.numpy.backend import apply_update, init_state
 
 
-def bare_loop(opt: OptimizerSpec, weights: Weights, x: np.ndarray, y: np.ndarray, batch_size: int):
+def bare_loops(
+    opt: OptimizerSpec, weights: Weights, x: np.ndarray, y: np.ndarray, batch_size: int, device: str
+):
     state = init_state(weights, opt, "float32")
     xs, ys = np.ascontiguousarray(x), np.ascontiguousarray(y)
     n = len(ys) - batch_size + 1
@@ -24,4 +26,4 @@ def bare_loop(opt: OptimizerSpec, weights: Weights, x: np.ndarray, y: np.ndarray
             apply_update(state, grads)
         return time.perf_counter() - t0
 
-    return block
+    return {"numpy": block}

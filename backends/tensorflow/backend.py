@@ -1,7 +1,10 @@
 """TensorFlow + Keras 3: Keras ``Dense`` layers, ``tf.GradientTape`` and Keras optimizers.
 
-``eager`` runs the step as plain Python in TensorFlow's eager mode; ``compiled`` wraps it
-in ``tf.function`` (with XLA on GPU only, see :data:`JIT_COMPILE`). Keras' optimizers
+Paths (the registry lists them): ``eager`` runs the step as plain Python in TensorFlow's
+eager mode; ``tf_function`` wraps it in ``tf.function``; ``xla`` in
+``tf.function(jit_compile=True)``. Which compiled path is faster depends on the machine
+(on one 2-core CPU XLA was 15-25% slower, on another 10-17% faster), so a sweep measures
+both where it runs (``benchmarks.paths``). Keras' optimizers
 differ from the spec of :class:`~backends.base.OptimizerSpec` in two places, each
 corrected once below: SGD's ``weight_decay`` argument is decoupled (the spec's is L2), and
 Adam's ``epsilon`` is Kingma & Ba's "epsilon hat" (not bias-corrected).
@@ -33,12 +36,6 @@ from backends.base import (  # noqa: E402
     Weights,
     for_kind,
 )
-
-#: ``jit_compile`` of compiled steps, per device. CPU: XLA is 15-25% slower in steady state
-#: (2 shared cores, batch 128, 784-64-10: ~1.0 vs ~1.3 ms/step sgd, interleaved runs) and
-#: costs ~1 s more to compile. GPU: XLA fuses the per-variable optimizer kernels (not
-#: measured here: no TensorFlow GPU build on these machines).
-JIT_COMPILE = {"cpu": False, "gpu": True}
 
 
 class SpecAdam(keras.optimizers.Adam):
@@ -125,7 +122,7 @@ class TensorflowBackend(Backend):
     # No float64: Keras keeps the learning rate in a float32 (floatx) variable and casts
     # Python hyperparameters through float32, so a float64 run would not be float64 math.
     dtypes = ("float32",)
-    bare = "backends.tensorflow.bare:bare_loop"
+    bare = "backends.tensorflow.bare:bare_loops"
     kinds = tuple(OPTIMIZERS)
     parity_variant = "corrected"
     # Stock Keras Adam shown beside the corrected one; eps=1e-3 (as some recipes use) makes
@@ -145,9 +142,10 @@ class TensorflowBackend(Backend):
         mode: str = "compiled",
         device: str = "cpu",
         dtype: str = "float32",
+        compiler: str | None = None,
         stock_keras_adam: bool = False,
     ):
-        super().__init__(mode, device, dtype)
+        super().__init__(mode, device, dtype, compiler)
         self.stock_keras_adam = stock_keras_adam
         self._tf_device = "/GPU:0" if device == "gpu" else "/CPU:0"
         if device == "gpu":
@@ -189,7 +187,7 @@ class TensorflowBackend(Backend):
                 acc = tf.reduce_mean(tf.cast(tf.equal(tf.argmax(logits, axis=1), y), tf.float64))
                 return _loss(logits, y), acc
 
-        if self.mode == "compiled":
+        if self.path.name != "eager":
             # The step traces with static shapes (every batch has the same shape, so one
             # trace per run): measured ~8% faster on CPU than a [None, d] signature.
             # Evaluation keeps the dynamic batch so the test and train sets share a trace.
@@ -197,7 +195,7 @@ class TensorflowBackend(Backend):
                 tf.TensorSpec([None, sizes[0]], self.dtype),
                 tf.TensorSpec([None], tf.int64),
             ]
-            jit = JIT_COMPILE[self.device]
+            jit = self.path.name == "xla"
             step = tf.function(step, jit_compile=jit)
             evaluate = tf.function(evaluate, input_signature=sig, jit_compile=jit)
         return TensorflowState(net, optimizer, step, evaluate, opt)
@@ -231,7 +229,6 @@ class TensorflowBackend(Backend):
 
     def describe(self) -> BackendInfo:
         tf32 = tf.config.experimental.tensor_float_32_execution_enabled()
-        compiler = f"tf.function(jit_compile={JIT_COMPILE[self.device]})"
         return BackendInfo(
             name=self.name,
             framework="tensorflow",
@@ -239,7 +236,8 @@ class TensorflowBackend(Backend):
             device=self.device,
             mode=self.mode,
             dtype=self.dtype,
-            compiler=compiler if self.mode == "compiled" else None,
+            compiler=self.path.name,
+            compiler_detail=self.path.detail,
             extra={
                 "keras": keras.__version__,
                 "threads": {

@@ -2,9 +2,10 @@
 
 ``sgd`` is ``torch.optim.SGD`` (dampening 0, coupled L2 weight decay) and ``adam`` is
 ``torch.optim.AdamW`` (decoupled weight decay; 0 gives Adam), both as documented on
-:class:`~backends.base.OptimizerSpec`. ``compiled`` mode runs the forward pass and loss
-through ``torch.compile`` (inductor); AOTAutograd compiles the matching backward, and the
-optimizer step stays the stock fused kernel.
+:class:`~backends.base.OptimizerSpec`, always the fused implementation. Paths (the registry
+lists them): ``eager``; ``inductor``, the forward pass and loss through ``torch.compile``
+(AOTAutograd compiles the matching backward; the optimizer stays the fused kernel); and on a
+GPU ``cudagraph``, the whole step captured once in a CUDA graph and replayed.
 """
 
 from __future__ import annotations
@@ -51,8 +52,10 @@ def _compiled_loss(key: tuple) -> LossFn:
 
 # fused: the whole update in one native kernel per tensor, no per-op dispatch. On the CPU it
 # measured faster than the for-loop and foreach implementations (there a loop of small ops).
+# capturable: Adam keeps its step count on the device, as a CUDA graph needs (SGD has no
+# host-side state and takes no such flag).
 OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
-    "sgd": lambda params, o: torch.optim.SGD(
+    "sgd": lambda params, o, capturable: torch.optim.SGD(
         params,
         lr=o.lr,
         momentum=o.momentum,
@@ -62,15 +65,70 @@ OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
         fused=True,
     ),
     # AdamW: decoupled weight decay as the spec (weight_decay=0 gives Adam)
-    "adam": lambda params, o: torch.optim.AdamW(
+    "adam": lambda params, o, capturable: torch.optim.AdamW(
         params,
         lr=o.lr,
         betas=(o.beta1, o.beta2),
         eps=o.eps,
         weight_decay=o.weight_decay,
         fused=True,
+        capturable=capturable,
     ),
 }
+
+
+class GraphedStep:
+    """The whole step (forward, backward, optimizer update) captured in one CUDA graph at
+    the first batch, then replayed: one launch per step instead of dozens, which is what
+    small steps on a GPU wait on. Batches are copied into static input buffers, and the
+    loss lives in a static buffer that each replay overwrites (callers get a copy)."""
+
+    def __init__(self, module: nn.Module, optimizer: torch.optim.Optimizer):
+        self.module, self.optimizer = module, optimizer
+        self.graph: torch.cuda.CUDAGraph | None = None
+
+    def _step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        loss = _forward_loss(self.module, x, y)
+        loss.backward()
+        self.optimizer.step()
+        return loss
+
+    def _capture(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        params = list(self.module.parameters())
+        initial = [p.detach().clone() for p in params]
+        self.x, self.y = x.clone(), y.clone()
+        # Warm-up on a side stream before capture (as torch.cuda.graphs' docs require):
+        # it creates the optimizer's slots and cuBLAS workspaces outside the graph.
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            for _ in range(3):
+                self.optimizer.zero_grad(set_to_none=True)
+                self._step(self.x, self.y)
+        torch.cuda.current_stream().wait_stream(side)
+        # ...then undo the warm-up, in place (the graph keeps these addresses): the
+        # weights back to the initial ones, every slot (momentum, moments, step) to zero,
+        # which is each optimizer's state before its first step.
+        with torch.no_grad():
+            for p, p0 in zip(params, initial):
+                p.copy_(p0)
+            for slots in self.optimizer.state.values():
+                for v in slots.values():
+                    if torch.is_tensor(v):
+                        v.zero_()
+        self.optimizer.zero_grad(set_to_none=True)  # backward allocates grads in the graph
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.graph):
+            self.loss = self._step(self.x, self.y)
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if self.graph is None:
+            self._capture(x, y)
+        else:
+            self.x.copy_(x)
+            self.y.copy_(y)
+        self.graph.replay()
+        return self.loss.detach().clone()
 
 
 @dataclass
@@ -78,17 +136,24 @@ class TorchState:
     model: nn.Sequential
     optimizer: torch.optim.Optimizer
     loss_fn: LossFn
+    graphed: GraphedStep | None = None
 
 
 class TorchBackend(Backend):
     name = "torch"
     extra = "torch"
     dtypes = ("float32", "float64")
-    bare = "backends.torch.bare:bare_loop"
+    bare = "backends.torch.bare:bare_loops"
     kinds = tuple(OPTIMIZERS)
 
-    def __init__(self, mode: str = "compiled", device: str = "cpu", dtype: str = "float32"):
-        super().__init__(mode=mode, device=device, dtype=dtype)
+    def __init__(
+        self,
+        mode: str = "compiled",
+        device: str = "cpu",
+        dtype: str = "float32",
+        compiler: str | None = None,
+    ):
+        super().__init__(mode=mode, device=device, dtype=dtype, compiler=compiler)
         self._device = torch.device("cuda:0" if device == "gpu" else "cpu")
         self._dtype = _DTYPES[dtype]
         if device == "gpu":
@@ -120,12 +185,16 @@ class TorchBackend(Backend):
                 lin.weight.copy_(torch.as_tensor(np.asarray(w).T, dtype=self._dtype))
                 lin.bias.copy_(torch.as_tensor(np.asarray(b), dtype=self._dtype))
 
-        optimizer = for_kind(OPTIMIZERS, opt.kind, "the torch backend")(module.parameters(), opt)
-        if self.mode == "compiled":
+        graphed = self.path.name == "cudagraph"
+        make = for_kind(OPTIMIZERS, opt.kind, "the torch backend")
+        optimizer = make(module.parameters(), opt, graphed)
+        if self.path.name == "inductor":
             loss_fn = _compiled_loss((tuple(sizes), self.dtype, str(self._device)))
         else:
             loss_fn = _forward_loss
-        return TorchState(module, optimizer, loss_fn)
+        return TorchState(
+            module, optimizer, loss_fn, GraphedStep(module, optimizer) if graphed else None
+        )
 
     def to_device(self, x: np.ndarray, y: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         # torch.tensor copies: staged data never aliases the caller's arrays.
@@ -142,6 +211,8 @@ class TorchBackend(Backend):
     def train_step(
         self, state: TorchState, x: torch.Tensor, y: torch.Tensor
     ) -> tuple[TorchState, torch.Tensor]:
+        if state.graphed is not None:
+            return state, state.graphed(x, y)
         loss = state.loss_fn(state.model, x, y)
         loss.backward()
         state.optimizer.step()
@@ -172,11 +243,6 @@ class TorchBackend(Backend):
         return float(value)
 
     def describe(self) -> BackendInfo:
-        compiler = None
-        if self.mode == "compiled":
-            compiler = (
-                "torch.compile(inductor, static shapes) of forward+loss, AOTAutograd backward"
-            )
         return BackendInfo(
             name=self.name,
             framework="torch",
@@ -184,7 +250,8 @@ class TorchBackend(Backend):
             device=self.device,
             mode=self.mode,
             dtype=self.dtype,
-            compiler=compiler,
+            compiler=self.path.name,
+            compiler_detail=self.path.detail,
             extra={
                 "threads": torch.get_num_threads(),
                 "matmul_precision": torch.get_float32_matmul_precision(),

@@ -27,6 +27,7 @@ CONSOLE_COLUMNS = (
     "batch",
     "backend",
     "mode",
+    "compiler",
     "device",
     "median samples/s",
     "95% interval",
@@ -55,7 +56,7 @@ def write_report(results_dir: Path | str, target: float | None = None) -> dict[s
     from benchmarks.report.page import build_sections, render_html, render_markdown
 
     res = load(results_dir)
-    an = analyse(res.runs, res.curves, res.timings, target)
+    an = analyse(res.runs, res.curves, res.timings, target, res.gpu_names)
     sections = build_sections(res, an)
     out = {
         "html": res.path / "report.html",
@@ -76,10 +77,10 @@ def write_report(results_dir: Path | str, target: float | None = None) -> dict[s
 
 def console_summary(results_dir: Path | str) -> str:
     """The report's verdict table as plain text: a row per batch size x backend x mode x
-    device (throughput is never pooled across batch sizes). StoreError as for the report."""
+    compiler x device (throughput is never pooled across batch sizes). StoreError as for the report."""
     res = load(results_dir)
     if res.runs.empty:
         return "(no runs)"
-    an = analyse(res.runs, res.curves, res.timings)
+    an = analyse(res.runs, res.curves, res.timings, gpus=res.gpu_names)
     shown = verdict.display(an.verdict, an.target, res.curves is not None)
     return shown[[c for c in CONSOLE_COLUMNS if c in shown]].to_string(index=False)

@@ -13,7 +13,7 @@ runs (error, timeout, crashed); skipped runs are counted apart.
 :func:`analyse` computes everything a report shows, once::
 
     an = analyse(runs, curves, timings)
-    an.verdict  # one row per batch size x backend x mode x device
+    an.verdict  # one row per batch size x backend x mode x compiler x device
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from benchmarks import stats
 from benchmarks.schema import FAILED, FINISHED, Status
 
 DEFAULT_TARGET = 0.90
-GROUP = ["backend", "mode", "device"]  # a series: one framework set up one way
+GROUP = ["backend", "mode", "compiler", "device"]  # a series: one framework set up one way
 CONFIG = ["optimizer", "lr", "batch_size"]
 OK, DIVERGED, SKIPPED = Status.OK.value, Status.DIVERGED.value, Status.SKIPPED.value
 
@@ -55,6 +55,8 @@ VERDICT_COLUMNS = [
     "blocks",
     "throughput_source",
     "relative",
+    "tflops",
+    "fraction_of_peak",
     "compile_s",
     "best_test_acc",
     "best_optimizer",
@@ -243,12 +245,14 @@ def verdict(
     by_batch: pd.DataFrame | None,
     means: pd.DataFrame,
     ttt: pd.DataFrame,
+    peak_tflops: float | None = None,
 ) -> pd.DataFrame:
-    """The main table: one row per batch size x backend x mode x device.
+    """The main table: one row per batch size x backend x mode x compiler x device.
 
     ``by_batch``: :func:`throughput` per ``["batch_size", *GROUP]``, or None where no
     timings were recorded (then the runs' own ``samples_per_s``, without interval);
-    ``means``: :func:`config_means`; ``ttt``: :func:`time_to_target`.
+    ``means``: :func:`config_means`; ``ttt``: :func:`time_to_target`; ``peak_tflops``:
+    the device's float32 peak where known (:func:`peak_of`), for ``fraction_of_peak``.
     """
     if runs.empty:
         return pd.DataFrame(columns=VERDICT_COLUMNS)
@@ -261,6 +265,11 @@ def verdict(
         row.update(_speed(df, tp, key))
         finished = df[df["status"].isin(FINISHED)]
         row["compile_s"] = finished["compile_s"].median() if len(finished) else math.nan
+        has = "num_params" in finished and len(finished)
+        params = finished["num_params"].median() if has else math.nan
+        row["tflops"] = tflops(row["samples_per_s"], params)
+        on_gpu = peak_tflops and row["device"] == "gpu"
+        row["fraction_of_peak"] = row["tflops"] / peak_tflops if on_gpu else math.nan
         row.update(_best(means, row, "acc", "best", ascending=False))
         row.update(_best(ttt, row, "time_s", "target", ascending=True, extra="step"))
         rows.append(row)
@@ -331,6 +340,46 @@ def _best(
     return out
 
 
+def tflops(samples_per_s: float, num_params: float) -> float:
+    """Achieved TFLOP/s of an MLP's training step: 6 flops per parameter per sample (2 in
+    the forward matmuls, 4 in the backward's two), the optimizer's elementwise work left out."""
+    return 6 * samples_per_s * num_params / 1e12
+
+
+#: float32 peaks without tensor cores (TF32 off, as the suite runs), TFLOP/s, from the
+#: vendors' datasheets: NVIDIA H100 SXM5 and H200 67 (H100 PCIe 51), A100 19.5
+PEAK_FP32_TFLOPS = {
+    "H200": 67.0,
+    "H100 SXM": 67.0,
+    "H100 80GB HBM3": 67.0,
+    "H100 PCIe": 51.0,
+    "A100": 19.5,
+}
+PEAK_SOURCE = "NVIDIA datasheets: H100 SXM5 and H200 67, H100 PCIe 51, A100 19.5 TFLOP/s float32 (no tensor cores)"
+
+
+def peak_of(gpu_names: list[str]) -> tuple[str, float] | None:
+    """The (name, float32 peak) of the first GPU the table knows, by name substring."""
+    for name in gpu_names:
+        for key, peak in PEAK_FP32_TFLOPS.items():
+            if key.lower() in str(name).lower():
+                return name, peak
+    return None
+
+
+def best_paths(v: pd.DataFrame) -> pd.DataFrame:
+    """Each backend at its fastest measured path: the row of ``v`` (:func:`verdict`) with the
+    most samples/s per batch size x backend x device (eager included)."""
+    v = v.dropna(subset=["samples_per_s"])
+    return (
+        v.sort_values("samples_per_s", ascending=False)
+        .groupby(["batch_size", "backend", "device"], sort=False)
+        .head(1)
+        .sort_values(["batch_size", "samples_per_s"], ascending=[True, False])
+        .reset_index(drop=True)
+    )
+
+
 def fastest(v: pd.DataFrame) -> pd.DataFrame:
     """The fastest series per batch size: a row of ``v`` (:func:`verdict`) per batch size."""
     v = v.dropna(subset=["samples_per_s"])
@@ -344,17 +393,17 @@ def fastest(v: pd.DataFrame) -> pd.DataFrame:
 
 
 def ranking(v: pd.DataFrame) -> pd.DataFrame:
-    """Per series: the geometric mean over batch sizes of its speed relative to the fastest
-    (``relative``), fastest first."""
-    v = v.dropna(subset=["samples_per_s"])
-    if v.empty:
-        return pd.DataFrame(columns=[*GROUP, "relative"])
-    geo = (
-        v.groupby(GROUP)["relative"]
-        .apply(lambda s: float(np.exp(np.log(s).mean())))
-        .sort_values(ascending=False)
-    )
-    return geo.reset_index()
+    """Per backend and device, at its fastest path of each batch size (:func:`best_paths`):
+    the geometric mean over batch sizes of its speed relative to the fastest (``relative``),
+    fastest first, with ``paths``: the path(s) that were its fastest."""
+    best = best_paths(v)
+    if best.empty:
+        return pd.DataFrame(columns=["backend", "device", "relative", "paths"])
+    by = ["backend", "device"]
+    geo = best.groupby(by)["relative"].apply(lambda s: float(np.exp(np.log(s).mean())))
+    used = best.groupby(by)["compiler"].apply(lambda s: ", ".join(dict.fromkeys(s)))
+    out = pd.DataFrame({"relative": geo, "paths": used}).reset_index()
+    return out.sort_values("relative", ascending=False).reset_index(drop=True)
 
 
 def cold_starts(runs: pd.DataFrame) -> pd.DataFrame:
@@ -489,12 +538,14 @@ def problem_groups(problems: pd.DataFrame) -> pd.DataFrame:
 
 
 def backends_as_run(runs: pd.DataFrame) -> pd.DataFrame:
-    """What each series' worker reported about itself (version, compiler, threads)."""
+    """What each series' worker reported about itself (version, compiler, threads), and how
+    its path was chosen."""
     cols = [
         c
         for c in (
             "framework_version",
-            "compiler",
+            "compiler_detail",
+            "compiler_choice",
             "threads",
             "threads_reported",
             "matmul_precision",
@@ -507,8 +558,8 @@ def backends_as_run(runs: pd.DataFrame) -> pd.DataFrame:
     return finished.groupby(GROUP, sort=True)[cols].first().reset_index()
 
 
-def series(runs: pd.DataFrame) -> list[tuple[str, str, str]]:
-    """The (backend, mode, device) series of ``runs``, in their order."""
+def series(runs: pd.DataFrame) -> list[tuple[str, ...]]:
+    """The (backend, mode, compiler, device) series of ``runs``, in their order."""
     return [tuple(k) for k in runs[GROUP].drop_duplicates().itertuples(index=False)]
 
 
@@ -528,6 +579,7 @@ class Analysis:
     stable_lrs: pd.DataFrame
     convergence_lrs: dict[tuple[str, int], float]
     problems: pd.DataFrame
+    peak: tuple[str, float] | None = None  # the GPU and its float32 peak TFLOP/s, if known
 
 
 def analyse(
@@ -535,9 +587,11 @@ def analyse(
     curves: pd.DataFrame | None,
     timings: pd.DataFrame | None,
     target: float | None = None,
+    gpus: list[str] | None = None,
 ) -> Analysis:
     """Every statistic of a results folder's tables, computed once (``target``: the test
-    accuracy to reach, None to choose it with :func:`choose_target`)."""
+    accuracy to reach, None to choose it with :func:`choose_target`; ``gpus``: the GPU names
+    of environment.json, for the fraction of peak)."""
     tgt, why = choose_target(runs, curves, target)
     rates = block_rates(runs, timings) if timings is not None else None
     by_batch = throughput(rates, ["batch_size", *GROUP]) if rates is not None else None
@@ -548,6 +602,8 @@ def analyse(
     )
     means = config_means(runs)
     ttt = time_to_target(runs, curves, tgt)
+    on_gpu = "device" in runs and (runs["device"] == "gpu").any()
+    peak = peak_of(gpus or []) if on_gpu else None
     return Analysis(
         tgt,
         why,
@@ -556,8 +612,9 @@ def analyse(
         by_opt,
         means,
         ttt,
-        verdict(runs, by_batch, means, ttt),
+        verdict(runs, by_batch, means, ttt, peak[1] if peak else None),
         stable_lrs(means),
         convergence_lrs(means),
         problems(runs),
+        peak,
     )

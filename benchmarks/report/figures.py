@@ -38,7 +38,7 @@ DPI = 100
 FALLBACK_COLORS = ("#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
 LINESTYLES = ("-", "--", ":", "-.")
 
-Key = tuple[str, str, str]  # (backend, mode, device)
+Key = tuple[str, ...]  # a series: (backend, mode, compiler, device), as analysis.GROUP
 
 
 def backend_color(name: str) -> str:
@@ -63,16 +63,15 @@ class Style:
 
 
 def styles(keys: Sequence[Key]) -> dict[Key, Style]:
-    """Colour by backend, line style by (mode, device); labels name mode/device only when they vary."""
+    """Colour by backend, line style by (mode, compiler, device); labels name those only
+    when they vary."""
     keys = sorted(set(keys))
     variants = sorted({k[1:] for k in keys})
     label = labeller(pd.DataFrame(keys, columns=GROUP))
     out = {}
-    for b, m, d in keys:
-        ls = LINESTYLES[variants.index((m, d)) % len(LINESTYLES)]
-        out[(b, m, d)] = Style(
-            label(dict(zip(GROUP, (b, m, d)))), backend_color(b), ls, backend_marker(b)
-        )
+    for k in keys:
+        ls = LINESTYLES[variants.index(k[1:]) % len(LINESTYLES)]
+        out[k] = Style(label(dict(zip(GROUP, k))), backend_color(k[0]), ls, backend_marker(k[0]))
     return out
 
 

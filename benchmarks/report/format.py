@@ -31,22 +31,29 @@ def interval(lo: Any, hi: Any) -> str:
     return f"{num(lo)} – {num(hi)}"
 
 
-def drop_constant(df: pd.DataFrame, cols: tuple[str, ...] = ("mode", "device")) -> pd.DataFrame:
-    """Drop mode/device columns where every row has the same value (the page says them once)."""
+def drop_constant(
+    df: pd.DataFrame, cols: tuple[str, ...] = ("mode", "compiler", "device")
+) -> pd.DataFrame:
+    """Drop mode/compiler/device columns where every row has the same value (the page says
+    them once)."""
     return df.drop(columns=[c for c in cols if c in df and len(df) and df[c].nunique() == 1])
 
 
 def labeller(df: pd.DataFrame) -> Callable[[Mapping[str, Any]], str]:
-    """A function naming a series (a row with backend, mode, device): the backend alone
-    where ``df`` holds one mode and device, else "backend (mode, device)"."""
-    plain = df[["mode", "device"]].drop_duplicates().shape[0] <= 1
+    """A function naming a series (a row with backend, mode, compiler, device): the backend,
+    then whichever of mode, compiler and device vary in ``df``, e.g. "name (eager, gpu)"
+    (a compiler named like its mode is said once)."""
+    varying = [c for c in ("mode", "compiler", "device") if c in df and df[c].nunique() > 1]
 
     def label(r: Mapping[str, Any]) -> str:
-        return str(r["backend"]) if plain else f"{r['backend']} ({r['mode']}, {r['device']})"
+        parts = [str(r[c]) for c in varying if r.get(c, "") != ""]
+        if "mode" in varying and "compiler" in varying and r["compiler"] == r["mode"]:
+            parts.remove(str(r["compiler"]))
+        return f"{r['backend']} ({', '.join(parts)})" if parts else str(r["backend"])
 
     return label
 
 
 def path_label(r: Mapping[str, Any]) -> str:
-    """A series as "backend/mode/device"."""
+    """A series as "backend/mode/compiler/device"."""
     return "/".join(str(r[c]) for c in GROUP)

@@ -1,5 +1,6 @@
 """A results folder, read through :class:`benchmarks.store.Store` for the report: what is
-missing or unreadable becomes a note on the page, not an exception."""
+missing, unreadable or rebuilt from parts/ becomes a note on the page, not an exception
+(runs that neither the table nor parts/ can supply are a StoreError: no page of "0 runs")."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ NUMERIC = (
     "final_test_loss",
     "final_test_acc",
     "block_steps",
+    "num_params",
 )
 
 
@@ -40,41 +42,38 @@ class Results:
     parity: dict[str, Any] | None
     notes: list[str] = field(default_factory=list)  # what is missing or unreadable
 
+    @property
+    def gpu_names(self) -> list[str]:
+        """The GPUs environment.json names (for the fraction of peak)."""
+        gpus = self.env.get("gpus") or []
+        return [str(g.get("name", "")) for g in gpus if isinstance(g, dict)]
+
 
 def load(path: Path | str) -> Results:
-    """Open a results folder (StoreError if it is not one); missing tables become notes."""
+    """Open a results folder (StoreError if it is not one, or if neither runs.parquet nor
+    parts/ holds its runs); missing or damaged tables become notes."""
     store = Store.open(Path(path))
     notes: list[str] = []
     try:
         env = store.environment()
         if not isinstance(env, dict):
-            raise ValueError(f"expected an object, found {type(env).__name__}")
-    except (OSError, ValueError) as exc:
+            raise ValueError(
+                f"environment.json is unreadable (expected an object, found {type(env).__name__})"
+            )
+    except ValueError as exc:  # StoreError too
         env = {}
-        notes.append(f"environment.json is unreadable ({exc}); the environment is not shown.")
-    tables = {name: _read_table(store, name, notes) for name in ("runs", "curves", "timings")}
-    runs = tables["runs"] if tables["runs"] is not None else pd.DataFrame()
-    if tables["runs"] is not None and runs.empty:
+        notes.append(f"{exc}; the environment is not shown.")
+    runs = store.runs()
+    curves, timings = store.table("curves"), store.table("timings")
+    notes += store.notes
+    if runs.empty:
         notes.append("runs.parquet holds no runs: the sweep recorded nothing.")
     try:
         parity = store.parity()
     except ValueError as exc:
         notes.append(f"{exc}.")
         parity = None
-    return Results(
-        store.path, env, _normalise(runs), tables["curves"], tables["timings"], parity, notes
-    )
-
-
-def _read_table(store: Store, name: str, notes: list[str]) -> pd.DataFrame | None:
-    try:
-        df = store.table(name)
-    except Exception as exc:  # noqa: BLE001 - a broken table is reported on the page
-        notes.append(f"{name}.parquet is unreadable ({type(exc).__name__}: {exc}).")
-        return None
-    if df is None:
-        notes.append(f"{name}.parquet is missing.")
-    return df
+    return Results(store.path, env, _normalise(runs), curves, timings, parity, notes)
 
 
 def _normalise(runs: pd.DataFrame) -> pd.DataFrame:

@@ -13,7 +13,7 @@ from benchmarks.report.document import Bold, Code, Section, para, table
 from benchmarks.report.load import Results
 
 TITLE = "Parity with the float64 NumPy reference"
-COLUMNS = ("variant", "error", "ok", "max_abs_loss_diff", "max_abs_weight_diff")
+COLUMNS = ("variant", "error", "ok", "max_abs_loss_diff", "max_abs_weight_diff", "compiler")
 RESULT = {True: "ok", False: "FAIL"}  # anything else: an informational row
 INFO = "reference only"
 
@@ -53,6 +53,7 @@ def build(res: Results, an: Analysis) -> Section:
             "backend": rows["backend"],
             "optimizer": rows["optimizer"],
             "mode": rows["mode"],
+            "compiler": rows["compiler"].fillna(""),
             "variant": rows["variant"],
             "max |Δ loss|": rows["max_abs_loss_diff"].map(lambda v: fmt.num(v, ".2e")),
             "max |Δ weight|": rows["max_abs_weight_diff"].map(lambda v: fmt.num(v, ".2e")),
@@ -60,6 +61,8 @@ def build(res: Results, an: Analysis) -> Section:
             "error": rows["error"].fillna(""),
         }
     )
+    if not shown["compiler"].astype(bool).any():  # parity.json from before compiler paths
+        shown = shown.drop(columns="compiler")
     failed = int((rows["ok"] == False).sum())  # noqa: E712 - ok is True/False/None
     summary = (
         f"{failed} row(s) outside the tolerance."

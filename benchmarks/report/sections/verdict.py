@@ -7,7 +7,14 @@ import pandas as pd
 
 from benchmarks import stats
 from benchmarks.report import format as fmt
-from benchmarks.report.analysis import FROM_RUNS, Analysis, cold_starts, fastest, ranking
+from benchmarks.report.analysis import (
+    FROM_RUNS,
+    PEAK_SOURCE,
+    Analysis,
+    cold_starts,
+    fastest,
+    ranking,
+)
 from benchmarks.report.document import Bold, Paragraph, Section, Span, para, table
 from benchmarks.report.load import Results
 
@@ -16,6 +23,8 @@ NUMERIC = (
     "median samples/s",
     "95% interval",
     "× fastest",
+    "TFLOP/s",
+    "of peak",
     "first step",
     "best acc",
     "steps",
@@ -33,6 +42,8 @@ def build(res: Results, an: Analysis) -> Section:
         )
     v = an.verdict
     shown = fmt.drop_constant(display(v, an.target, res.curves is not None))
+    if v["fraction_of_peak"].isna().all():  # no GPU with a known peak
+        shown = shown.drop(columns="of peak")
     numeric = [*NUMERIC, *(c for c in shown.columns if c.startswith("time to"))]
     notes = [
         note(
@@ -92,6 +103,19 @@ def build(res: Results, an: Analysis) -> Section:
         )
     if res.curves is None:
         notes.append(note("curves.parquet is missing: no time or steps to the target accuracy."))
+    notes.append(
+        note(
+            Bold("TFLOP/s"),
+            ": achieved, 6 x parameters x samples/s (forward and backward matmuls; the "
+            "optimizer's elementwise work left out)"
+            + (
+                f"; of peak: against {an.peak[0]}'s float32 peak without tensor cores, "
+                f"{an.peak[1]:g} TFLOP/s ({PEAK_SOURCE})."
+                if an.peak
+                else "."
+            ),
+        )
+    )
     return Section(
         "verdict",
         "Verdict: speed and accuracy per batch size",
@@ -118,8 +142,20 @@ def headline(v: pd.DataFrame) -> Paragraph:
     spans: list[Span] = ["Fastest at "]
     for i, r in enumerate(fastest(v).to_dict("records")):
         spans += ["; " if i else "", f"batch {r['batch_size']}: ", Bold(label(r))]
-    ranked = ", ".join(f"{label(r)} {r['relative']:.2f}" for r in ranking(v).to_dict("records"))
-    spans.append(f". Speed relative to the fastest, geometric mean over batch sizes: {ranked}.")
+    ranks = ranking(v).to_dict("records")
+    several = timed.groupby(["backend", "device"])["compiler"].nunique().max() > 1
+    devices = timed["device"].nunique() > 1
+
+    def who(r: dict) -> str:
+        where = f" on the {r['device']}" if devices else ""
+        return f"{r['backend']}{where}" + (f" (via {r['paths']})" if several else "")
+
+    ranked = ", ".join(f"{who(r)} {r['relative']:.2f}" for r in ranks)
+    spans.append(
+        ". Speed relative to the fastest, geometric mean over batch sizes"
+        + (", each backend at its fastest measured path" if several else "")
+        + f": {ranked}."
+    )
     return para(*spans, cls="headline")
 
 
@@ -134,12 +170,17 @@ def display(v: pd.DataFrame, target: float, have_curves: bool = True) -> pd.Data
                 "batch": int(r["batch_size"]),
                 "backend": r["backend"],
                 "mode": r["mode"],
+                "compiler": r["compiler"],
                 "device": r["device"],
                 "median samples/s": fmt.num(r["samples_per_s"]),
                 "95% interval": fmt.interval(r["ci_low"], r["ci_high"])
                 if r["ci_low"] == r["ci_low"]
                 else "-",
                 "× fastest": fmt.num(r["relative"], ".2f"),
+                "TFLOP/s": fmt.num(r["tflops"], ".3g"),
+                "of peak": fmt.num(100 * r["fraction_of_peak"], ".0f") + "%"
+                if r["fraction_of_peak"] == r["fraction_of_peak"]
+                else "-",
                 "first step": fmt.secs(r["compile_s"]),
                 "best acc": fmt.num(r["best_test_acc"], ".3f"),
                 "best at": fmt.cfg(r["best_optimizer"], r["best_lr"]),

@@ -1,0 +1,208 @@
+"""One command that checks a GPU machine: ``make gpu-check`` (``python3 -m benchmarks.gpu_check``).
+
+Runs from the source tree with the Python it finds (``PYTHONPATH=.``, no install step, no
+network), on every installed backend that sees the GPU:
+
+1. ``optbench parity --device gpu``: every checked row (every path) within tolerance;
+2. the smoke, gpu and gpu-wide sweeps on the GPU: no failed run, and at 784-4096-4096-10,
+   batch 4096, at least :data:`MIN_TFLOPS` achieved per backend;
+3. the GPU overhead benchmark: the suite's fastest path within :data:`MAX_RATIO` of the
+   fastest bare loop, per backend and case (absolute ms beside each ratio);
+4. ``pytest -m gpu``.
+
+Prints each target with PASS or FAIL and exits 1 if any is missed (2 when no GPU is seen).
+Everything it writes goes under ``--out`` (default ``results/gpu-check``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from benchmarks import exitcodes
+from benchmarks.report.analysis import tflops
+
+MAX_RATIO = 1.05
+MIN_TFLOPS = 45.0  # issue 8: H100/H200 float32 peak is ~67 without tensor cores
+
+
+def _run(args: list[str], timeout: float, log: Path) -> tuple[int, str]:
+    """``python -m ARGS`` from the source tree; (exit code, stdout); stdout and stderr are
+    kept in ``log``."""
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [".", os.environ.get("PYTHONPATH")])),
+    }
+    t0 = time.monotonic()
+    try:
+        p = subprocess.run(
+            [sys.executable, "-m", *args], env=env, capture_output=True, text=True, timeout=timeout
+        )
+        code, out, err = p.returncode, p.stdout, p.stderr
+    except subprocess.TimeoutExpired as exc:
+        code, out, err = (
+            124,
+            str(exc.stdout or ""),
+            f"{exc.stderr or ''}\ntimed out after {timeout:.0f} s",
+        )
+    log.write_text(f"{out}\n--- stderr ---\n{err}")
+    print(f"  {' '.join(args[:3])}... exit {code} in {time.monotonic() - t0:.0f} s (log: {log})")
+    return code, out
+
+
+def main(argv: list[str] | None = None) -> int:
+    from backends import registry
+    from benchmarks.environment import gpu_present
+
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--out", default="results/gpu-check")
+    p.add_argument("--backend", default=None, help="default: every installed backend but numpy")
+    p.add_argument(
+        "--skip",
+        default="",
+        help="comma-separated steps to leave out: parity,sweeps,overhead,pytest",
+    )
+    args = p.parse_args(argv)
+    if not gpu_present():
+        print("gpu-check: no GPU is visible here (nvidia-smi finds none)", file=sys.stderr)
+        return exitcodes.BAD_INPUT
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    backends = args.backend or ",".join(n for n in registry.installed() if n != "numpy")
+    skip = set(filter(None, args.skip.split(",")))
+    targets: list[tuple[str, bool, str]] = []  # (target, met, figures)
+
+    if "parity" not in skip:
+        print("parity on the GPU")
+        code, text = _run(
+            ["benchmarks.cli", "parity", "--device", "gpu", "--backend", backends],
+            600,
+            out / "parity.log",
+        )
+        targets.append(
+            (
+                "parity: every checked row ok on the GPU",
+                code == 0,
+                f"{len(re.findall(r' ok$', text, re.M))} rows ok, "
+                f"{len(re.findall(r' FAIL', text))} FAIL (exit {code})",
+            )
+        )
+
+    if "sweeps" not in skip:
+        for sweep in ("smoke", "gpu", "gpu-wide"):
+            print(f"sweep {sweep} on the GPU")
+            folder = out / sweep
+            code, _ = _run(
+                [
+                    "benchmarks.cli",
+                    "run",
+                    "--sweep",
+                    sweep,
+                    "--device",
+                    "gpu",
+                    "--backend",
+                    backends,
+                    "--out",
+                    str(folder),
+                    "--quiet",
+                    "--report",
+                ],
+                900,
+                out / f"{sweep}.log",
+            )
+            runs = _runs(folder)
+            failed = runs[~runs["status"].isin(["ok", "diverged"])] if runs is not None else None
+            met = code == 0 and failed is not None and failed.empty
+            what = (
+                "no runs table" if runs is None else f"{len(runs)} runs, {len(failed)} not finished"
+            )
+            targets.append((f"sweep {sweep}: 0 failed runs", met, what))
+            if sweep == "gpu-wide" and runs is not None:
+                for backend, g in runs[runs["batch_size"] == 4096].groupby("backend"):
+                    best = tflops(g["samples_per_s"].max(), g["num_params"].max())
+                    targets.append(
+                        (
+                            f"{backend}: >= {MIN_TFLOPS:g} TFLOP/s at 784-4096-4096-10, batch 4096",
+                            best >= MIN_TFLOPS,
+                            f"{best:.1f} TFLOP/s via {g.loc[g['samples_per_s'].idxmax(), 'compiler']}",
+                        )
+                    )
+
+    if "overhead" not in skip:
+        print("overhead benchmark on the GPU")
+        code, text = _run(
+            [
+                "benchmarks.overhead",
+                "--device",
+                "gpu",
+                "--backend",
+                backends,
+                "--json",
+                "--rounds",
+                "7",
+                "--steps",
+                "100",
+            ],
+            900,
+            out / "overhead.log",
+        )
+        rows = _json_rows(text)
+        for r in rows:
+            case = f"{r['backend']} {r['optimizer']} {r['hidden']} batch {r['batch_size']}"
+            targets.append(
+                (
+                    f"overhead {case}: suite/bare <= {MAX_RATIO}",
+                    r["ratio"] <= MAX_RATIO,
+                    f"{r['suite_path']} {r['suite_ms']:.3f} ms vs {r['bare_loop']} {r['bare_ms']:.3f} ms = {r['ratio']:.2f}",
+                )
+            )
+        if not rows:
+            targets.append(
+                ("overhead: rows measured", False, f"exit {code}, see {out / 'overhead.log'}")
+            )
+
+    if "pytest" not in skip:
+        print("pytest -m gpu")
+        code, text = _run(
+            ["pytest", "-m", "gpu", "-q", "-p", "no:cacheprovider"], 600, out / "pytest.log"
+        )
+        targets.append(
+            ("pytest -m gpu", code == 0, text.strip().splitlines()[-1] if text.strip() else "")
+        )
+
+    print("\nTarget" + " " * 62 + "result  figures")
+    for name, met, figures in targets:
+        print(f"{name:<68} {'PASS' if met else 'FAIL':<7} {figures}")
+    missed = sum(not met for _, met, _ in targets)
+    print(f"\n{len(targets) - missed}/{len(targets)} targets met")
+    return exitcodes.OK if targets and not missed else exitcodes.MEASURED_FAILURE
+
+
+def _runs(folder: Path) -> pd.DataFrame | None:
+    try:
+        return pd.read_parquet(folder / "runs.parquet")
+    except Exception:  # noqa: BLE001 - a missing or broken table is a missed target
+        return None
+
+
+def _json_rows(text: str) -> list[dict]:
+    """The JSON list the overhead benchmark prints on stdout."""
+    try:
+        rows = json.loads(text)
+    except ValueError:
+        return []
+    return rows if isinstance(rows, list) else []
+
+
+if __name__ == "__main__":
+    sys.exit(main())

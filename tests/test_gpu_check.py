@@ -1,0 +1,36 @@
+"""make gpu-check's bookkeeping, on any machine (the GPU work itself is tests/test_gpu.py's)."""
+
+from __future__ import annotations
+
+import json
+
+
+def test_gpu_check_fails_on_any_missed_target(monkeypatch, tmp_path, capsys):
+    """The check's bookkeeping, on any machine: canned outputs for each step it runs."""
+    from benchmarks import environment, gpu_check
+
+    row = {
+        "backend": "torch",
+        "optimizer": "adam",
+        "hidden": "64",
+        "batch_size": 128,
+        "suite_path": "cudagraph",
+        "suite_ms": 0.15,
+        "bare_loop": "cuda_graph",
+        "bare_ms": 0.145,
+        "ratio": 0.15 / 0.145,
+    }
+    outputs = {
+        "benchmarks.cli": (0, "torch  adam  compiled  cudagraph  1e-07  1e-07  ok\n"),
+        "benchmarks.overhead": (0, json.dumps([row])),
+        "pytest": (0, "3 passed"),
+    }
+    monkeypatch.setattr(environment, "gpu_present", lambda: True)
+    monkeypatch.setattr(gpu_check, "_run", lambda args, timeout, log: outputs[args[0]])
+    argv = ["--out", str(tmp_path), "--skip", "sweeps", "--backend", "torch"]
+    assert gpu_check.main(argv) == 0
+    assert "3/3 targets met" in capsys.readouterr().out
+    outputs["benchmarks.overhead"] = (1, json.dumps([{**row, "suite_ms": 0.3, "ratio": 2.07}]))
+    assert gpu_check.main(argv) == 1
+    out = capsys.readouterr().out
+    assert "FAIL" in out and "cudagraph 0.300 ms vs cuda_graph 0.145 ms = 2.07" in out

@@ -28,8 +28,9 @@ def make_results(
     diverge=(("sgd_momentum", 0.3, 32),),
     fail=(),
     tables=("runs", "curves", "timings"),
-    acc_scale=1.0,
+    acc_scale: float | dict[str, float] = 1.0,
     parity=None,
+    jitter: float = 0.2,
 ) -> Path:
     """A results folder as the driver writes it. ``diverge``/``fail`` hold (optimizer, lr, batch)
     configurations that diverge (every backend) or fail (the first backend, with an error)."""
@@ -66,7 +67,12 @@ def make_results(
                             runs.append({**cfg, "status": ERROR, "error": "RuntimeError: boom"})
                             continue
                         speed = 50_000.0 * (b_i + 1) * (bs / 32) ** 0.5
-                        run, c, t = _run(cfg, speed, (opt, lr, bs) in diverge, acc_scale, rng)
+                        scale = (
+                            acc_scale.get(backend, 1.0)
+                            if isinstance(acc_scale, dict)
+                            else acc_scale
+                        )
+                        run, c, t = _run(cfg, speed, (opt, lr, bs) in diverge, scale, rng, jitter)
                         runs.append(run)
                         curves += c
                         timings += t
@@ -123,7 +129,9 @@ def _environment(backends, optimizers, batch_sizes, seeds) -> dict:
     }
 
 
-def _run(cfg: dict, speed: float, diverged: bool, acc_scale: float, rng) -> tuple[dict, list, list]:
+def _run(
+    cfg: dict, speed: float, diverged: bool, acc_scale: float, rng, jitter: float
+) -> tuple[dict, list, list]:
     rid, bs = cfg["run_id"], cfg["batch_size"]
     total = 60 if not diverged else 25
     timings = [
@@ -144,7 +152,7 @@ def _run(cfg: dict, speed: float, diverged: bool, acc_scale: float, rng) -> tupl
                 "block": 2 + i,
                 "phase": "timed",
                 "steps": n,
-                "seconds": n * bs / (speed * rng.uniform(0.8, 1.2)),
+                "seconds": n * bs / (speed * rng.uniform(1 - jitter, 1 + jitter)),
             }
         )
     curves, wall = [], 0.0

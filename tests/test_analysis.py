@@ -487,3 +487,54 @@ def test_throughput_change_without_timings():
     out = an.throughput_change(runs, base, cur, BY, threshold=0.05).set_index("backend")
     assert out.loc["jax", "verdict"] == an.NO_TIMINGS and math.isnan(out.loc["jax", "ratio"])
     assert out.loc["numpy", "verdict"] == an.SAME
+
+
+# --- disagreement and noise ------------------------------------------------------------
+
+
+def test_disagreeing_cells_are_flagged_with_the_reason():
+    runs = df(
+        [
+            # lr 0.1: backends 4 points apart, seeds within each 0.2: chaos, not noise
+            run("a0", final_test_acc=0.90, lr=0.1),
+            run("a1", final_test_acc=0.902, lr=0.1, seed=1),
+            run("b0", backend="jax", final_test_acc=0.94, lr=0.1),
+            run("b1", backend="jax", final_test_acc=0.942, lr=0.1, seed=1),
+            # lr 0.3: one run diverged
+            run("c0", final_test_acc=0.80, lr=0.3),
+            run("d0", backend="jax", final_test_acc=0.70, lr=0.3),
+            run("d1", DIVERGED, backend="jax", lr=0.3, seed=1, diverged_step=7.0),
+            # lr 0.01: seeds differ as much as backends
+            run("e0", final_test_acc=0.80, lr=0.01),
+            run("e1", final_test_acc=0.86, lr=0.01, seed=1),
+            run("f0", backend="jax", final_test_acc=0.84, lr=0.01),
+            # lr 0.03: agree within 0.5 points: not flagged
+            run("g0", final_test_acc=0.91, lr=0.03),
+            run("h0", backend="jax", final_test_acc=0.913, lr=0.03),
+        ]
+    )
+    d = an.disagreements(runs).set_index("lr")
+    assert sorted(d.index) == [0.01, 0.1, 0.3]
+    assert d.loc[0.1, "backend_spread"] == pytest.approx(0.04)
+    assert d.loc[0.1, "reason"].startswith("float rounding amplified by a chaotic trajectory")
+    assert d.loc[0.3, "reason"] == "at the edge of stability: 1 of 3 runs diverged"
+    assert d.loc[0.01, "reason"].startswith("within seed-to-seed noise")
+    spread = an.cell_spread(runs).set_index("lr")
+    assert spread.loc[0.01, "spread"] == pytest.approx(0.06)  # every ok run of the cell
+
+
+def test_overlapping_intervals_are_not_separable_and_wide_ones_noisy():
+    v = df(
+        [
+            {"batch_size": 32, "samples_per_s": 100.0, "ci_low": 90.0, "ci_high": 110.0},
+            {"batch_size": 32, "samples_per_s": 95.0, "ci_low": 85.0, "ci_high": 105.0},
+            {"batch_size": 32, "samples_per_s": 50.0, "ci_low": 45.0, "ci_high": 55.0},
+            {"batch_size": 128, "samples_per_s": 100.0, "ci_low": 95.0, "ci_high": 105.0},
+            {"batch_size": 128, "samples_per_s": 10.0, "ci_low": 5.0, "ci_high": 20.0},
+        ]
+    )
+    assert an._separable(v).tolist() == [False, False, True, True, True]
+    runs = df([run("a", samples_per_s=100.0), run("b", backend="jax", samples_per_s=99.0)])
+    timings = df(blocks("a", [40.0, 200.0] * 4) + blocks("b", [99.0, 100.0] * 4))
+    v = an.analyse(runs, None, timings).verdict.set_index("backend")
+    assert bool(v.loc["numpy", "noisy"]) and not bool(v.loc["jax", "noisy"])

@@ -8,6 +8,7 @@ import ast
 import base64
 import io
 import json
+import math
 import re
 import subprocess
 import sys
@@ -132,7 +133,10 @@ def test_every_section_present(full):
     for sid in SECTION_IDS:
         assert f"id='{sid}'" in page, sid
     assert QUESTION in page
-    assert page.index("id='environment'") < page.index("id='verdict'") < page.index("id='problems'")
+    # the verdict is the first section: what a reader came for, on the first screen
+    where = {sid: page.index(f"id='{sid}'") for sid in SECTION_IDS}
+    assert min(where, key=where.get) == "verdict"
+    assert where["verdict"] < where["environment"] < where["problems"]
 
 
 def test_images_are_png_data_uris(full):
@@ -452,3 +456,29 @@ def test_renders_in_headless_chromium(full, tmp_path):
     )
     img = Image.open(shot).convert("L")
     assert img.size == (1280, 2000) and np.asarray(img).std() > 5  # not a blank page
+
+
+def test_the_wall_clock_starts_after_the_first_step():
+    """A cold compile (23 s) must not make a backend look 30x slower on the clock axis."""
+    c = pd.DataFrame(
+        {
+            "step": [0, 1, 11, 21],
+            "wall_s": [0.0, 23.0, 23.5, 24.0],
+            "compile_s": [23.0] * 4,
+        }
+    )
+    clock = figures.with_training_clock(c)["train_s"].tolist()
+    assert math.isnan(clock[0]) and math.isnan(clock[1]) and clock[2:] == [0.5, 1.0]
+
+
+def test_a_disagreeing_cell_and_a_noisy_group_are_flagged(tmp_path):
+    folder = make_results(
+        tmp_path / "r", acc_scale={"numpy": 1.0, "jax": 0.97}, jitter=0.8, diverge=()
+    )
+    md = write_report(folder)["md"].read_text()
+    verdict = md[md.index("## Verdict") : md.index("## Environment")]
+    assert "**Noisy**" in verdict and "not settled" in verdict
+    assert "configuration(s) end more than 0.5 points apart" in verdict
+    table = md[md.index("### Where backends disagree") :]
+    assert "| sgd_momentum | 0.03 | 32 | 2.8 points | 0.0 points |" in table
+    assert "float rounding amplified by a chaotic trajectory" in table

@@ -55,6 +55,8 @@ VERDICT_COLUMNS = [
     "blocks",
     "throughput_source",
     "relative",
+    "separable",
+    "noisy",
     "tflops",
     "fraction_of_peak",
     "compile_s",
@@ -237,6 +239,67 @@ def config_means(runs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=MEANS_COLUMNS)
 
 
+# --- where backends disagree ----------------------------------------------------------
+
+#: a configuration run by several backends (or seeds): the cell they are compared in
+CELL = ["device", "optimizer", "lr", "batch_size"]
+#: final test accuracy spread between backends above which a cell is flagged (0.5 points)
+DISAGREE_ACC = 0.005
+
+
+def cell_spread(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per :data:`CELL`: the final test accuracy spread (max - min) over every ok run, and
+    between backends (of their means over seeds) and within a backend (the largest, over
+    seeds), with the number of runs that diverged. What :func:`disagreements` flags and what
+    ``optbench compare`` allows a chaotic cell to move."""
+    cols = [*CELL, "spread", "backend_spread", "seed_spread", "backends", "runs", "diverged"]
+    if runs.empty:
+        return pd.DataFrame(columns=cols)
+    rows = []
+    for key, df in runs.groupby(CELL, sort=True):
+        ok = df[df["status"] == OK].dropna(subset=["final_test_acc"])
+        acc = ok["final_test_acc"]
+        per_backend = ok.groupby("backend")["final_test_acc"]
+        rows.append(
+            {
+                **dict(zip(CELL, key)),
+                "spread": acc.max() - acc.min() if len(acc) > 1 else 0.0,
+                "backend_spread": _range(per_backend.mean()),
+                "seed_spread": per_backend.apply(_range).max() if len(ok) else 0.0,
+                "backends": ok["backend"].nunique(),
+                "runs": len(df),
+                "diverged": int((df["status"] == DIVERGED).sum()),
+            }
+        )
+    return pd.DataFrame(rows, columns=cols)
+
+
+def _range(s: pd.Series) -> float:
+    return float(s.max() - s.min()) if len(s) > 1 else 0.0
+
+
+def disagreements(runs: pd.DataFrame, tolerance: float = DISAGREE_ACC) -> pd.DataFrame:
+    """Cells where backends' final test accuracies differ by more than ``tolerance``, each
+    with the likely reason. Parity proves the same step; a trajectory at the edge of
+    stability amplifies float rounding, so runs that agree for 20 steps can part later."""
+    spread = cell_spread(runs)
+    flagged = spread[(spread["backends"] > 1) & (spread["backend_spread"] > tolerance)].copy()
+    reasons = []
+    for r in flagged.itertuples():
+        if r.diverged:
+            why = f"at the edge of stability: {r.diverged} of {r.runs} runs diverged"
+        elif r.seed_spread >= r.backend_spread / 2:
+            why = f"within seed-to-seed noise (seeds alone differ by {100 * r.seed_spread:.1f} points)"
+        else:
+            why = (
+                "float rounding amplified by a chaotic trajectory: the backends follow the "
+                "reference step by step (parity), and part later"
+            )
+        reasons.append(why)
+    flagged["reason"] = reasons
+    return flagged.reset_index(drop=True)
+
+
 # --- the verdict -----------------------------------------------------------------------
 
 
@@ -276,10 +339,33 @@ def verdict(
     out = pd.DataFrame(rows)
     fastest = out.groupby("batch_size")["samples_per_s"].transform("max")
     out["relative"] = out["samples_per_s"] / fastest
+    out["separable"] = _separable(out)
+    out["noisy"] = out["ci_high"] / out["ci_low"] > NOISY_RATIO
     out = out.sort_values(
         ["batch_size", "samples_per_s"], ascending=[True, False], na_position="last"
     )
     return out[VERDICT_COLUMNS].reset_index(drop=True)
+
+
+#: a 95% interval whose ends differ by more than this factor is flagged noisy
+NOISY_RATIO = 1.5
+
+
+def _separable(v: pd.DataFrame) -> pd.Series:
+    """Per verdict row: is its speed told apart from the fastest of its batch size (95%
+    intervals disjoint)? For the fastest row: from the runner-up. Where intervals overlap,
+    the order is noise as much as speed."""
+    out = pd.Series(True, index=v.index)
+    for _, g in v.dropna(subset=["samples_per_s"]).groupby("batch_size"):
+        g = g.sort_values("samples_per_s", ascending=False)
+        if len(g) < 2:
+            continue
+        top, second = g.iloc[0], g.iloc[1]
+        for i, r in g.iterrows():
+            other = second if i == g.index[0] else top
+            overlap = r["ci_low"] <= other["ci_high"] and other["ci_low"] <= r["ci_high"]
+            out[i] = not overlap  # an interval missing (NaN) compares False: separable
+    return out
 
 
 def _speed(df: pd.DataFrame, tp: pd.DataFrame | None, key: tuple) -> dict[str, Any]:
@@ -579,6 +665,7 @@ class Analysis:
     stable_lrs: pd.DataFrame
     convergence_lrs: dict[tuple[str, int], float]
     problems: pd.DataFrame
+    disagreements: pd.DataFrame  # cells where backends' accuracies part (with the reason)
     peak: tuple[str, float] | None = None  # the GPU and its float32 peak TFLOP/s, if known
 
 
@@ -616,5 +703,6 @@ def analyse(
         stable_lrs(means),
         convergence_lrs(means),
         problems(runs),
+        disagreements(runs),
         peak,
     )

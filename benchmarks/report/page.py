@@ -24,9 +24,10 @@ from benchmarks.report.sections import (
 
 QUESTION = "Which framework trains this MLP fastest on this machine, and do the optimizers behave the same?"
 
+# The verdict first: what a reader came for, on the first screen; the environment after it.
 SECTIONS = (
-    environment.build,
     verdict.build,
+    environment.build,
     convergence.build,
     lr_sensitivity.build,
     throughput.build,

@@ -3,9 +3,11 @@ learning rate x batch size, and the largest stable learning rate of each backend
 
 from __future__ import annotations
 
+import pandas as pd
+
 from benchmarks.report import figures
 from benchmarks.report import format as fmt
-from benchmarks.report.analysis import Analysis, series, stable_lr_splits
+from benchmarks.report.analysis import DISAGREE_ACC, Analysis, series, stable_lr_splits
 from benchmarks.report.document import Heading, Section, para, table
 from benchmarks.report.document import figures as figure_block
 from benchmarks.report.load import Results
@@ -17,8 +19,9 @@ def build(res: Results, an: Analysis) -> Section:
     blocks = [
         para(
             "Final test accuracy and loss against the learning rate, one line per backend (mean over seeds); "
-            "an x at the top marks a learning rate where a run diverged. Identical lines mean the backends "
-            'agree; the heatmaps show the same accuracies per learning rate x batch size ("div" = diverged).',
+            "an x at the top marks a learning rate where a run diverged. Lines that lie on each other mean "
+            'the backends agree; the heatmaps show the same accuracies per learning rate x batch size ("div" = '
+            "diverged); the configurations where they do not are listed below, with the reason.",
             cls="note",
         ),
         figure_block(
@@ -35,6 +38,7 @@ def build(res: Results, an: Analysis) -> Section:
         ),
         table(fmt.drop_constant(an.stable_lrs)),
     ]
+    blocks += disagreement_blocks(an.disagreements)
     splits = stable_lr_splits(an.stable_lrs)
     if splits == []:
         blocks.append(para("All backends agree on the largest stable learning rate."))
@@ -47,3 +51,33 @@ def build(res: Results, an: Analysis) -> Section:
             )
         )
     return Section("lr-sensitivity", "Learning-rate sensitivity", blocks)
+
+
+def disagreement_blocks(d: pd.DataFrame) -> list:
+    """The configurations whose final accuracy differs between backends, and why."""
+    head = Heading(
+        f"Where backends disagree (final accuracy more than {100 * DISAGREE_ACC:g} points apart)"
+    )
+    if d.empty:
+        return [head, para("Nowhere: every configuration ends within that of the others.")]
+    shown = pd.DataFrame(
+        {
+            "device": d["device"],
+            "optimizer": d["optimizer"],
+            "lr": d["lr"].map(lambda v: f"{v:g}"),
+            "batch": d["batch_size"].astype(int),
+            "between backends": (100 * d["backend_spread"]).map(lambda v: f"{v:.1f} points"),
+            "between seeds": (100 * d["seed_spread"]).map(lambda v: f"{v:.1f} points"),
+            "reason": d["reason"],
+        }
+    )
+    return [
+        head,
+        para(
+            "Parity shows the same step in every backend; here the trajectories still part: compare "
+            "these configurations' accuracies with care, and `optbench compare` allows them to move "
+            "by as much as their spread.",
+            cls="note",
+        ),
+        table(fmt.drop_constant(shown, ("device",))),
+    ]

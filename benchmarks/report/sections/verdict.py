@@ -8,7 +8,9 @@ import pandas as pd
 from benchmarks import stats
 from benchmarks.report import format as fmt
 from benchmarks.report.analysis import (
+    DISAGREE_ACC,
     FROM_RUNS,
+    NOISY_RATIO,
     PEAK_SOURCE,
     Analysis,
     cold_starts,
@@ -103,6 +105,27 @@ def build(res: Results, an: Analysis) -> Section:
         )
     if res.curves is None:
         notes.append(note("curves.parquet is missing: no time or steps to the target accuracy."))
+    noisy = v[v["noisy"]]
+    if len(noisy):
+        notes.append(
+            para(
+                Bold("Noisy"),
+                f": {len(noisy)} of {len(v)} rows have a 95% interval wider than "
+                f"{NOISY_RATIO:g}x (e.g. {fmt.path_label(noisy.iloc[0])} at batch "
+                f"{noisy.iloc[0]['batch_size']}); the machine was probably busy. Where "
+                "intervals overlap the order is not settled: rerun on a quiet machine.",
+                cls="warn",
+            )
+        )
+    if len(an.disagreements):
+        notes.append(
+            note(
+                Bold("Where backends disagree on accuracy"),
+                f": {len(an.disagreements)} configuration(s) end more than "
+                f"{100 * DISAGREE_ACC:g} points apart between backends; see Learning-rate "
+                "sensitivity for each, with the reason.",
+            )
+        )
     notes.append(
         note(
             Bold("TFLOP/s"),
@@ -142,6 +165,10 @@ def headline(v: pd.DataFrame) -> Paragraph:
     spans: list[Span] = ["Fastest at "]
     for i, r in enumerate(fastest(v).to_dict("records")):
         spans += ["; " if i else "", f"batch {r['batch_size']}: ", Bold(label(r))]
+        if not r["separable"]:
+            same = timed[(timed["batch_size"] == r["batch_size"]) & ~timed["separable"]]
+            others = [label(o) for o in same.to_dict("records") if label(o) != label(r)]
+            spans.append(f" (not separable from {', '.join(others)}: 95% intervals overlap)")
     ranks = ranking(v).to_dict("records")
     several = timed.groupby(["backend", "device"])["compiler"].nunique().max() > 1
     devices = timed["device"].nunique() > 1

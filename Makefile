@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 comma  := ,
 STAMP  := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
-.PHONY: install bench smoke report compare bench-micro gpu-check parity test test-all test-slow lint format clean
+.PHONY: install bench smoke report compare bench-micro bench-steps bench-steps-compare gpu-check parity test test-all test-slow lint format clean
 
 install: $(STAMP)
 
@@ -29,6 +29,26 @@ parity: install           ## every backend against the float64 NumPy reference
 bench-micro: install      ## suite overhead: the suite's fastest path vs each framework's fastest bare loop (DEVICE=gpu)
 	$(BIN)/python -m benchmarks.overhead --device $(or $(DEVICE),cpu)
 
+# Step micro-benchmarks (bench/, pytest-benchmark): one pytest process per backend, as
+# frameworks do not share a process well; not through a worker, since pytest-benchmark
+# times in its own process (the pipe to a worker would be timed too). Each backend saves
+# under results/bench-steps/DEVICE/BACKEND/, so "the last saved run" is that backend's.
+STEP_DEVICE   = $(or $(DEVICE),cpu)
+STEP_BACKENDS = $(or $(BACKENDS),$$($(BIN)/python -c 'from backends.registry import NAMES; print(*NAMES)'))
+STEP_PYTEST   = $(BIN)/python -m pytest bench --step-device $(STEP_DEVICE) $(if $(THREADS),--step-threads $(THREADS)) \
+	--benchmark-sort=name --benchmark-columns=median,iqr,min,max,rounds
+
+bench-steps: install      ## one training step per backend path x optimizer x batch (pytest-benchmark), saved (BACKENDS="torch jax", DEVICE=gpu, THREADS=n)
+	@status=0; for b in $(STEP_BACKENDS); do \
+	  $(STEP_PYTEST) --step-backend $$b --benchmark-storage=results/bench-steps/$(STEP_DEVICE)/$$b --benchmark-autosave || status=1; \
+	done; exit $$status
+
+bench-steps-compare: install  ## the same against each backend's last saved run; fails on a median regression above 10%
+	@status=0; for b in $(STEP_BACKENDS); do \
+	  $(STEP_PYTEST) --step-backend $$b --benchmark-storage=results/bench-steps/$(STEP_DEVICE)/$$b \
+	    --benchmark-compare --benchmark-compare-fail=median:10% || status=1; \
+	done; exit $$status
+
 # No install and no venv: a GPU machine has its frameworks (CUDA builds) and no network.
 gpu-check:                ## on a GPU machine: parity, smoke+gpu sweeps, overhead, pytest -m gpu (exit 1 on a missed target)
 	PYTHONPATH=. $(PYTHON) -m benchmarks.gpu_check
@@ -43,11 +63,11 @@ test-slow: install        ## only what `make test` leaves out (CI runs test, the
 	$(BIN)/python -m pytest -m slow
 
 lint: install
-	$(BIN)/ruff check backends benchmarks tests
-	$(BIN)/ruff format --check backends benchmarks tests
+	$(BIN)/ruff check backends benchmarks tests bench
+	$(BIN)/ruff format --check backends benchmarks tests bench
 
 format: install
-	$(BIN)/ruff format backends benchmarks tests
+	$(BIN)/ruff format backends benchmarks tests bench
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
@@ -55,5 +75,5 @@ clean:
 report: install           ## rebuild the report of results/latest (or RESULTS=path)
 	$(BIN)/optbench report $(or $(RESULTS),results/latest)
 
-compare: install          ## results/latest against BASELINE=path (exit 1 on a regression)
-	$(BIN)/optbench compare $(or $(BASELINE),$(error give BASELINE=results/baselines/NAME)) $(or $(RESULTS),results/latest)
+compare: install          ## results/latest against BASELINE=name|path (default: the one saved for this machine); exit 1 on a regression
+	$(BIN)/optbench compare $(or $(BASELINE),auto) $(or $(RESULTS),results/latest)

@@ -2,9 +2,11 @@
 
     optbench backends                      what is installed, versions, devices
     optbench parity [--format json]        every backend against the float64 NumPy reference
-    optbench run --sweep default           run a sweep into results/<name>/
+    optbench run --sweep default           run a sweep into results/<name>/ (--dry-run: the plan)
+    optbench rerun RUN_ID                  one stored run again, in the foreground, to debug it
     optbench report [RESULTS_DIR]          tables, plots and one HTML page for a sweep
     optbench compare BASELINE [CURRENT]    regressions against a baseline (exit 1 if any)
+    optbench archives [--prune --keep N]   earlier results moved aside: list, prune
 
 Bad input is reported as one line naming the bad value and the fix. Exit codes (the same
 for every command, see ``benchmarks/exitcodes.py``): 0 ok; 1 a measured failure (failed
@@ -126,7 +128,14 @@ def cmd_parity(args: argparse.Namespace) -> int:
         tolerance=args.tolerance,
         device=args.device,
     )
-    rows = run_parity(args.backend, args.mode, args.optimizer, cfg, threads=args.threads)
+    rows = run_parity(
+        args.backend,
+        args.mode,
+        args.optimizer,
+        cfg,
+        threads=args.threads,
+        log=None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True)),
+    )
     if args.format == "json":
         print(json.dumps(json_safe(rows), indent=2, allow_nan=False))
     else:
@@ -177,6 +186,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     }
     sweep = load_sweep(args.sweep, overrides)
     out = Path(args.out) if args.out else Path("results") / sweep.name
+    if args.dry_run:
+        from benchmarks.pipeline import dry_run
+
+        return dry_run(sweep, out, resume=args.resume)
     try:
         return bench(
             sweep,
@@ -198,6 +211,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from benchmarks.report import write_report
     from benchmarks.store import StoreError
 
+    print(f"writing the report of {args.results}...", file=sys.stderr, flush=True)
     try:
         paths = write_report(args.results)
     except StoreError as exc:
@@ -206,17 +220,100 @@ def cmd_report(args: argparse.Namespace) -> int:
     return exitcodes.OK
 
 
+# --- optbench rerun --------------------------------------------------------------------
+
+
+def cmd_rerun(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from benchmarks.rerun import listing, rerun
+    from benchmarks.store import StoreError
+
+    try:
+        if args.list:
+            print(listing(Path(args.results), failed_only=args.failed))
+            return exitcodes.OK
+        if not args.run_id:
+            raise UsageError(
+                f"give a RUN_ID; list them with `optbench rerun --list --results {args.results}`"
+            )
+        return rerun(Path(args.results), args.run_id, args.threads, sys.stdout, sys.stderr)
+    except StoreError as exc:
+        raise UsageError(str(exc)) from None
+
+
+# --- optbench archives -----------------------------------------------------------------
+
+
+def cmd_archives(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from benchmarks.store import StoreError, archives, locked_by, prune_archives, to_prune
+
+    if args.prune and args.keep is None:
+        raise UsageError("--prune needs --keep N: how many archives of each name to keep")
+    if args.keep is not None and args.keep < 0:
+        raise UsageError(f"--keep {args.keep} is invalid; expected a count >= 0")
+    try:
+        found = archives(Path(args.results))
+        going = {a.path for a in to_prune(found, args.keep)} if args.keep is not None else set()
+        if args.prune:
+            deleted, left = prune_archives(Path(args.results), args.keep)
+            for a in deleted:
+                print(f"deleted {a.path} ({a.runs} runs, {_size(a.size)})")
+            for a, why in left:
+                print(f"kept {a.path}: {why}", file=sys.stderr)
+            freed = sum(a.size for a in deleted)
+            print(f"{len(deleted)} archive(s) deleted, {_size(freed)} freed")
+            return exitcodes.OK
+    except StoreError as exc:
+        raise UsageError(str(exc)) from None
+    if not found:
+        print(f"no archived results in {args.results}")
+        return exitcodes.OK
+    rows = [("name", "started (UTC)", "runs", "size", "folder", "")]
+    for a in found:
+        when = a.started.strftime("%Y-%m-%d %H:%M:%S") if a.started else "undated"
+        held = locked_by(a.path)
+        note = f"locked: {held}" if held else ("would be pruned" if a.path in going else "")
+        rows.append((a.name, when, str(a.runs), _size(a.size), str(a.path), note))
+    widths = [max(len(r[i]) for r in rows) for i in range(6)]
+    for r in rows:
+        print("  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip())
+    total = sum(a.size for a in found)
+    print(
+        f"{len(found)} archive(s), {_size(total)}; `--prune --keep N` keeps the newest N of each name"
+    )
+    return exitcodes.OK
+
+
+def _size(n: float) -> str:
+    if n < 1024:
+        return f"{n:.0f} B"
+    for unit in ("KB", "MB", "GB"):
+        n /= 1024
+        if n < 1024 or unit == "GB":
+            break
+    return f"{n:.1f} {unit}"
+
+
 # --- optbench compare ------------------------------------------------------------------
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from benchmarks.compare import compare, format_comparison
+    from benchmarks import baselines
+    from benchmarks.compare import FAIL_ON, compare, format_comparison, format_markdown
     from benchmarks.store import StoreError
 
+    fail_on = tuple(args.fail_on or FAIL_ON)
+    bad = [k for k in fail_on if k not in FAIL_ON]
+    if bad:
+        raise UsageError(f"--fail-on {bad[0]!r} is invalid; choose from {', '.join(FAIL_ON)}")
     try:
-        cmp = compare(Path(args.baseline), Path(args.current), args.threshold, args.acc_tolerance)
+        base = baselines.resolve(args.baseline, Path(args.current))
+        cmp = compare(base, Path(args.current), args.threshold, args.acc_tolerance)
     except (StoreError, ValueError) as exc:
         raise UsageError(str(exc)) from None
     if args.format == "json":
@@ -224,6 +321,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
             json.dumps(
                 {
                     "regressions": cmp.regressions,
+                    "by_kind": cmp.by_kind,
+                    "improvements": cmp.improvements,
+                    "fail_on": list(fail_on),
                     "matched": cmp.matched,
                     "warnings": cmp.warnings,
                     "groups": cmp.groups.to_dict(orient="records"),
@@ -235,9 +335,63 @@ def cmd_compare(args: argparse.Namespace) -> int:
                 default=str,
             )
         )
+    elif args.format == "md":
+        print(format_markdown(cmp, base, args.current, args.threshold))
     else:
-        print(format_comparison(cmp, args.baseline, args.current, args.threshold))
-    return exitcodes.MEASURED_FAILURE if cmp.regressions else exitcodes.OK
+        print(format_comparison(cmp, base, args.current, args.threshold))
+    return exitcodes.MEASURED_FAILURE if cmp.failed(fail_on) else exitcodes.OK
+
+
+def cmd_baseline(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from benchmarks import baselines
+    from benchmarks.store import StoreError
+
+    try:
+        if args.action == "save":
+            if not args.name:
+                raise UsageError("baseline save needs --name NAME, e.g. --name laptop-cpu")
+            row = baselines.save(Path(args.results), args.name, [Path(r) for r in args.repeat])
+            print(
+                f"saved {args.results} as baseline {row['name']} ({row['path']}, "
+                f"{row['size_kb']} kB, {row['sweeps']} sweep(s)); compare with: "
+                f"optbench compare {row['name']}"
+            )
+            return exitcodes.OK
+        rows = baselines.listing()
+    except StoreError as exc:
+        raise UsageError(str(exc)) from None
+    if not rows:
+        print("no baseline saved yet: optbench baseline save results/latest --name NAME")
+    for r in rows:
+        m = r["machine"]
+        versions = ", ".join(f"{k} {v}" for k, v in r["versions"].items())
+        where = f"{m['cpu_model']} x{m['cpu_cores']}" + (f", {m['gpu']}" if m["gpu"] else "")
+        print(
+            f"{r['name']:<24} {r['date']:<10} {r['runs']:>4} runs {r['sweeps']} sweep(s) "
+            f"{r['size_kb']:>5} kB  {where}; {versions}"
+        )
+    return exitcodes.OK
+
+
+# --- optbench history ------------------------------------------------------------------
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from benchmarks.history import summary, write_history
+    from benchmarks.store import StoreError
+
+    try:
+        hist, paths = write_history(
+            args.targets, Path(args.results), Path(args.out) if args.out else None
+        )
+    except StoreError as exc:
+        raise UsageError(str(exc)) from None
+    print(f"{summary(hist)}\nhistory: {paths['html']}\n         {paths['csv']}")
+    return exitcodes.OK
 
 
 # --- the parser ------------------------------------------------------------------------
@@ -290,6 +444,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
     q.add_argument("--threads", type=int, default=None)
     q.add_argument("--format", choices=("table", "json"), default="table")
+    q.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     q.set_defaults(func=cmd_parity)
 
     r = sub.add_parser(
@@ -344,6 +499,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument("--quiet", action="store_true", help="no progress output (for CI)")
     r.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the grid and an estimated time, then exit; runs and writes nothing",
+    )
+    r.add_argument(
         "--parity",
         action="store_true",
         help="also record `optbench parity` for the sweep's backends",
@@ -366,8 +526,39 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rep.set_defaults(func=cmd_report)
 
+    rr = sub.add_parser(
+        "rerun",
+        help="run one stored run again in the foreground, with its full output (to debug it)",
+    )
+    rr.add_argument("run_id", nargs="?", help="the run's id (see --list)")
+    rr.add_argument(
+        "--results", default="results/latest", help="results folder (default: results/latest)"
+    )
+    rr.add_argument("--list", action="store_true", help="list the folder's run ids and exit")
+    rr.add_argument("--failed", action="store_true", help="with --list: only the failed runs")
+    rr.add_argument(
+        "--threads", type=int, default=None, help="CPUs to pin to (default: what the run had)"
+    )
+    rr.set_defaults(func=cmd_rerun)
+
+    a = sub.add_parser(
+        "archives", help="list earlier results moved aside (results/NAME.<date>), or prune them"
+    )
+    a.add_argument("--results", default="results", help="the results folder (default: results)")
+    a.add_argument(
+        "--keep", type=int, default=None, help="archives of each name to keep (newest first)"
+    )
+    a.add_argument(
+        "--prune", action="store_true", help="delete all but the newest --keep of each name"
+    )
+    a.set_defaults(func=cmd_archives)
+
     c = sub.add_parser("compare", help="compare results against a baseline; exit 1 on a regression")
-    c.add_argument("baseline", help="the baseline results folder (e.g. results/baselines/NAME)")
+    c.add_argument(
+        "baseline",
+        help="a results folder, a saved baseline's name (see `optbench baseline list`), or "
+        "auto: the baseline saved for this machine",
+    )
     c.add_argument("current", nargs="?", default="results/latest", help="default: results/latest")
     c.add_argument(
         "--threshold", type=float, default=0.05, help="slowdown that counts, as a fraction (0.05)"
@@ -375,8 +566,40 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument(
         "--acc-tolerance", type=float, default=0.01, help="final test accuracy drop that counts"
     )
-    c.add_argument("--format", choices=("table", "json"), default="table")
+    c.add_argument(
+        "--format", choices=("table", "json", "md"), default="table", help="md: a PR comment"
+    )
+    c.add_argument(
+        "--fail-on",
+        type=_csv,
+        default=None,
+        help="which regressions exit 1: throughput,accuracy,status (default: all three)",
+    )
     c.set_defaults(func=cmd_compare)
+    bl = sub.add_parser("baseline", help="save a results folder as a named baseline; list them")
+    bl.add_argument("action", choices=("save", "list"))
+    bl.add_argument("results", nargs="?", default="results/latest", help="save: the folder")
+    bl.add_argument("--name", default=None, help="save: the baseline's name")
+    bl.add_argument(
+        "--repeat",
+        action="append",
+        default=[],
+        help="save: another sweep of the same commit and machine (repeatable); their spread "
+        "sets the noise floor compare uses",
+    )
+    bl.set_defaults(func=cmd_baseline)
+    h = sub.add_parser(
+        "history", help="one sweep's results folders over time, per machine: history.html/.csv"
+    )
+    h.add_argument(
+        "targets",
+        nargs="*",
+        metavar="SWEEP|FOLDER",
+        help="a sweep name (default: default), or results folders of one sweep",
+    )
+    h.add_argument("--results", default="results", help="where to look for the sweep's folders")
+    h.add_argument("--out", default=None, help="output folder (default: RESULTS/history-SWEEP)")
+    h.set_defaults(func=cmd_history)
     return p
 
 

@@ -3,14 +3,16 @@
 Runs are matched by ``run_id`` (a hash of the whole configuration, so the same sweep gives
 the same ids on any machine and commit). For each backend x mode x device x optimizer x
 batch size (runs of a group differ only in learning rate and seed, which cost the same per
-step), the timed blocks of the matched runs are pooled on each side and the ratio of
-median throughputs (current / baseline) gets a 95% bootstrap interval (resampling runs,
-then blocks within runs, as the report does; the statistic is
-:func:`benchmarks.report.analysis.throughput_change`). A group is
+step), the change is the block-weighted geometric mean of the matched runs' throughput
+ratios (current / baseline) with one-sided 95% bootstrap bounds
+(:func:`benchmarks.stats.paired_ratio`, via
+:func:`benchmarks.report.analysis.throughput_change`). With ``t`` the larger of
+``threshold`` and the group's noise floor (:mod:`benchmarks.baselines`: the change that
+repeated sweeps of an unchanged commit showed), a group is
 
-- ``slower`` when the ratio is below ``1 - threshold`` and the whole interval is below 1,
-- ``faster`` when above ``1 + threshold`` and the whole interval is above 1,
-- ``same`` otherwise (a change smaller than the threshold, or within the noise).
+- ``slower`` when the ratio is below ``1 - t`` and its upper bound below 1,
+- ``faster`` when above ``1 + t`` and its lower bound above 1,
+- ``same`` otherwise (a change smaller than ``t``, or within the noise).
 
 Besides speed, a run that finished in the baseline but diverged or failed now, and a final
 test accuracy lower by more than ``acc_tolerance``, are regressions too. ``optbench
@@ -26,12 +28,21 @@ from typing import Any
 
 import pandas as pd
 
-from benchmarks import stats
-from benchmarks.report.analysis import CELL, SLOWER, cell_spread, throughput_change
+from benchmarks import baselines, stats
+from benchmarks.report.analysis import (
+    CELL,
+    FASTER,
+    SAME,
+    SLOWER,
+    cell_spread,
+    throughput_change,
+)
 from benchmarks.schema import Status
 from benchmarks.store import Store
 
-GROUP = ["backend", "mode", "device", "optimizer", "batch_size"]
+GROUP = baselines.GROUP  # backend, mode, device, optimizer, batch size
+#: what ``--fail-on`` can choose: the kinds of regression
+FAIL_ON = ("throughput", "accuracy", "status")
 
 
 @dataclass
@@ -46,9 +57,26 @@ class Comparison:
     notes: list[str] = field(default_factory=list)  # tables missing, damaged or rebuilt
 
     @property
-    def regressions(self) -> int:
+    def by_kind(self) -> dict[str, int]:
+        """Regressions per kind of :data:`FAIL_ON`."""
         slower = int((self.groups["verdict"] == SLOWER).sum()) if len(self.groups) else 0
-        return slower + len(self.status_changes) + len(self.accuracy_drops)
+        return {
+            "throughput": slower,
+            "accuracy": len(self.accuracy_drops),
+            "status": len(self.status_changes),
+        }
+
+    @property
+    def regressions(self) -> int:
+        return sum(self.by_kind.values())
+
+    @property
+    def improvements(self) -> int:
+        return int((self.groups["verdict"] == FASTER).sum()) if len(self.groups) else 0
+
+    def failed(self, fail_on: tuple[str, ...] = FAIL_ON) -> bool:
+        """Whether a regression of a kind in ``fail_on`` was found (the exit code's question)."""
+        return any(self.by_kind[k] for k in fail_on)
 
 
 def compare(
@@ -69,9 +97,15 @@ def compare(
         raise ValueError(f"{current}: runs.parquet holds no runs; nothing to compare")
     ids = sorted(set(b_runs["run_id"]) & set(c_runs["run_id"]))
     if not ids:
+        differ = [
+            f"{col} {sorted(set(b_runs[col].astype(str)))} vs {sorted(set(c_runs[col].astype(str)))}"
+            for col in ("dataset", "hidden")
+            if col in b_runs and col in c_runs and set(b_runs[col]) != set(c_runs[col])
+        ]
         raise ValueError(
             f"no run of {current} matches a run of {baseline}: compare results of the same sweep "
             "(runs match by their configuration)"
+            + (f"; they differ in {'; '.join(differ)}" if differ else "")
         )
     b = b_runs.set_index("run_id").loc[ids].copy()
     c = c_runs.set_index("run_id").loc[ids].copy()
@@ -81,6 +115,7 @@ def compare(
                 frame[col] = empty
     warnings = _environment_warnings(base.environment(), cur.environment())
     warnings += _path_changes(b, c)
+    floor, floor_from = baselines.floors(Path(baseline), cur.environment())
 
     groups = throughput_change(
         b.reset_index(),
@@ -88,6 +123,7 @@ def compare(
         stats.block_rates(c.reset_index(), cur.table("timings"), GROUP),
         GROUP,
         threshold,
+        {tuple(r[:-2]): r[-2] for r in floor.itertuples(index=False)},
     )
 
     cfg = ["backend", "mode", "device", "optimizer", "lr", "batch_size", "seed"]
@@ -120,6 +156,14 @@ def compare(
         }
     ).reset_index()
     notes = [f"baseline: {n}" for n in base.notes] + [f"current: {n}" for n in cur.notes]
+    notes.append(
+        f"noise floor from {floor_from}: a group is slower only beyond the larger of the "
+        "threshold and the change its repeated sweeps showed"
+        if floor_from
+        else "no noise floor: the baseline holds one sweep and none with repeats is saved for "
+        "this machine (optbench baseline save ... --repeat FOLDER learns it); sweep-to-sweep "
+        "drift on a busy machine may be flagged"
+    )
     if absorbed:
         notes.append(
             f"{absorbed} accuracy drop(s) above {acc_tolerance:g} not counted: within their "
@@ -188,7 +232,7 @@ def format_comparison(cmp: Comparison, baseline: Path, current: Path, threshold:
         ]
         cols = [*GROUP, "runs", "baseline samples/s", "current samples/s", "ratio", "verdict"]
         lines.append(
-            f"\nthroughput (ratio = current / baseline, 95% bootstrap interval; threshold {threshold:.0%}):"
+            f"\nthroughput (ratio = current / baseline, one-sided 95% bounds; threshold {threshold:.0%}):"
         )
         lines.append(g[cols].to_string(index=False))
     if len(cmp.status_changes):
@@ -200,3 +244,51 @@ def format_comparison(cmp: Comparison, baseline: Path, current: Path, threshold:
     n = cmp.regressions
     lines.append(f"\n{'REGRESSION' if n else 'OK'}: {n} regression(s)")
     return "\n".join(lines)
+
+
+def format_markdown(cmp: Comparison, baseline: Path, current: Path, threshold: float) -> str:
+    """The comparison as a pull-request comment: the verdict first, then regressions and
+    improvements, each a table (groups that did not change are counted, not listed)."""
+    n, kinds = cmp.regressions, cmp.by_kind
+    head = (
+        f"**optbench: {n} regression(s)** ("
+        + ", ".join(f"{v} {k}" for k, v in kinds.items() if v)
+        + f"), {cmp.improvements} improvement(s)"
+        if n
+        else f"**optbench: no regression**, {cmp.improvements} improvement(s)"
+    )
+    lines = [
+        head,
+        "",
+        f"`{current}` against `{baseline}`: {cmp.matched} runs matched; throughput ratio = "
+        f"current / baseline with one-sided 95% bounds, threshold {threshold:.0%}.",
+    ]
+    g = cmp.groups
+    cols = [*GROUP, "ratio", "interval", "floor"]
+    for title, verdict in (("Slower", SLOWER), ("Faster", FASTER)):
+        sel = g[g["verdict"] == verdict] if len(g) else g
+        if len(sel):
+            shown = sel.assign(
+                ratio=sel["ratio"].map(lambda v: f"{v:.3f}"),
+                interval=[f"[{lo:.3f}, {hi:.3f}]" for lo, hi in zip(sel["ci_low"], sel["ci_high"])],
+                floor=sel["floor"].map(lambda v: f"{v:.0%}" if v else "-"),
+            )
+            lines += ["", f"### {title}", "", _md_table(shown[cols])]
+    for title, df in (
+        ("Runs that finished in the baseline and do not now", cmp.status_changes),
+        ("Final test accuracy lower than the baseline's", cmp.accuracy_drops),
+    ):
+        if len(df):
+            lines += ["", f"### {title}", "", _md_table(df.drop(columns="run_id", errors="ignore"))]
+    same = int((g["verdict"] == SAME).sum()) if len(g) else 0
+    lines += ["", f"{same} group(s) unchanged."]
+    if cmp.warnings:
+        lines += ["", "Environment differs: " + "; ".join(cmp.warnings)]
+    lines += [f"- {note}" for note in cmp.notes]
+    return "\n".join(lines)
+
+
+def _md_table(df: pd.DataFrame) -> str:
+    cells = [[str(v) for v in r] for r in df.itertuples(index=False)]
+    rows = [list(map(str, df.columns)), ["---"] * len(df.columns), *cells]
+    return "\n".join("| " + " | ".join(r) + " |" for r in rows)

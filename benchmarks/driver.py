@@ -8,8 +8,9 @@ every finished run; ``--resume`` picks up from there.
 
 from __future__ import annotations
 
+import math
+import statistics
 import sys
-import time
 from collections.abc import Callable
 from contextlib import closing
 from dataclasses import dataclass
@@ -33,20 +34,109 @@ class SweepResult:
     counts: dict[str, int]
 
 
-class Progress:
-    """runs done/total, the current run and an ETA; one line per run when not a terminal."""
+def estimate_seconds(
+    done: list[dict[str, Any]], todo: list[RunSpec], started: set[tuple[str, str]] | None = None
+) -> float | None:
+    """Seconds the runs ``todo`` should take, from the rows of the finished runs ``done``
+    (None where nothing finished has a time to go by).
 
-    def __init__(self, total: int, quiet: bool, stream: TextIO = sys.stderr):
-        self.total, self.quiet, self.stream = total, quiet, stream
-        self.done = 0
-        self.t0 = time.monotonic()
+    Each run is estimated by the median ``run_s`` of the finished runs most like it: the same
+    backend, device and batch size, else the same backend and device, else any. A worker's
+    first run pays the framework's import and first compile (torch's ``inductor``: seconds),
+    which later runs of that worker do not: first runs count only where no later run is
+    there yet, and then only their training after the first step and their evaluation.
+    What a first run cost beyond the others
+    is added once per (backend, device) of ``todo`` that has not ``started`` (by default:
+    has a row in ``done``) and whose first run ``done`` holds: a dry run from earlier
+    results adds it (``started=set()``), a running sweep's ETA never does.
+    """
+    groups: dict[tuple, tuple[list[float], list[float]]] = {}
+    firsts: list[dict[str, Any]] = []
+    for row in done:
+        run_s, index = finite_or_none(row.get("run_s")), finite_or_none(row.get("worker_run_index"))
+        if run_s is None or index is None:
+            continue  # a run that did not finish has no time
+        first = index <= 1
+        took = _steady_part(row, run_s) if first else run_s
+        for key in _keys(row["backend"], row["device"], row["batch_size"]):
+            groups.setdefault(key, ([], []))[first].append(max(took, 0.0))
+        if first:
+            firsts.append(row)
+    if not groups:
+        return None
+
+    def per_run(backend: str, device: str, batch_size: int) -> float:
+        for key in _keys(backend, device, batch_size):
+            if key in groups:
+                later, first = groups[key]
+                return statistics.median(later or first)
+        return 0.0  # unreachable: () holds every row
+
+    extra: dict[tuple[str, str], list[float]] = {}
+    for row in firsts:
+        unit = (row["backend"], row["device"])
+        extra.setdefault(unit, []).append(max(row["run_s"] - per_run(*unit, row["batch_size"]), 0))
+    if started is None:
+        started = {(r["backend"], r["device"]) for r in done}
+    total = sum(per_run(s.backend, s.device, s.batch_size) for s in todo)
+    for unit in dict.fromkeys((s.backend, s.device) for s in todo):
+        if unit not in started and unit in extra:
+            total += statistics.median(extra[unit])
+    return total
+
+
+def _steady_part(row: dict[str, Any], run_s: float) -> float:
+    """What of a worker's first run a later run would take too: training after the first
+    step, and evaluation (not the import, the data loading or the compile)."""
+    train, evals = finite_or_none(row.get("train_wall_s")), finite_or_none(row.get("eval_s"))
+    compile_s = finite_or_none(row.get("compile_s")) or 0.0
+    if train is None or evals is None:
+        return run_s - compile_s
+    return train - compile_s + evals
+
+
+def _keys(backend: str, device: str, batch_size: int) -> list[tuple]:
+    """From the most alike finished runs to any: see :func:`estimate_seconds`."""
+    return [(backend, device, int(batch_size)), (backend, device), ()]
+
+
+def finite_or_none(value: Any) -> float | None:
+    """A finite number, or None (NaN, inf, None, text): a row's value that may be empty."""
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return None
+    return x if math.isfinite(x) else None
+
+
+def format_duration(seconds: float) -> str:
+    """``1h02m``, ``3m05s``, ``42s`` or ``<1s``."""
+    if seconds < 0.5:
+        return "<1s"
+    s = int(round(seconds))
+    if s >= 3600:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    return f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
+
+
+class Progress:
+    """runs done/total, the current run and an ETA (:func:`estimate_seconds`); one line per
+    run when not a terminal."""
+
+    def __init__(self, todo: list[RunSpec], quiet: bool, stream: TextIO = sys.stderr):
+        self.todo, self.quiet, self.stream = list(todo), quiet, stream
+        self.total = len(self.todo)
+        self.rows: list[dict[str, Any]] = []
+        self.finished: set[str] = set()
         self.tty = stream.isatty()
 
+    @property
+    def done(self) -> int:
+        return len(self.rows)
+
     def _eta(self) -> str:
-        if not self.done:
-            return "ETA --"
-        left = (time.monotonic() - self.t0) / self.done * (self.total - self.done)
-        return f"ETA {int(left // 60)}m{int(left % 60):02d}s"
+        left = estimate_seconds(self.rows, [s for s in self.todo if s.run_id not in self.finished])
+        return "ETA --" if left is None else f"ETA {format_duration(left)}"
 
     def start(self, spec: RunSpec) -> None:
         if self.quiet or not self.tty:
@@ -60,7 +150,8 @@ class Progress:
         self.stream.flush()
 
     def finish(self, spec: RunSpec, row: dict[str, Any]) -> None:
-        self.done += 1
+        self.rows.append(row)
+        self.finished.add(spec.run_id)
         if self.quiet:
             return
         status = row.get("status", "?")
@@ -96,9 +187,11 @@ def run_sweep(
         return _run_sweep(sweep, out, resume, quiet, command, executor, on_result)
 
 
-def _run_sweep(sweep, out, resume, quiet, command, executor, on_result) -> SweepResult:
+def sweep_environment(sweep: Sweep, command: list[str] | None = None) -> dict[str, Any]:
+    """environment.json of a sweep about to run here (its fingerprint decides whether a
+    folder may be resumed: :func:`benchmarks.environment.fingerprint`)."""
     threads = sweep.threads or default_threads()
-    env = environment.capture(
+    return environment.capture(
         threads=threads,
         command=command,
         worker_env=thread_env(threads),
@@ -109,6 +202,11 @@ def _run_sweep(sweep, out, resume, quiet, command, executor, on_result) -> Sweep
             "runs": len(sweep.runs),
         },
     )
+
+
+def _run_sweep(sweep, out, resume, quiet, command, executor, on_result) -> SweepResult:
+    env = sweep_environment(sweep, command)
+    threads = env["threads_per_worker"]
     store = Store.create(
         out, sweep.name, resume, fingerprint=environment.fingerprint(env, sweep.runs)
     )
@@ -131,7 +229,7 @@ def _run_sweep(sweep, out, resume, quiet, command, executor, on_result) -> Sweep
     )
     if choices:
         store.write_path_choices(choices)
-    progress = Progress(len(todo), quiet)
+    progress = Progress(todo, quiet)
     executor = executor or LocalExecutor(threads)
     interrupted = False
     try:

@@ -9,6 +9,8 @@ worker process (``benchmarks.worker``); the reference runs here, in NumPy.
 from __future__ import annotations
 
 import math
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -146,6 +148,7 @@ def run_parity(
     cfg: ParityConfig | None = None,
     threads: int | None = None,
     timeout: float = 900,
+    log: Callable[[str], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Parity rows for every installed backend x optimizer preset x mode, plus each
     backend's informational extras.
@@ -153,9 +156,10 @@ def run_parity(
     Each row: ``backend, optimizer, mode, max_abs_loss_diff, max_abs_weight_diff, ok``
     (plus ``variant`` and ``error``). Informational rows (e.g. stock Keras Adam,
     ``variant="stock-keras"``) have ``ok=None``: shown for comparison, never failing.
+    ``log`` gets a line as each backend starts and one as it ends (what ``optbench
+    parity`` prints while it works: a framework's paths take a minute on 2 cores).
     """
     from benchmarks.environment import gpu_present
-    from benchmarks.worker import WorkerFailure, call_isolated
 
     cfg = cfg or ParityConfig()
     if cfg.device == "gpu" and not gpu_present():
@@ -176,32 +180,55 @@ def run_parity(
             raise SpecError(f"unknown optimizer {o!r}; choose from {', '.join(PRESETS)}")
     ref = reference_trajectories({k: PRESETS[k] for k in optimizers}, cfg)
     rows: list[dict[str, Any]] = []
-    for name in backends:
-        try:
-            result = call_isolated(
-                "benchmarks.parity:backend_trajectories",
-                {"backend": name, "modes": modes, "optimizers": optimizers, "cfg": cfg},
-                label=f"parity-{name}",
-                threads=threads,
-                timeout=timeout,
-            )
-        except WorkerFailure as exc:
-            rows.append(_row(name, "*", "*", error=str(exc), ok=False))
+    say = log or (lambda line: None)
+    for i, name in enumerate(backends, 1):
+        at, t0 = f"parity {i}/{len(backends)}: {name}", time.monotonic()
+        say(f"{at}: measuring every optimizer on every {'/'.join(modes)} path...")
+        mine = _backend_rows(name, modes, optimizers, cfg, ref, threads, timeout)
+        say(f"{at}: {_outcome(mine, cfg)} ({time.monotonic() - t0:.1f} s)")
+        rows += mine
+    return rows
+
+
+def _outcome(rows: list[dict[str, Any]], cfg: ParityConfig) -> str:
+    """One backend's rows in a few words, for the progress line."""
+    if len(rows) == 1 and rows[0]["optimizer"] == "*":  # skipped, or its worker failed
+        return ("skipped: " if skipped(rows) else "FAIL: ") + rows[0]["error"].splitlines()[0]
+    checked = [r for r in rows if r["ok"] is not None]
+    failed = sum(r["ok"] is False for r in checked)
+    said = f"{len(checked) - failed} of {len(checked)} within {cfg.tolerance:g}"
+    return said + (f", {failed} FAIL" if failed else "")
+
+
+def _backend_rows(name, modes, optimizers, cfg, ref, threads, timeout) -> list[dict[str, Any]]:
+    """One backend's rows, measured in its own worker process (``ref`` gains the
+    reference trajectories of its informational extras)."""
+    from benchmarks.worker import WorkerFailure, call_isolated
+
+    try:
+        result = call_isolated(
+            "benchmarks.parity:backend_trajectories",
+            {"backend": name, "modes": modes, "optimizers": optimizers, "cfg": cfg},
+            label=f"parity-{name}",
+            threads=threads,
+            timeout=timeout,
+        )
+    except WorkerFailure as exc:
+        return [_row(name, "*", "*", error=str(exc), ok=False)]
+    if "skipped" in result:
+        return [_row(name, "*", "*", variant="skipped", error=result["skipped"])]
+    extra_specs = {k: v for k, v in result["specs"].items() if k not in ref}
+    ref.update(reference_trajectories(extra_specs, cfg) if extra_specs else {})
+    rows = []
+    for (variant, opt, mode, path), got in result["trajectories"].items():
+        checked = variant == result["checked"]
+        where = (name, opt, mode, path)
+        if isinstance(got, str):
+            rows.append(_row(*where, variant=variant, error=got, ok=False if checked else None))
             continue
-        if "skipped" in result:
-            rows.append(_row(name, "*", "*", variant="skipped", error=result["skipped"]))
-            continue
-        extra_specs = {k: v for k, v in result["specs"].items() if k not in ref}
-        ref.update(reference_trajectories(extra_specs, cfg) if extra_specs else {})
-        for (variant, opt, mode, path), got in result["trajectories"].items():
-            checked = variant == result["checked"]
-            where = (name, opt, mode, path)
-            if isinstance(got, str):
-                rows.append(_row(*where, variant=variant, error=got, ok=False if checked else None))
-                continue
-            loss_diff, weight_diff = compare(got, ref[opt])
-            ok = loss_diff <= cfg.tolerance and weight_diff <= cfg.tolerance
-            rows.append(_row(*where, loss_diff, weight_diff, ok if checked else None, variant))
+        loss_diff, weight_diff = compare(got, ref[opt])
+        ok = loss_diff <= cfg.tolerance and weight_diff <= cfg.tolerance
+        rows.append(_row(*where, loss_diff, weight_diff, ok if checked else None, variant))
     return rows
 
 

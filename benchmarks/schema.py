@@ -26,12 +26,12 @@ import enum
 import hashlib
 import json
 import math
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 import pandas as pd
 
-from backends.base import MODE_PATHS, OptimizerSpec, candidate_paths
+from backends.base import KINDS, MODE_PATHS, OptimizerSpec, candidate_paths
 
 #: 2: ``compiler`` holds the path's name (v1: free text, now ``compiler_detail``)
 SCHEMA_VERSION = 2
@@ -254,6 +254,63 @@ class RunSpec:
         row["kind"] = self.opt.kind
         row.update(self.opt.hyperparameters())
         return row
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any], timeout_s: float = 600.0) -> RunSpec:
+        """The spec a row of runs.parquet was written from: the inverse of :meth:`row`
+        (``timeout_s`` is not in the row). ``row`` as ``Store.table("runs")`` gives it (older
+        versions upgraded by :func:`upgrade_runs`); the spec's ``run_id`` is the row's (see
+        :func:`_spec_of`), its ``path`` the one the run took. KeyError or SpecError where the
+        row is not a run's configuration.
+
+        Example: ``RunSpec.from_row(runs.set_index("run_id", drop=False).loc[rid].to_dict())``
+        """
+        kind = str(row["kind"])
+        hyper = {}
+        for k in ("lr", *KINDS[kind].hyperparameters):  # columns of other kinds are NaN here
+            hyper[k] = bool(row[k]) if k == "nesterov" else float(row[k])
+        # what the sweep asked for, and the path the driver resolved it to
+        requested = row.get("compiler_requested") or DEFAULT_COMPILER
+        spec = cls(
+            **{f: str(row[f]) for f in _STR_FIELDS},
+            **{f: int(row[f]) for f in _INT_FIELDS},
+            opt=OptimizerSpec(kind, **hyper),
+            hidden=tuple(int(h) for h in str(row["hidden"]).split(",")),
+            diverge_factor=float(row["diverge_factor"]),
+            timeout_s=float(timeout_s),
+            compiler=str(requested),
+            path=str(row.get("compiler") or ""),
+            path_choice=str(row.get("compiler_choice") or ""),
+        )
+        return _spec_of(spec, str(row.get("run_id", "")))
+
+
+_STR_FIELDS = ("backend", "mode", "device", "optimizer", "dataset", "init", "dtype")
+_INT_FIELDS = (
+    "batch_size",
+    "seed",
+    "epochs",
+    "max_steps",
+    "block_steps",
+    "warmup_steps",
+    "eval_every",
+)
+
+
+def _spec_of(spec: RunSpec, run_id: str) -> RunSpec:
+    """``spec``, or the same configuration with integral hyperparameters as integers where
+    that is what hashes to ``run_id``: a sweep file may say ``weight_decay = 0``, which the
+    id hashes as written and Parquet stores as 0.0. Any other mismatch is left for the
+    caller to see (``spec.run_id != run_id``)."""
+    if spec.run_id == run_id:
+        return spec
+    as_int = {
+        k: int(v)
+        for k, v in spec.opt.to_dict().items()
+        if k not in ("kind", "lr") and type(v) is float and v.is_integer()
+    }
+    other = replace(spec, opt=replace(spec.opt, **as_int))
+    return other if other.run_id == run_id else spec
 
 
 def _identity(spec: RunSpec) -> str:

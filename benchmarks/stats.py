@@ -84,3 +84,38 @@ def median_ci(
         return (math.nan, math.nan, math.nan)
     lo, hi = np.percentile(bootstrap_medians(runs, n_boot, seed), [2.5, 97.5])
     return (float(np.median(np.concatenate(runs))), float(lo), float(hi))
+
+
+def paired_ratio(
+    base: list[np.ndarray], cur: list[np.ndarray], n_boot: int = N_BOOT, seed: int = 0
+) -> tuple[float, float, float]:
+    """The change between two sides whose runs are matched pairs (the same configuration,
+    ``base[i]`` and ``cur[i]``): current / baseline, with one-sided 95% bounds (a 90%
+    interval: "slower" and "faster" are one-sided questions).
+
+    Each run is summarised by the geometric mean of its block throughputs, each pair by
+    the log ratio of those, and the group by the mean of the pairs' log ratios weighted by
+    their block counts; the bounds come from a bootstrap (blocks resampled within each run,
+    then pairs resampled). Pairing cancels what differs between the runs of a group
+    (learning rate, when it ran) instead of letting it widen the interval. On the committed
+    baseline's real block timings, both sides resampled: a 10% drop is caught in 97% of
+    trials and noise alone flagged in 0.5% (tests/test_baselines.py), against 18% and 0% for
+    the pooled medians this replaced."""
+    pairs = [
+        (np.log(np.asarray(b, float)), np.log(np.asarray(c, float))) for b, c in zip(base, cur)
+    ]
+    pairs = [(b, c) for b, c in pairs if len(b) and len(c)]
+    if not pairs:
+        return (math.nan, math.nan, math.nan)
+    rng = np.random.default_rng(seed)
+
+    def boot(r: np.ndarray) -> np.ndarray:
+        return r[rng.integers(0, len(r), size=(n_boot, len(r)))].mean(axis=1)
+
+    w = np.array([min(len(b), len(c)) for b, c in pairs], float)
+    point = float(np.average([c.mean() - b.mean() for b, c in pairs], weights=w))
+    logs = np.stack([boot(c) - boot(b) for b, c in pairs], axis=1)  # (n_boot, pairs)
+    picks = rng.integers(0, len(pairs), size=(n_boot, len(pairs)))
+    reps = (np.take_along_axis(logs, picks, axis=1) * w[picks]).sum(axis=1) / w[picks].sum(axis=1)
+    lo, hi = np.percentile(reps, [5, 95])
+    return (math.exp(point), math.exp(lo), math.exp(hi))

@@ -12,6 +12,8 @@ results/<name>/
                         or not at all); the three tables above are rebuilt from them
 results/.<name>.lock    the writer's lock (one optbench run per folder), with
 results/.<name>.lock.json  who holds it
+results/<name>.<date>/  earlier results a new run moved aside (archive; listed by archives,
+                        deleted by prune_archives)
 
 The columns and statuses are :mod:`benchmarks.schema`'s. Every file in a results folder is
 written and read through :class:`Store`. Readers never write: where a table is missing or
@@ -23,12 +25,14 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import shutil
 import socket
 import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -131,6 +135,25 @@ def writing(path: Path) -> Iterator[None]:
             with suppress(OSError):
                 holder.unlink()
         lock.release()
+
+
+def locked_by(path: Path) -> str | None:
+    """Who holds results folder ``path``'s writer lock (host, PID, since, command), or None
+    where no other process does. flock(2) cannot be queried: the lock is taken for an
+    instant and given back. A lock that cannot be checked counts as held."""
+    path = Path(path).resolve()
+    lockfile = path.parent / f".{path.name}.lock"
+    if not lockfile.exists():
+        return None  # never written by an optbench run that locks
+    lock = FileLock(lockfile, is_singleton=True)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        return _holder(path.parent / f".{path.name}.lock.json")
+    except OSError as exc:
+        return f"its lock cannot be checked ({exc.strerror or exc})"
+    lock.release()
+    return None
 
 
 def _holder(record: Path) -> str:
@@ -490,7 +513,8 @@ def _now() -> str:
 
 
 def archive(path: Path) -> Path:
-    """Move a results folder aside to ``<path>.<when it was captured>`` (never overwritten)."""
+    """Move a results folder aside to ``<path>.<when it was captured>`` (never overwritten;
+    :func:`archives` lists them, :func:`prune_archives` deletes old ones)."""
     when = None
     try:
         when = json.loads((path / "environment.json").read_text()).get("captured_at")
@@ -520,3 +544,90 @@ def point_latest(path: Path) -> None:
         tmp.unlink()
     os.symlink(path.name, tmp)
     os.replace(tmp, link)
+
+
+#: an archive's folder name: ``<folder>.<stamp>[-n]``, the stamp as :func:`archive` writes it
+_ARCHIVED = re.compile(r"^(?P<name>.+)\.(?P<stamp>\d{8}T\d{6}|undated)(?:-(?P<n>\d+))?$")
+
+
+@dataclass(frozen=True)
+class Archive:
+    """A results folder that :func:`archive` moved aside."""
+
+    path: Path
+    name: str  # the folder it was moved from: results/<name>
+    started: datetime | None  # when its sweep started (its stamp)
+    runs: int  # runs that landed in it (parts/)
+    size: int  # bytes
+
+    @property
+    def order(self) -> tuple:
+        """Oldest first: by start, then by the ``-n`` of a same-second archive."""
+        m = _ARCHIVED.match(self.path.name)
+        n = int(m["n"]) if m and m["n"] else 1
+        return (self.started or datetime.min.replace(tzinfo=timezone.utc), n)
+
+
+def archives(results: Path) -> list[Archive]:
+    """The archived results folders in ``results`` (``<name>.<stamp>`` holding an optbench
+    results folder), by name, newest first."""
+    results = Path(results)
+    if not results.is_dir():
+        raise StoreError(f"{str(results)!r} is not a folder; give the results folder, e.g. results")
+    found = []
+    for p in results.iterdir():
+        m = _ARCHIVED.match(p.name)
+        if not m or p.is_symlink() or not (p / MARKER).is_file():
+            continue
+        started = None
+        if m["stamp"] != "undated":
+            started = datetime.strptime(m["stamp"], "%Y%m%dT%H%M%S").replace(tzinfo=timezone.utc)
+        size = sum((Path(d) / f).lstat().st_size for d, _, files in os.walk(p) for f in files)
+        found.append(Archive(p, m["name"], started, len(Store(p).part_ids()), size))
+    return sorted(sorted(found, key=lambda a: a.order, reverse=True), key=lambda a: a.name)
+
+
+def to_prune(found: list[Archive], keep: int) -> list[Archive]:
+    """All but the newest ``keep`` archives of each name (what :func:`prune_archives`
+    deletes)."""
+    seen: dict[str, int] = {}
+    out = []
+    for a in sorted(found, key=lambda a: a.order, reverse=True):
+        seen[a.name] = seen.get(a.name, 0) + 1
+        if seen[a.name] > keep:
+            out.append(a)
+    return out
+
+
+def prune_archives(results: Path, keep: int) -> tuple[list[Archive], list[tuple[Archive, str]]]:
+    """Delete all but the newest ``keep`` archives of each name in ``results``. Each goes
+    under its writer lock; one that another optbench run holds (``--out`` into an archive)
+    is left alone. Returns (deleted, left alone with the reason); StoreError where a
+    folder cannot be deleted."""
+    if keep < 0:
+        raise StoreError(f"--keep {keep} is invalid; expected a count >= 0")
+    deleted, left = [], []
+    latest = (Path(results) / "latest").resolve()
+    for a in to_prune(archives(results), keep):
+        if a.path.resolve() == latest:
+            left.append((a, "results/latest points at it"))
+            continue
+        held = locked_by(a.path)
+        if held:
+            left.append((a, f"another optbench run is writing it ({held})"))
+            continue
+        try:
+            with writing(a.path):  # and nobody starts to while it goes
+                shutil.rmtree(a.path)
+        except StoreError as exc:  # taken since, or no lock can be made here
+            left.append((a, str(exc)))
+            continue
+        except OSError as exc:
+            raise StoreError(
+                f"cannot delete {str(a.path)!r} ({exc.strerror or exc}); it may be partly "
+                "deleted: remove it by hand"
+            ) from None
+        with suppress(OSError):  # its lock file, now that nothing is left to lock
+            (a.path.parent / f".{a.path.name}.lock").unlink()
+        deleted.append(a)
+    return deleted, left

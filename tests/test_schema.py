@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from backends.base import OptimizerSpec
 from benchmarks import schema
 from benchmarks.runner import execute_run
 from benchmarks.schema import FAILED, FINISHED, NOT_FINISHED, RunSpec, Status, failed_record
@@ -97,3 +98,42 @@ def test_a_failed_record_cannot_claim_to_have_finished():
 def test_older_tables_are_read_with_the_new_columns():
     runs = Store.open(BASELINE).table("runs")  # written before the traceback column
     assert "traceback" in runs and (runs["traceback"] == "").all()
+
+
+# --- the row and back (optbench rerun) ---------------------------------------------------
+
+
+def test_every_row_of_the_committed_baseline_gives_back_its_spec():
+    """Version 1 rows, upgraded: the spec hashes to the row's id and writes the same row."""
+    runs = Store.open(BASELINE).table("runs")
+    for row in runs.to_dict("records"):
+        spec = RunSpec.from_row(row)
+        assert spec.run_id == row["run_id"]
+        assert spec.compiler == "default" and spec.path == row["compiler"]
+        back = spec.row()
+        assert {k: row[k] for k in back if k != "compiler_choice"} == {
+            k: v for k, v in back.items() if k != "compiler_choice"
+        }
+
+
+def test_specs_of_every_kind_and_setting_survive_a_parquet_round_trip(tmp_path):
+    base = tiny_spec(hidden=(128, 64), seed=3)
+    specs = [
+        dataclasses.replace(base, optimizer=name, opt=opt, compiler=compiler)
+        for name, opt, compiler in [
+            ("nesterov", OptimizerSpec("sgd", 0.1, momentum=0.9, nesterov=True), "default"),
+            ("decayed", OptimizerSpec("sgd", 0.1, weight_decay=1e-4), "numpy"),
+            ("adam", OptimizerSpec("adam", 1e-3, beta1=0.8, eps=1e-7), "default"),
+            ("adamw", OptimizerSpec("adam", 1e-3, weight_decay=0.01), "default"),
+            # as a sweep file may say it: an integer, which Parquet keeps as 0.0 beside floats
+            ("int", OptimizerSpec("sgd", 0.1, momentum=0.9, weight_decay=0), "default"),
+        ]
+    ]
+    specs = [dataclasses.replace(s, path="numpy", path_choice="its only path") for s in specs]
+    pd.DataFrame([s.row() for s in specs]).to_parquet(tmp_path / "runs.parquet")
+    rows = pd.read_parquet(tmp_path / "runs.parquet").to_dict("records")
+    for spec, row in zip(specs, rows):
+        back = RunSpec.from_row(row, timeout_s=spec.timeout_s)
+        assert back == spec and back.run_id == spec.run_id == row["run_id"]
+        assert (back.path, back.path_choice) == ("numpy", "its only path")
+    assert rows[-1]["weight_decay"] == 0.0 and type(specs[-1].opt.weight_decay) is int

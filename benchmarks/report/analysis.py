@@ -123,20 +123,29 @@ def throughput_change(
     current: pd.DataFrame,
     by: list[str],
     threshold: float,
+    floors: dict[tuple, float] | None = None,
 ) -> pd.DataFrame:
     """Per ``by`` group of ``runs`` (the runs both sides hold): the median samples/s of the
-    pooled blocks on each side, their ratio (current / baseline) with a 95% bootstrap
-    interval, and a verdict: ``slower`` when the ratio is below ``1 - threshold`` and the
-    whole interval below 1, ``faster`` when above ``1 + threshold`` and the whole interval
-    above 1, ``same`` otherwise, ``no timings`` where a side has no timed block.
+    pooled blocks on each side, and the change (current / baseline: the geometric mean of
+    matched runs' ratios, :func:`benchmarks.stats.paired_ratio`) with its 95% bootstrap
+    interval, and a verdict: ``slower`` when the ratio is below ``1 - t`` and the whole
+    interval below 1, ``faster`` when above ``1 + t`` and the whole interval above 1,
+    ``same`` otherwise, ``no timings`` where a side has no timed block; ``t`` is the larger
+    of ``threshold`` and the group's noise ``floor`` (``floors``: the largest change between
+    repeated sweeps of an unchanged commit, see :mod:`benchmarks.baselines`).
 
     ``baseline``/``current``: :func:`benchmarks.stats.block_rates` rows of each side.
     """
     rows = []
+    floors = floors or {}
     for key, grp in runs.groupby(by, sort=True):
-        rids = set(grp["run_id"])
+        rids = sorted(set(grp["run_id"]))
         pb = stats.per_run(baseline[baseline["run_id"].isin(rids)])
         pc = stats.per_run(current[current["run_id"].isin(rids)])
+        # matched pairs: the same run (configuration) on each side, in run_id order
+        by_b = {r: g["rate"].to_numpy(float) for r, g in baseline.groupby("run_id") if r in rids}
+        by_c = {r: g["rate"].to_numpy(float) for r, g in current.groupby("run_id") if r in rids}
+        both = [r for r in rids if r in by_b and r in by_c]
         row: dict[str, Any] = dict(zip(by, key))
         row.update(
             runs=len(rids),
@@ -145,18 +154,17 @@ def throughput_change(
             ratio=math.nan,
             ci_low=math.nan,
             ci_high=math.nan,
+            floor=floors.get(tuple(key), 0.0),
             verdict=NO_TIMINGS,
         )
-        if pb and pc:
+        if both:
             mb, mc = np.median(np.concatenate(pb)), np.median(np.concatenate(pc))
-            # independent replicates on each side (different seeds), paired into ratios
-            ratios = stats.bootstrap_medians(pc, seed=1) / stats.bootstrap_medians(pb, seed=2)
-            lo, hi = np.percentile(ratios, [2.5, 97.5])
-            ratio = mc / mb
+            ratio, lo, hi = stats.paired_ratio([by_b[r] for r in both], [by_c[r] for r in both])
+            t = max(threshold, floors.get(tuple(key), 0.0))
             verdict = SAME
-            if ratio < 1 - threshold and hi < 1:
+            if ratio < 1 - t and hi < 1:
                 verdict = SLOWER
-            elif ratio > 1 + threshold and lo > 1:
+            elif ratio > 1 + t and lo > 1:
                 verdict = FASTER
             row.update(
                 baseline_samples_per_s=mb,

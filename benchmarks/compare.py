@@ -113,9 +113,18 @@ def compare(
         for col, empty in (("final_test_acc", math.nan), ("error", "")):
             if col not in frame:
                 frame[col] = empty
-    warnings = _environment_warnings(base.environment(), cur.environment())
+    envs = []
+    for store in (base, cur):  # without it, nothing says the two are comparable
+        env = store.environment()
+        if not env:
+            raise ValueError(
+                f"{store.path}: environment.json is missing, so the machine and versions the "
+                "runs were measured on are unknown; compare folders that optbench run wrote"
+            )
+        envs.append(env)
+    warnings = _environment_warnings(*envs)
     warnings += _path_changes(b, c)
-    floor, floor_from = baselines.floors(Path(baseline), cur.environment())
+    floor, floor_from = baselines.floors(Path(baseline), envs[1])
 
     groups = throughput_change(
         b.reset_index(),

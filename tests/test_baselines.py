@@ -144,3 +144,12 @@ def test_no_run_in_common_names_what_differs(tmp_path, capsys):
     runs.to_parquet(b / "runs.parquet", index=False)
     assert main(["compare", str(a), str(b)]) == 2
     assert "they differ in hidden ['64'] vs ['128']" in capsys.readouterr().err
+
+
+def test_a_folder_without_its_environment_is_bad_input(tmp_path, capsys):
+    a = make_results(tmp_path / "a")
+    b = make_results(tmp_path / "b")
+    (b / "environment.json").unlink()
+    assert main(["compare", str(a), str(b)]) == 2
+    err = capsys.readouterr().err
+    assert "environment.json is missing" in err and str(b) in err and "Traceback" not in err

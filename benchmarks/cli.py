@@ -190,6 +190,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         from benchmarks.pipeline import dry_run
 
         return dry_run(sweep, out, resume=args.resume)
+    executor = _executor(args, sweep.threads)  # before the folder is touched
     try:
         return bench(
             sweep,
@@ -199,8 +200,33 @@ def cmd_run(args: argparse.Namespace) -> int:
             report=args.report,
             quiet=args.quiet,
             command=sys.argv,
+            executor=executor,
         )
     except StoreError as exc:
+        raise UsageError(str(exc)) from None
+    finally:
+        if executor is not None:
+            executor.close()
+
+
+def _executor(args: argparse.Namespace, threads: int | None):
+    """The executor ``--executor``/``--scheduler`` ask for: None for local workers (the
+    driver's default), or a connected DaskExecutor; UsageError where it cannot connect."""
+    kind = args.executor or ("dask" if args.scheduler else "local")
+    if kind == "local":
+        if args.scheduler:
+            raise UsageError("--scheduler is for --executor dask; drop it to run here")
+        return None
+    if not args.scheduler:
+        raise UsageError(
+            "--executor dask needs --scheduler ADDRESS, e.g. tcp://HOST:8786 "
+            "(the address `dask scheduler` prints)"
+        )
+    from benchmarks.dask_executor import DaskExecutor, SchedulerUnreachable
+
+    try:
+        return DaskExecutor.connect(args.scheduler, threads=threads)
+    except SchedulerUnreachable as exc:
         raise UsageError(str(exc)) from None
 
 
@@ -512,6 +538,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--report",
         action="store_true",
         help="write the report (report.html/.md, summary.csv) at the end",
+    )
+    r.add_argument(
+        "--executor",
+        choices=("local", "dask"),
+        default=None,
+        help="where the runs execute: local (default: worker processes here) or dask "
+        "(the workers of the Dask scheduler at --scheduler; needs the dask extra)",
+    )
+    r.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="ADDRESS",
+        help="the Dask scheduler, e.g. tcp://HOST:8786 (implies --executor dask)",
     )
     r.set_defaults(func=cmd_run)
 

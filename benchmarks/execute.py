@@ -11,6 +11,7 @@ one module implementing :class:`Executor`.
 from __future__ import annotations
 
 import abc
+import socket
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -45,8 +46,17 @@ def work_units(specs: list[RunSpec]) -> list[WorkUnit]:
 
 
 def result_of_failure(spec: RunSpec, exc: WorkerFailure) -> Result:
-    """The record of a run whose worker task did not return (status from the failure)."""
-    return failed_record(spec, exc.status, str(exc), exc.remote_traceback)
+    """The record of a run whose worker task did not return (status from the failure), on
+    the machine that ran the worker."""
+    return stamp_host(failed_record(spec, exc.status, str(exc), exc.remote_traceback))
+
+
+def stamp_host(result: Result, host: str | None = None) -> Result:
+    """``result`` with its run's ``host`` (default: this machine) where the run left it
+    empty: a run that did not finish never reached the line of the runner that sets it."""
+    if not result["run"].get("host"):
+        result["run"]["host"] = host or socket.gethostname()
+    return result
 
 
 class Executor(abc.ABC):
@@ -82,7 +92,7 @@ class LocalExecutor(Executor):
                         result = worker.call(RUN_TASK, {"spec": spec}, timeout=spec.timeout_s)
                     except WorkerFailure as exc:
                         result = result_of_failure(spec, exc)
-                    yield spec, result
+                    yield spec, stamp_host(result)
             except KeyboardInterrupt:
                 worker.kill()  # mid-run: stop now, do not wait for the run to finish
                 raise

@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 import os
 import resource
+import socket
 import time
 from typing import Any
 
@@ -221,6 +222,7 @@ def execute_run(spec: RunSpec) -> dict[str, Any]:
             "cpu_affinity": ",".join(map(str, cpus)),
             "threads_reported": str(info.extra.get("threads", "")),  # the framework's own word
             "matmul_precision": str(info.extra.get("matmul_precision", "")),
+            "host": socket.gethostname(),
             "num_params": num_parameters(model),
         }
     )

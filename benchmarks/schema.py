@@ -120,6 +120,9 @@ DESCRIBED_COLUMNS = (
     "cpu_affinity",
     "threads_reported",
     "matmul_precision",
+    # the machine the run's worker ran on (an executor may run units on several); the
+    # executor fills it in for a run that did not finish (benchmarks.execute.stamp_host)
+    "host",
 )
 #: the outcome
 OUTCOME_COLUMNS = ("status", "error", "traceback")
@@ -144,6 +147,7 @@ RUN_COLUMN_DEFAULTS: dict[str, Any] = {
     "traceback": "",
     "compiler_requested": DEFAULT_COMPILER,
     "compiler_choice": "",
+    "host": "",  # unknown: environment.json's host ran every run of such a folder
 }
 #: version 1's ``compiler`` text, as each backend wrote it -> the path it describes
 V1_COMPILERS = {

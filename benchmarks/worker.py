@@ -99,8 +99,10 @@ def thread_env(threads: int) -> dict[str, str]:
     return env
 
 
-def pin_cores(threads: int) -> list[int]:
-    """Confine this process to ``threads`` CPUs (before any framework starts its pools).
+def pin_cores(threads: int, cpus: list[int] | None = None) -> list[int]:
+    """Confine this process to ``threads`` CPUs (before any framework starts its pools): the
+    first of ``cpus`` (default: the CPUs it may use), so that workers running side by side
+    (one per Dask worker slot of a host) can be given CPUs of their own.
 
     Environment variables pin torch, TensorFlow and BLAS, but XLA:CPU (JAX) sizes its pool
     from the machine and has no working flag for it; CPU affinity holds every framework to
@@ -108,9 +110,10 @@ def pin_cores(threads: int) -> list[int]:
     """
     if not hasattr(os, "sched_setaffinity"):  # macOS: the environment variables only
         return list(range(threads))
-    cpus = sorted(os.sched_getaffinity(0))
-    if threads < len(cpus):
-        os.sched_setaffinity(0, cpus[:threads])
+    allowed = sorted(os.sched_getaffinity(0))
+    mine = [c for c in cpus or () if c in allowed] or allowed  # none of them here: any
+    if mine[:threads] != allowed:
+        os.sched_setaffinity(0, mine[:threads])
     return sorted(os.sched_getaffinity(0))
 
 
@@ -133,7 +136,7 @@ def _die_with_parent(parent: int) -> None:
     threading.Thread(target=watch, name="optbench-parent-watch", daemon=True).start()
 
 
-def _serve(conn, threads: int, parent: int, stderr_path: str) -> None:
+def _serve(conn, threads: int, parent: int, stderr_path: str, cpus: list[int] | None) -> None:
     _die_with_parent(parent)
     # The worker's stderr goes to a file whose tail the driver keeps when the worker dies
     # (a crash leaves no Python traceback); faulthandler writes the Python stack there on
@@ -144,7 +147,7 @@ def _serve(conn, threads: int, parent: int, stderr_path: str) -> None:
     faulthandler.enable()
     # Ctrl-C reaches the whole process group; the driver alone decides what stops.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    pin_cores(threads)
+    pin_cores(threads, cpus)
     while True:
         try:
             msg = conn.recv()
@@ -193,9 +196,12 @@ class Worker:
             rows = w.call("benchmarks.runner:execute_run", {"spec": spec}, timeout=600)
     """
 
-    def __init__(self, threads: int | None = None, label: str = "worker"):
+    def __init__(
+        self, threads: int | None = None, label: str = "worker", cpus: list[int] | None = None
+    ):
         self.threads = threads or default_threads()
         self.label = label
+        self.cpus = cpus  # the CPUs to take ``threads`` of (default: the first it may use)
         self._proc: mp.process.BaseProcess | None = None
         self._conn = None
         self._stderr: str | None = None  # the current worker's stderr file
@@ -210,7 +216,7 @@ class Worker:
         os.close(fd)
         proc = ctx.Process(
             target=_serve,
-            args=(child, self.threads, os.getpid(), self._stderr),
+            args=(child, self.threads, os.getpid(), self._stderr, self.cpus),
             name=f"optbench-{self.label}",
             daemon=True,
         )
@@ -232,6 +238,12 @@ class Worker:
     @property
     def alive(self) -> bool:
         return self._proc is not None and self._proc.is_alive()
+
+    @property
+    def pid(self) -> int | None:
+        """The worker process's id while one is started: another thread may kill it by its
+        id to stop the task it runs (``call`` then raises WorkerDied)."""
+        return self._proc.pid if self._proc is not None else None
 
     def call(self, target: str, kwargs: dict[str, Any], timeout: float | None = None) -> Any:
         """Run ``target(**kwargs)`` in the worker; raise WorkerError/WorkerTimeout/WorkerDied."""

@@ -1,0 +1,409 @@
+"""Sweeps across machines: an :class:`~benchmarks.execute.Executor` on a Dask cluster.
+
+``optbench run --executor dask --scheduler tcp://HOST:8786`` hands the work units to the
+Dask scheduler at that address; the client (this process) receives the results and the
+driver, as with local workers, alone writes the store. Workers need the project installed,
+no shared file system and no copy of the results folder.
+
+Design: **one Dask task per work unit.** The task does on its host exactly what
+:class:`~benchmarks.execute.LocalExecutor` does here: one framework process
+(:class:`~benchmarks.worker.Worker`: pinned, killable, each run under its own timeout)
+runs the unit's runs in sweep order, so a cluster run measures what a local run measures
+(the framework imported once per unit, the same first-run and compile-cache effects), and a
+GPU unit holds its ``GPU=1`` resource, hence its GPU, for the whole unit. A task per run
+would spread a unit's runs, but each would pay the framework's start-up again, or a Dask
+worker would keep several framework processes alive between their runs, sharing its cores
+and GPU memory; a unit is the finest grain that keeps timing honest without more machinery.
+On a host with several Dask workers (``dask worker --nthreads 1 --nworkers N``) each
+worker's runs are pinned to CPUs of their own (:meth:`DaskExecutor._placement`).
+
+Results stream back as each run finishes: the task puts ``("start" | "result", unit,
+payload)`` messages, pickled, on a Dask ``Queue`` (through the scheduler: a run's rows are
+kilobytes), and notes every run it delivered in a Dask ``Variable`` per unit. The client
+polls the queue and yields each result once.
+
+Failures, never lost, never written twice: a run that raises, hangs or kills its framework
+process comes back with that status, as locally. A Dask worker that dies mid-unit takes its
+framework process with it (it dies with its parent); the scheduler runs the task again on
+a worker that is alive (up to its ``distributed.scheduler.allowed-failures``, 3 by default),
+and the new attempt skips the runs the ``Variable`` lists as delivered; the client also drops
+a result it already has (a run delivered just before the death, but not yet noted). When
+the scheduler gives up (``KilledWorker``) or the task fails otherwise (the project missing
+on a worker, say), each run of the unit not delivered is recorded ``crashed`` (or
+``error``) with the reason.
+
+Stopping: closing the results (Ctrl-C in the driver) cancels the tasks and kills their
+framework processes at once (``Client.run`` on every worker); a task whose client went away
+stops before its next run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import multiprocessing as mp
+import os
+import pickle
+import signal
+import socket
+import sys
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from benchmarks.execute import (
+    RUN_TASK,
+    Executor,
+    Result,
+    WorkUnit,
+    result_of_failure,
+    stamp_host,
+)
+from benchmarks.schema import RunSpec, Status, failed_record
+from benchmarks.worker import Worker, WorkerFailure, default_threads
+
+#: seconds to wait for the scheduler to answer before giving up (an address where nothing
+#: listens fails after this long, with the fix)
+CONNECT_TIMEOUT_S = 5.0
+#: how often the client looks for results (a blocking Queue.get that times out logs an error
+#: on the scheduler, so the client polls without blocking)
+POLL_S = 0.2
+INSTALL_HINT = "pip install -e '.[dask]'"
+
+
+def queue_name(token: str) -> str:
+    """The Dask Queue that sweep ``token``'s tasks put their messages on."""
+    return f"optbench-{token}"
+
+
+def noted_name(token: str, index: int) -> str:
+    """The Dask Variable listing the runs unit ``index`` of sweep ``token`` delivered."""
+    return f"optbench-{token}-{index}"
+
+
+#: a Dask worker's threads per run, and the CPUs its runs take them from
+Placement = tuple[int, list[int]]
+
+
+class SchedulerUnreachable(RuntimeError):
+    """No Dask scheduler to run on: ``distributed`` missing, a bad address, or none answered."""
+
+
+def connect(address: str, timeout: float | None = None):
+    """A ``distributed.Client`` of the scheduler at ``address``; SchedulerUnreachable, with
+    the fix, within ``timeout`` seconds (default :data:`CONNECT_TIMEOUT_S`) where there is
+    none."""
+    timeout = timeout or CONNECT_TIMEOUT_S
+    try:
+        import distributed
+    except ImportError:
+        raise SchedulerUnreachable(
+            f"--executor dask needs Dask distributed, which is not installed: {INSTALL_HINT}"
+        ) from None
+    from distributed.comm import get_address_host_port
+
+    try:  # checked first: a Client that fails on a bad address hangs at exit, closing
+        get_address_host_port(address)
+    except ValueError as exc:
+        raise SchedulerUnreachable(
+            f"--scheduler {address!r} is not a Dask scheduler address ({exc}); "
+            "give the one `dask scheduler` prints, e.g. tcp://HOST:8786"
+        ) from None
+    try:
+        return distributed.Client(address, timeout=timeout, set_as_default=False)
+    except (OSError, TimeoutError, asyncio.TimeoutError, ValueError) as exc:
+        raise SchedulerUnreachable(
+            f"no Dask scheduler answered at {address} within {timeout:g} s ({exc}); start one "
+            "with `dask scheduler` (it prints its address), or check --scheduler and the "
+            "firewall between here and there"
+        ) from None
+
+
+class DaskExecutor(Executor):
+    """Work units as tasks of a Dask cluster; see the module docstring.
+
+    ``threads``: CPUs each framework process is pinned to. None: each host's physical cores
+    divided by the Dask worker threads on that host. Either way the Dask workers of a host
+    pin their runs to CPUs of their own (:meth:`_placement`), so that the runs going on at
+    once on a host do not share cores.
+
+    Example::
+
+        with DaskExecutor.connect("tcp://10.0.0.5:8786") as ex:
+            run_sweep(sweep, Path("results/default"), executor=ex)
+    """
+
+    def __init__(
+        self, client, threads: int | None = None, log: Callable[[str], None] | None = None
+    ):
+        self.client = client
+        self.threads = threads
+        self.log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+
+    @classmethod
+    def connect(
+        cls, address: str, threads: int | None = None, timeout: float | None = None, **kw
+    ) -> DaskExecutor:
+        return cls(connect(address, timeout), threads, **kw)
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.client.close()
+
+    def __enter__(self) -> DaskExecutor:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- the client's side -----------------------------------------------------------------
+    def run(
+        self, units: list[WorkUnit], on_start: Callable[[RunSpec], None] | None = None
+    ) -> Iterator[tuple[RunSpec, Result]]:
+        from distributed import Queue, Variable
+
+        token = uuid.uuid4().hex[:12]
+        queue = Queue(queue_name(token), client=self.client)
+        left = {i: {s.run_id: s for s in u.specs} for i, u in enumerate(units)}
+        hosts: dict[int, str] = {}  # the host each unit last ran on
+        delivered = [Variable(noted_name(token, i), client=self.client) for i in left]
+        for var in delivered:  # set before the tasks read them (an unset one makes them wait)
+            var.set([])
+        plan = self._placement()
+        futures = {
+            i: self.client.submit(
+                run_unit,
+                unit,
+                token=token,
+                index=i,
+                threads=self.threads,
+                plan=plan,
+                key=f"optbench-{unit.backend}-{unit.device}-{i}-{token}",
+                resources={"GPU": 1} if unit.device == "gpu" else None,
+                priority=-i,  # the sweep's order where workers are fewer than units
+                pure=False,
+            )
+            for i, unit in enumerate(units)
+        }
+        try:
+            while futures:
+                # Finished tasks first, then the queue: a task's messages are on the queue
+                # before it finishes, so a unit seen finished here has delivered everything.
+                finished = [i for i, f in futures.items() if f.done()]
+                for kind, i, payload in self._messages(queue):
+                    todo = left.get(i, {})
+                    if kind == "start":
+                        run_id, hosts[i] = payload
+                        if on_start is not None and run_id in todo:
+                            on_start(todo[run_id])
+                    elif (spec := todo.pop(payload["run"]["run_id"], None)) is not None:
+                        yield spec, payload  # else: delivered before, by an earlier attempt
+                for i in finished:
+                    future = futures.pop(i)
+                    yield from _undelivered(units[i], future, left.pop(i), hosts.get(i, ""))
+                if futures and not finished:
+                    time.sleep(POLL_S)
+        finally:
+            if futures:  # closed early (Ctrl-C): stop every run still going
+                self._stop(token, list(futures.values()))
+            with contextlib.suppress(Exception):
+                queue.close()
+            for var in delivered:
+                with contextlib.suppress(Exception):
+                    var.delete()
+
+    def _messages(self, queue) -> list[tuple[str, int, Any]]:
+        return [pickle.loads(m) for m in queue.get(batch=True)]
+
+    def _placement(self) -> dict[str, Placement]:
+        """Each Dask worker's threads per run and the CPUs its runs take them from.
+
+        The Dask workers of a host that may use the same CPUs (``dask worker --nworkers N``
+        starts them so) share those out in blocks, one per worker thread, so that runs going
+        on at once never share a CPU; a warning where they must (more worker threads x
+        threads per run than cores). Workers pinned apart beforehand (``taskset``) keep
+        their own CPUs. A worker that joins later takes the first CPUs it may use.
+        """
+        workers = self.client.scheduler_info()["workers"]
+        if not workers:
+            self.log("dask: no worker is connected yet; the runs wait for one (`dask worker ...`)")
+            return {}
+        try:
+            cpus_of = self.client.run(host_cpus)
+        except Exception:  # noqa: BLE001 - a worker that cannot answer: no placement
+            return {}
+        groups: dict[tuple, list[str]] = {}
+        for addr in sorted(cpus_of):
+            groups.setdefault((workers[addr]["host"], *cpus_of[addr][1]), []).append(addr)
+        plan = {}
+        for (host, *cpus), addrs in groups.items():
+            cores = min(cpus_of[addrs[0]][0], len(cpus))
+            slots = sum(workers[a]["nthreads"] for a in addrs)
+            per_run = self.threads or max(1, cores // slots)
+            if slots * per_run > cores:
+                self.log(
+                    f"dask: warning: {host} runs {slots} units at once x {per_run} thread(s) "
+                    f"on {cores} cores: runs will share cores and measure each other; start "
+                    f"its workers with `--nthreads 1 --nworkers N`, N x threads <= {cores}"
+                )
+            taken = 0
+            for a in addrs:
+                n = workers[a]["nthreads"] * per_run
+                plan[a] = (per_run, [cpus[(taken + j) % len(cpus)] for j in range(n)])
+                taken += n
+        return plan
+
+    def _stop(self, token: str, futures: list) -> None:
+        with contextlib.suppress(Exception):
+            self.client.cancel(futures, force=True)
+        with contextlib.suppress(Exception):
+            self.client.run(stop_unit_processes, token, on_error="ignore")
+
+
+def _undelivered(
+    unit: WorkUnit, future, left: dict[str, RunSpec], host: str
+) -> Iterator[tuple[RunSpec, Result]]:
+    """A record for every run of a finished unit task that did not deliver one."""
+    if not left:
+        return
+    from distributed import KilledWorker
+
+    tb = ""
+    try:
+        future.result()
+        status, why = Status.CRASHED, "its Dask task ended before running it"
+    except KilledWorker as exc:
+        status = Status.CRASHED
+        last = getattr(exc.last_worker, "address", "?")
+        why = (
+            f"the Dask worker running {unit.label} died {exc.allowed_failures + 1} times (the "
+            f"last: {last}); the scheduler gave up (distributed.scheduler.allowed-failures)"
+        )
+    except Exception as exc:  # noqa: BLE001 - failed outside the runs, e.g. no project there
+        status = Status.ERROR
+        why = f"the Dask task of {unit.label} failed: {type(exc).__name__}: {exc}"
+        tb = "".join(traceback.format_exception(exc))
+    for spec in left.values():
+        record = failed_record(spec, status, why, tb)
+        record["run"]["host"] = host  # where the unit last ran ("": it never started)
+        yield spec, record
+
+
+# --- on the Dask worker ------------------------------------------------------------------
+
+#: the framework processes running for each sweep (token) in this Dask worker
+_RUNNING: dict[str, set[Worker]] = {}
+#: the sweeps stopped by their client (stop_unit_processes)
+_STOPPED: set[str] = set()
+#: the CPUs this Dask worker's running tasks are pinned to
+_CPUS_HELD: set[int] = set()
+_CPU_LOCK = threading.Lock()
+
+
+def run_unit(
+    unit: WorkUnit, token: str, index: int, threads: int | None, plan: dict[str, Placement]
+) -> int:
+    """The Dask task of one unit: its runs in one framework process on this host (pinned as
+    ``plan`` says for this Dask worker), each result put on the sweep's queue as it
+    finishes; returns how many ran."""
+    from distributed import Queue, Variable, get_worker
+
+    queue = Queue(queue_name(token))
+    noted = Variable(noted_name(token, index))
+    try:
+        done = set(noted.get(timeout=30))  # delivered by an earlier attempt of this task
+    except (TimeoutError, asyncio.TimeoutError):  # its client has gone (and deleted it)
+        return 0
+    dask_worker = get_worker()
+    host = socket.gethostname()
+    if dask_worker.address in plan:
+        threads, block = plan[dask_worker.address]
+    else:  # joined after the sweep started
+        threads = threads or max(1, default_threads() // dask_worker.state.nthreads)
+        block = []
+    _allow_children()
+    cpus = _claim(block, threads)
+    worker = Worker(threads=threads, label=unit.label, cpus=cpus)
+    _RUNNING.setdefault(token, set()).add(worker)
+    ran = 0
+    try:
+        for spec in unit.specs:
+            if spec.run_id in done:
+                continue
+            if token in _STOPPED or not _wanted(dask_worker):
+                break
+            queue.put(pickle.dumps(("start", index, (spec.run_id, host))))
+            try:
+                result = worker.call(RUN_TASK, {"spec": spec}, timeout=spec.timeout_s)
+            except WorkerFailure as exc:
+                result = result_of_failure(spec, exc)
+            queue.put(pickle.dumps(("result", index, stamp_host(result, host))))
+            done.add(spec.run_id)
+            noted.set(sorted(done))
+            ran += 1
+    finally:
+        _RUNNING[token].discard(worker)
+        worker.close()
+        _release(cpus)
+    return ran
+
+
+def host_cpus() -> tuple[int, list[int]]:
+    """Run on each Dask worker by the client: this host's physical cores, and the CPUs this
+    worker process may use."""
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    return default_threads(), cpus or list(range(os.cpu_count() or 1))
+
+
+def _claim(block: list[int], threads: int) -> list[int] | None:
+    """The first ``threads`` CPUs of this Dask worker's ``block`` that no other of its
+    tasks holds (one per worker thread); None where it has no block."""
+    chunks = [block[i : i + threads] for i in range(0, len(block), threads)]
+    with _CPU_LOCK:
+        free = [c for c in chunks if not _CPUS_HELD & set(c)] or chunks[:1]
+        if not free:
+            return None
+        _CPUS_HELD.update(free[0])
+        return free[0]
+
+
+def _release(cpus: list[int] | None) -> None:
+    with _CPU_LOCK:
+        _CPUS_HELD.difference_update(cpus or ())
+
+
+def stop_unit_processes(token: str) -> int:
+    """Run by the client on every Dask worker (``Client.run``) when it stops: kill the
+    framework processes of sweep ``token``; their tasks see the death and end."""
+    _STOPPED.add(token)
+    killed = 0
+    for worker in list(_RUNNING.get(token, ())):
+        pid = worker.pid
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+                killed += 1
+    return killed
+
+
+def _wanted(dask_worker) -> bool:
+    """False once no client wants this task (cancelled, or its client went away)."""
+    try:
+        from distributed.worker import thread_state
+
+        ts = dask_worker.state.tasks.get(thread_state.key)
+        return ts is not None and ts.state not in ("cancelled", "released", "forgotten")
+    except Exception:  # noqa: BLE001 - Dask's worker state is not a public API: assume wanted
+        return True
+
+
+def _allow_children() -> None:
+    """Dask's nanny starts worker processes as daemons (``distributed.worker.daemon``), and
+    multiprocessing refuses a daemon children, which would outlive it. A framework worker
+    does not: it dies with the thread that started it (:mod:`benchmarks.worker`)."""
+    proc = mp.current_process()
+    if proc.daemon:
+        proc.daemon = False

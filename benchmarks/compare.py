@@ -41,6 +41,8 @@ from benchmarks.schema import Status
 from benchmarks.store import Store
 
 GROUP = baselines.GROUP  # backend, mode, device, optimizer, batch size
+#: a noise floor above this makes a group untrackable: the output says so
+BLIND_FLOOR = 0.5
 #: what ``--fail-on`` can choose: the kinds of regression
 FAIL_ON = ("throughput", "accuracy", "status")
 
@@ -165,6 +167,15 @@ def compare(
         }
     ).reset_index()
     notes = [f"baseline: {n}" for n in base.notes] + [f"current: {n}" for n in cur.notes]
+    blind = groups[groups["floor"] > BLIND_FLOOR] if len(groups) else groups
+    if len(blind):
+        notes.append(
+            f"{len(blind)} group(s) cannot be tracked on this machine: their repeated sweeps "
+            f"moved by more than {BLIND_FLOOR:.0%} (e.g. {blind.iloc[0]['backend']} "
+            f"{blind.iloc[0]['optimizer']} batch {blind.iloc[0]['batch_size']}, "
+            f"{blind.iloc[0]['floor']:.0%}), so only a larger slowdown would be flagged; measure on a "
+            "quieter machine or with fewer threads per run"
+        )
     notes.append(
         f"noise floor from {floor_from}: a group is slower only beyond the larger of the "
         "threshold and the change its repeated sweeps showed"

@@ -78,6 +78,7 @@ def test_the_noise_floor_of_repeats_keeps_sweep_drift_from_failing_a_build(tmp_p
     try:
         baselines.ROOT = root
         assert compare(root / "noisy", again).regressions == 0
+        assert not any("cannot be tracked" in n for n in compare(root / "noisy", again).notes)
         assert compare(root / "noisy", slowed(a, tmp_path / "d", 2.0)).by_kind["throughput"] > 0
     finally:
         baselines.ROOT = monkey
@@ -153,3 +154,10 @@ def test_a_folder_without_its_environment_is_bad_input(tmp_path, capsys):
     assert main(["compare", str(a), str(b)]) == 2
     err = capsys.readouterr().err
     assert "environment.json is missing" in err and str(b) in err and "Traceback" not in err
+
+
+def test_a_group_too_noisy_to_track_is_said(tmp_path, root):
+    a = make_results(tmp_path / "a")
+    baselines.save(a, "wild", [slowed(a, tmp_path / "b", 3.0)], root=root)
+    notes = compare(root / "wild", a).notes
+    assert any("cannot be tracked on this machine" in n and "67%" in n for n in notes)

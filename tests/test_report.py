@@ -482,3 +482,15 @@ def test_a_disagreeing_cell_and_a_noisy_group_are_flagged(tmp_path):
     table = md[md.index("### Where backends disagree") :]
     assert "| sgd_momentum | 0.03 | 32 | 2.8 points | 0.0 points |" in table
     assert "float rounding amplified by a chaotic trajectory" in table
+
+
+def test_runs_from_several_hosts_are_warned_about(tmp_path):
+    folder = make_results(tmp_path / "r")
+    runs = pd.read_parquet(folder / "runs.parquet")
+    runs["host"] = ["node-a" if i % 3 else "node-b" for i in range(len(runs))]
+    runs.to_parquet(folder / "runs.parquet", index=False)
+    md = write_report(folder)["md"].read_text()
+    verdict = md[md.index("## Verdict") : md.index("## Environment")]
+    assert "**Several machines**" in verdict and "node-a (" in verdict and "node-b (" in verdict
+    one = make_results(tmp_path / "one")
+    assert "Several machines" not in write_report(one)["md"].read_text()

@@ -247,6 +247,16 @@ def config_means(runs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=MEANS_COLUMNS)
 
 
+def hosts(runs: pd.DataFrame) -> pd.DataFrame:
+    """Runs per host (``host``, ``runs``), busiest first: more than one row means the sweep
+    ran on several machines (a cluster executor), whose speeds compare only with care."""
+    if "host" not in runs:
+        return pd.DataFrame(columns=["host", "runs"])
+    named = runs["host"].fillna("").astype(str)
+    counts = named[named != ""].value_counts()
+    return pd.DataFrame({"host": counts.index, "runs": counts.to_numpy()})
+
+
 # --- where backends disagree ----------------------------------------------------------
 
 #: a configuration run by several backends (or seeds): the cell they are compared in

@@ -15,6 +15,7 @@ from benchmarks.report.analysis import (
     Analysis,
     cold_starts,
     fastest,
+    hosts,
     ranking,
 )
 from benchmarks.report.document import Bold, Paragraph, Section, Span, para, table
@@ -105,6 +106,18 @@ def build(res: Results, an: Analysis) -> Section:
         )
     if res.curves is None:
         notes.append(note("curves.parquet is missing: no time or steps to the target accuracy."))
+    where = hosts(res.runs)
+    if len(where) > 1:
+        notes.append(
+            para(
+                Bold("Several machines"),
+                ": this sweep's runs came from "
+                + ", ".join(f"{r.host} ({r.runs} runs)" for r in where.itertuples())
+                + "; a row pools runs of whichever hosts ran it, so compare rows with care "
+                "(the host of every run is in runs.parquet).",
+                cls="warn",
+            )
+        )
     noisy = v[v["noisy"]]
     if len(noisy):
         notes.append(

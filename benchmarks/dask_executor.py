@@ -72,6 +72,9 @@ CONNECT_TIMEOUT_S = 5.0
 #: on the scheduler, so the client polls without blocking)
 POLL_S = 0.2
 INSTALL_HINT = "pip install -e '.[dask]'"
+#: how long a unit that needs a resource (a GPU) waits for a worker that offers it before
+#: its runs are recorded skipped with the reason
+RESOURCE_WAIT_S = 120.0
 
 
 def queue_name(token: str) -> str:
@@ -137,11 +140,16 @@ class DaskExecutor(Executor):
     """
 
     def __init__(
-        self, client, threads: int | None = None, log: Callable[[str], None] | None = None
+        self,
+        client,
+        threads: int | None = None,
+        log: Callable[[str], None] | None = None,
+        resource_wait_s: float = RESOURCE_WAIT_S,
     ):
         self.client = client
         self.threads = threads
         self.log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+        self.resource_wait_s = resource_wait_s
 
     @classmethod
     def connect(
@@ -188,6 +196,7 @@ class DaskExecutor(Executor):
             )
             for i, unit in enumerate(units)
         }
+        submitted, started = time.monotonic(), set()
         try:
             while futures:
                 # Finished tasks first, then the queue: a task's messages are on the queue
@@ -196,6 +205,7 @@ class DaskExecutor(Executor):
                 for kind, i, payload in self._messages(queue):
                     todo = left.get(i, {})
                     if kind == "start":
+                        started.add(i)
                         run_id, hosts[i] = payload
                         if on_start is not None and run_id in todo:
                             on_start(todo[run_id])
@@ -204,6 +214,8 @@ class DaskExecutor(Executor):
                 for i in finished:
                     future = futures.pop(i)
                     yield from _undelivered(units[i], future, left.pop(i), hosts.get(i, ""))
+                if time.monotonic() - submitted > self.resource_wait_s:
+                    yield from self._unservable(units, futures, left, started)
                 if futures and not finished:
                     time.sleep(POLL_S)
         finally:
@@ -214,6 +226,25 @@ class DaskExecutor(Executor):
             for var in delivered:
                 with contextlib.suppress(Exception):
                     var.delete()
+
+    def _unservable(self, units, futures, left, started) -> Iterator[tuple[RunSpec, Result]]:
+        """Units still waiting for a GPU when no connected worker offers one: their runs are
+        recorded skipped with the reason, instead of waiting for ever."""
+        waiting = [i for i in futures if units[i].device == "gpu" and i not in started]
+        if not waiting:
+            return
+        workers = self.client.scheduler_info()["workers"].values()
+        if any(w.get("resources", {}).get("GPU", 0) >= 1 for w in workers):
+            return
+        why = (
+            f"no Dask worker offers a GPU after {self.resource_wait_s:g} s; start one on a GPU "
+            "host with `dask worker SCHEDULER --resources GPU=1 --nthreads 1`"
+        )
+        for i in waiting:
+            with contextlib.suppress(Exception):
+                self.client.cancel([futures.pop(i)], force=True)
+            for spec in left.pop(i).values():
+                yield spec, failed_record(spec, Status.SKIPPED, why)
 
     def _messages(self, queue) -> list[tuple[str, int, Any]]:
         return [pickle.loads(m) for m in queue.get(batch=True)]

@@ -280,3 +280,22 @@ def test_bad_executor_options_are_bad_input(tiny, tmp_path, capsys, argv, needle
 
     code = main(["run", "--sweep", tiny, "--out", str(tmp_path / "r"), *argv])
     assert code == exitcodes.BAD_INPUT and needle in capsys.readouterr().err
+
+
+def test_a_gpu_unit_no_worker_can_take_is_skipped_after_the_stated_wait(tiny, cluster):
+    """The loopback cluster offers no GPU resource: after the wait, the GPU unit's runs are
+    recorded skipped with the reason, the CPU unit runs as usual."""
+    import dataclasses
+
+    cpu = load_sweep(tiny, {"seeds": [0, 1]}).runs
+    gpu = [dataclasses.replace(s, device="gpu") for s in cpu]
+    with DaskExecutor.connect(
+        cluster.scheduler_address, threads=1, log=lambda m: None, resource_wait_s=1.0
+    ) as ex:
+        t0 = time.monotonic()
+        got = list(ex.run(work_units(gpu + cpu)))
+    assert time.monotonic() - t0 < 60
+    status = Counter((s.device, r["run"]["status"]) for s, r in got)
+    assert len(cpu) == 2 and status == {("gpu", "skipped"): 2, ("cpu", "ok"): 2}
+    reason = next(r["run"]["error"] for s, r in got if s.device == "gpu")
+    assert "no Dask worker offers a GPU after 1 s" in reason and "--resources GPU=1" in reason

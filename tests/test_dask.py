@@ -55,11 +55,12 @@ def framework_processes(ex: DaskExecutor) -> list[psutil.Process]:
     """The framework processes the cluster's Dask workers have started (spawned children)."""
     out = []
     for pid in ex.client.run(os.getpid).values():
-        out += [
-            p
-            for p in psutil.Process(pid).children()
-            if "resource_tracker" not in " ".join(p.cmdline())
-        ]
+        for p in psutil.Process(pid).children():
+            try:  # a killed process not yet reaped is a zombie: dead, as wanted
+                if "resource_tracker" not in " ".join(p.cmdline()):
+                    out.append(p)
+            except (psutil.ZombieProcess, psutil.NoSuchProcess):
+                pass
     return out
 
 

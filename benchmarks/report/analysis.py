@@ -138,13 +138,12 @@ def throughput_change(
     """
     rows = []
     floors = floors or {}
+    # each run's block throughputs, once per side
+    by_b = {r: g["rate"].to_numpy(float) for r, g in baseline.groupby("run_id")}
+    by_c = {r: g["rate"].to_numpy(float) for r, g in current.groupby("run_id")}
     for key, grp in runs.groupby(by, sort=True):
         rids = sorted(set(grp["run_id"]))
-        pb = stats.per_run(baseline[baseline["run_id"].isin(rids)])
-        pc = stats.per_run(current[current["run_id"].isin(rids)])
         # matched pairs: the same run (configuration) on each side, in run_id order
-        by_b = {r: g["rate"].to_numpy(float) for r, g in baseline.groupby("run_id") if r in rids}
-        by_c = {r: g["rate"].to_numpy(float) for r, g in current.groupby("run_id") if r in rids}
         both = [r for r in rids if r in by_b and r in by_c]
         row: dict[str, Any] = dict(zip(by, key))
         row.update(
@@ -158,7 +157,8 @@ def throughput_change(
             verdict=NO_TIMINGS,
         )
         if both:
-            mb, mc = np.median(np.concatenate(pb)), np.median(np.concatenate(pc))
+            pooled = [np.concatenate([side[r] for r in rids if r in side]) for side in (by_b, by_c)]
+            mb, mc = (float(np.median(p)) for p in pooled)
             ratio, lo, hi = stats.paired_ratio([by_b[r] for r in both], [by_c[r] for r in both])
             t = max(threshold, floors.get(tuple(key), 0.0))
             verdict = SAME

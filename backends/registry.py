@@ -25,6 +25,8 @@ class Entry:
     #: the ways it runs a step, in order of preference per mode and device (the first is
     #: the default where nothing was measured; see README "Compiled paths")
     paths: tuple[CompilePath, ...] = MODE_PATHS
+    #: the optimizer variants it runs (``backends.base.VARIANTS``), as its class says
+    variants: tuple[str, ...] = ("spec",)
 
     def missing(self) -> list[str]:
         return [m for m in self.requires if importlib.util.find_spec(m) is None]
@@ -59,6 +61,7 @@ REGISTRY: dict[str, Entry] = {
             packages=("torch",),
             color="#d62728",
             marker="s",
+            variants=("spec", "stock"),
             paths=(
                 CompilePath("eager", ("eager",), "eager, fused torch.optim kernel"),
                 # on a GPU the whole step replayed from one CUDA graph removes the launch
@@ -93,6 +96,7 @@ REGISTRY: dict[str, Entry] = {
             ),
             color="#ff7f0e",
             marker="^",
+            variants=("spec", "stock"),
             paths=(
                 CompilePath("eager", ("eager",), "TensorFlow eager, Keras optimizer"),
                 # XLA or not is decided by measurement where the sweep runs (machine-dependent)
@@ -108,6 +112,7 @@ REGISTRY: dict[str, Entry] = {
             packages=("jax", "jaxlib", "optax"),
             color="#2ca02c",
             marker="D",
+            variants=("spec", "stock"),
             paths=(
                 CompilePath("eager", ("eager",), "op by op, no jax.jit"),
                 CompilePath(

@@ -34,7 +34,7 @@ ROOT = Path("results") / "baselines"
 NOISE = "noise.json"
 MAX_BYTES = 2 * 2**20  # committed: a baseline stays small
 #: compare groups (runs of a group differ only in learning rate and seed)
-GROUP = ["backend", "mode", "device", "optimizer", "batch_size"]
+GROUP = ["dataset", "backend", "mode", "device", "variant", "optimizer", "batch_size"]
 AUTO = "auto"  # the baseline saved for this machine
 #: the packages whose versions a listing shows: each backend's first (its framework)
 FRAMEWORKS = {e.packages[0] for e in registry.REGISTRY.values() if e.packages}
@@ -183,7 +183,13 @@ def _read_floor(path: Path) -> pd.DataFrame | None:
         return None
     if not isinstance(data, dict) or int(data.get("sweeps") or 0) < 2:
         return None
-    return pd.DataFrame(data.get("groups") or [], columns=[*GROUP, "floor", "sweeps"])
+    groups = data.get("groups") or []
+    if groups and "dataset" not in groups[0]:  # saved before the data-set and variant axes
+        datasets = Store.open(path).table("runs")["dataset"].unique()
+        if len(datasets) != 1:
+            return None
+        groups = [{"dataset": datasets[0], "variant": "spec", **g} for g in groups]
+    return pd.DataFrame(groups, columns=[*GROUP, "floor", "sweeps"])
 
 
 def _sweeps(path: Path) -> int:

@@ -177,6 +177,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         "batch_sizes": args.batch_size,
         "seeds": args.seed if args.seed is not None else args.seeds,  # the seeds, or how many
         "dataset": args.dataset,
+        "variants": args.variant,
         "epochs": args.epochs,
         "max_steps": args.max_steps,
         "eval_every": args.eval_every,
@@ -507,7 +508,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--seed", type=_ints, default=None, help="the seed to run, or several: 7 or 0,3,7"
     )
     r.add_argument(
-        "--dataset", default=None, help="override: digits, mnist5k, synthetic[:n=..,d=..], npz:PATH"
+        "--dataset",
+        default=None,
+        help="override: one data set (digits, mnist5k, synthetic[:n=..,d=..], npz:PATH)",
+    )
+    r.add_argument(
+        "--variant",
+        type=_csv,
+        default=None,
+        help="override: spec (corrected to one formula), stock (each framework's defaults), or spec,stock",
     )
     r.add_argument("--epochs", type=int, default=None)
     r.add_argument("--max-steps", type=int, default=None, help="cap on steps per run (0: none)")

@@ -40,7 +40,7 @@ from benchmarks.report.analysis import (
 from benchmarks.schema import Status
 from benchmarks.store import Store
 
-GROUP = baselines.GROUP  # backend, mode, device, optimizer, batch size
+GROUP = baselines.GROUP  # data set, backend, mode, device, variant, optimizer, batch size
 #: a noise floor above this makes a group untrackable: the output says so
 BLIND_FLOOR = 0.5
 #: what ``--fail-on`` can choose: the kinds of regression
@@ -137,7 +137,17 @@ def compare(
         {tuple(r[:-2]): r[-2] for r in floor.itertuples(index=False)},
     )
 
-    cfg = ["backend", "mode", "device", "optimizer", "lr", "batch_size", "seed"]
+    cfg = [
+        "dataset",
+        "backend",
+        "mode",
+        "device",
+        "variant",
+        "optimizer",
+        "lr",
+        "batch_size",
+        "seed",
+    ]
     ok = Status.OK.value
     changed = (b["status"] == ok) & (c["status"] != ok)
     status_changes = pd.DataFrame(
@@ -250,7 +260,7 @@ def format_comparison(cmp: Comparison, baseline: Path, current: Path, threshold:
             f"{r:.3f} [{lo:.3f}, {hi:.3f}]" if r == r else "-"
             for r, lo, hi in zip(g["ratio"], g["ci_low"], g["ci_high"])
         ]
-        cols = [*GROUP, "runs", "baseline samples/s", "current samples/s", "ratio", "verdict"]
+        cols = [*_shown(g), "runs", "baseline samples/s", "current samples/s", "ratio", "verdict"]
         lines.append(
             f"\nthroughput (ratio = current / baseline, one-sided 95% bounds; threshold {threshold:.0%}):"
         )
@@ -264,6 +274,12 @@ def format_comparison(cmp: Comparison, baseline: Path, current: Path, threshold:
     n = cmp.regressions
     lines.append(f"\n{'REGRESSION' if n else 'OK'}: {n} regression(s)")
     return "\n".join(lines)
+
+
+def _shown(groups: pd.DataFrame) -> list[str]:
+    """The GROUP columns worth a column in a table: the data set and variant only where a
+    comparison has several (most have one of each)."""
+    return [c for c in GROUP if c not in ("dataset", "variant") or groups[c].nunique() > 1]
 
 
 def format_markdown(cmp: Comparison, baseline: Path, current: Path, threshold: float) -> str:
@@ -284,7 +300,7 @@ def format_markdown(cmp: Comparison, baseline: Path, current: Path, threshold: f
         f"current / baseline with one-sided 95% bounds, threshold {threshold:.0%}.",
     ]
     g = cmp.groups
-    cols = [*GROUP, "ratio", "interval", "floor"]
+    cols = [*_shown(g), "ratio", "interval", "floor"]
     for title, verdict in (("Slower", SLOWER), ("Faster", FASTER)):
         sel = g[g["verdict"] == verdict] if len(g) else g
         if len(sel):

@@ -23,6 +23,7 @@ import numpy as np
 NAMES = ("digits", "mnist5k", "synthetic", "npz:PATH")
 TEST_FRACTION = 0.2
 SPLIT_SEED = 0  # fixed: every run of every sweep holds out the same samples
+VALIDATION_SEED = 1  # the validation split's, likewise fixed
 SYNTHETIC_DEFAULTS = {"n": 4000, "d": 784, "c": 10, "seed": 0}
 
 
@@ -61,6 +62,39 @@ def load_dataset(name: str) -> Dataset:
     if name.startswith("npz:"):
         return _load_npz(name, Path(name[4:]))
     raise DataError(f"unknown dataset {name!r}; choose one of {', '.join(NAMES)}")
+
+
+def validation_split(
+    data: Dataset, fraction: float
+) -> tuple[Dataset, tuple[np.ndarray, np.ndarray]]:
+    """``data`` with ``fraction`` of its training samples held out for validation (the same
+    samples for every run and backend), and the held-out ``(x_val, y_val)``. Learning rates
+    are chosen on these, so the test set never is. The standardisation stays the whole
+    training set's (features only; no label crosses over)."""
+    if not 0 <= fraction < 1:
+        raise DataError(
+            f"validation_fraction={fraction!r} is invalid; expected a fraction in [0, 1), e.g. 0.1"
+        )
+    if not fraction:
+        return data, (data.x_train[:0], data.y_train[:0])
+    n = len(data.y_train)
+    n_val = int(round(n * fraction))
+    if not 1 <= n_val < n:
+        raise DataError(
+            f"validation_fraction={fraction!r} of {data.name!r}'s {n} training samples holds out "
+            f"{n_val}; choose a fraction that leaves at least one sample on each side"
+        )
+    perm = np.random.default_rng(VALIDATION_SEED).permutation(n)
+    val, train = np.sort(perm[:n_val]), np.sort(perm[n_val:])
+    kept = Dataset(
+        data.name,
+        data.x_train[train],
+        data.y_train[train],
+        data.x_test,
+        data.y_test,
+        data.num_classes,
+    )
+    return kept, (data.x_train[val], data.y_train[val])
 
 
 @functools.lru_cache(maxsize=4)

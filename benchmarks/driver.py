@@ -120,14 +120,15 @@ def format_duration(seconds: float) -> str:
 
 
 class Progress:
-    """runs done/total, the current run and an ETA (:func:`estimate_seconds`); one line per
-    run when not a terminal."""
+    """runs done/total, the current run (and the worker running it, where the executor
+    names it) and an ETA (:func:`estimate_seconds`); one line per run when not a terminal."""
 
     def __init__(self, todo: list[RunSpec], quiet: bool, stream: TextIO = sys.stderr):
         self.todo, self.quiet, self.stream = list(todo), quiet, stream
         self.total = len(self.todo)
         self.rows: list[dict[str, Any]] = []
         self.finished: set[str] = set()
+        self.where: dict[str, str] = {}  # run_id -> the worker running it (a cluster's)
         self.tty = stream.isatty()
 
     @property
@@ -138,14 +139,24 @@ class Progress:
         left = estimate_seconds(self.rows, [s for s in self.todo if s.run_id not in self.finished])
         return "ETA --" if left is None else f"ETA {format_duration(left)}"
 
-    def start(self, spec: RunSpec) -> None:
+    def _label(self, spec: RunSpec, width: int | None = None) -> str:
+        """The run's label, and the worker running it where the executor named one; within
+        ``width`` characters, the label shortened first."""
+        where = f" on {self.where[spec.run_id]}" if spec.run_id in self.where else ""
+        if width is None:
+            return spec.label() + where
+        return (spec.label()[: max(width - len(where), 20)] + where)[:width]
+
+    def start(self, spec: RunSpec, where: str = "") -> None:
+        if where:
+            self.where[spec.run_id] = where
         if self.quiet or not self.tty:
             return
         width = 30
         filled = int(width * self.done / max(self.total, 1))
         bar = "#" * filled + "." * (width - filled)
         self.stream.write(
-            f"\r[{bar}] {self.done}/{self.total} {self._eta()}  {spec.label()[:70]:<70}"
+            f"\r[{bar}] {self.done}/{self.total} {self._eta()}  {self._label(spec, 70):<70}"
         )
         self.stream.flush()
 
@@ -164,7 +175,7 @@ class Progress:
         )
         if status == Status.DIVERGED:
             detail = f"diverged at step {row.get('diverged_step')}"
-        line = f"[{self.done}/{self.total}] {spec.label()}: {status} {detail}"
+        line = f"[{self.done}/{self.total}] {self._label(spec)}: {status} {detail}"
         if self.tty:
             self.stream.write("\r" + " " * 120 + "\r")
         self.stream.write(line + (f"  ({self._eta()})" if self.done < self.total else "") + "\n")

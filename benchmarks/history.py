@@ -62,7 +62,7 @@ FIGURES_OF = [
 ]
 #: compare's groups are per backend x mode x device x optimizer x batch size: a verdict row
 #: (per compiler, optimizers pooled) carries the flags of the groups it pools
-MATCH = ["backend", "mode", "device", "batch_size"]
+MATCH = ["dataset", "backend", "mode", "device", "batch_size"]
 DEPTH = 3  # how deep under results/ results folders are looked for (results/baselines/NAME)
 
 
@@ -370,8 +370,8 @@ def history_table(points: list[Point], steps: list[Step]) -> pd.DataFrame:
             "previous_folder": str(step.previous.path) if step else "",
             "compared": bool(step and step.comparison is not None),
         }
-        v = p.verdict[["batch_size", *SERIES, *FIGURES_OF]].assign(**head)
-        v = v[[*head, "batch_size", *SERIES, *FIGURES_OF]]
+        v = p.verdict[["dataset", "batch_size", *SERIES, *FIGURES_OF]].assign(**head)
+        v = v[[*head, "dataset", "batch_size", *SERIES, *FIGURES_OF]]
         flags = _flags(step)
         if len(flags):
             v = v.merge(flags, on=MATCH, how="left")
@@ -461,7 +461,8 @@ def machine_figures(hist: History, machine: str) -> list[Figure]:
     ticks = [f"{p.label}\n{p.date:%m-%d %H:%M}" for p in points]
     every = max(1, math.ceil(len(points) / 12))
     out = []
-    for bs, at_bs in rows.groupby("batch_size", sort=True):
+    several = rows["dataset"].nunique() > 1
+    for (dataset, bs), at_bs in rows.groupby(["dataset", "batch_size"], sort=True):
         backends = _order(at_bs["backend"].unique())
         fig, axes = plt.subplots(
             len(backends),
@@ -576,7 +577,8 @@ def machine_figures(hist: History, machine: str) -> list[Figure]:
         ]
         fig.legend(handles=handles, loc="upper center", ncol=3, fontsize=8, frameon=False)
         fig.tight_layout(rect=(0, 0, 1, 1 - 0.45 / fig.get_figheight()))
-        out.append(Figure(f"batch {bs} on {machine}", fg.to_data_uri(fig)))
+        on = f"{dataset}, " if several else ""
+        out.append(Figure(f"{on}batch {bs} on {machine}", fg.to_data_uri(fig)))
     return out
 
 

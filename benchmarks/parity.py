@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -22,17 +22,46 @@ from backends.base import (
     MODES,
     ModelSpec,
     OptimizerSpec,
+    Schedule,
     SpecError,
     candidate_paths,
     init_weights,
 )
 
-#: every kind's presets from ``base.KINDS`` (sgd, sgd_momentum, sgd_nesterov, adam, adamw)
+#: every kind's presets from ``base.KINDS`` (sgd, sgd_momentum, ..., adagrad_init), then
+#: learning-rate schedules on the presets where a framework could get them wrong (Keras
+#: keeps lr inside SGD's and RMSprop's momentum buffers; Adam's bias correction counts
+#: steps); the horizon is the parity run's length
 PRESETS: dict[str, OptimizerSpec] = {
     name: OptimizerSpec(kind, **hyper)
     for kind, spec in KINDS.items()
     for name, hyper in spec.presets.items()
 }
+_STEP = Schedule("step", lr_warmup_steps=3, boundaries=(0.5, 0.75), gamma=0.3)
+_COSINE = Schedule("cosine", lr_warmup_steps=5, final_fraction=0.1)
+PRESETS.update(
+    {
+        f"{name}+{sched.name}": replace(PRESETS[name], schedule=sched)
+        for name, sched in (
+            ("sgd_momentum", _STEP),
+            ("sgd_nesterov", _COSINE),
+            ("adamw", _COSINE),
+            ("rmsprop_centered_momentum", _COSINE),
+            ("adagrad", _STEP),
+        )
+    }
+)
+#: presets also run in the ``stock`` variant (where a backend has one): informational
+#: rows, how far each framework's defaults take the same run from the spec
+STOCK_PRESETS = ("sgd_momentum", "adam", "adamw", "rmsprop", "adagrad")
+
+
+def presets_for(opts: list[OptimizerSpec]) -> list[str]:
+    """The presets that check what a sweep runs: those of its optimizer kinds, at a constant
+    learning rate or on a schedule the sweep uses (``optbench run --parity``)."""
+    kinds = {o.kind for o in opts}
+    schedules = {o.schedule.name for o in opts} | {"constant"}
+    return [n for n, o in PRESETS.items() if o.kind in kinds and o.schedule.name in schedules]
 
 
 @dataclass(frozen=True)
@@ -81,8 +110,12 @@ def _batches(cfg: ParityConfig):
 
 
 def trajectory(backend, model: ModelSpec, opt: OptimizerSpec, batches, seed: int) -> dict[str, Any]:
-    """Losses and weights after every step, as NumPy float64."""
-    state = backend.init(model, opt, init_weights(model, seed))
+    """Losses and weights after every step, as NumPy float64 (a schedule spans the steps;
+    its learning-rate warm-up is cut to half of them where a short check has fewer)."""
+    n = len(batches)
+    if opt.schedule.lr_warmup_steps >= n:
+        opt = replace(opt, schedule=replace(opt.schedule, lr_warmup_steps=n // 2))
+    state = backend.init(model, opt.for_run(n), init_weights(model, seed))
     losses, weights = [], []
     for xb, yb in batches:
         x, y = backend.to_device(xb, yb)
@@ -96,30 +129,30 @@ def backend_trajectories(
     backend: str, modes: list[str], optimizers: list[str], cfg: ParityConfig
 ) -> dict[str, Any]:
     """Worker task: one backend's trajectories, ``{(variant, preset, mode, compiler):
-    trajectory or
-    error text}``, for the checked presets and the backend's informational extras
-    (``Backend.parity_extras``), with ``specs``: the extras' optimizer specs."""
+    trajectory or error text}``: the ``spec`` variant of every preset on every path, and
+    the ``stock`` variant (where the backend has one) of :data:`STOCK_PRESETS` on each
+    mode's default path."""
     cls = registry.load(backend)
     if cfg.device not in cls.devices():  # one skipped row for the backend, not a failure
         has = ", ".join(cls.devices())
         return {"skipped": f"{backend} sees no {cfg.device} here (it has {has})"}
     model, batches = _batches(cfg)
-    jobs = [(cls.parity_variant, {}, {k: PRESETS[k] for k in optimizers})]
-    jobs += [(name, kwargs, presets) for name, (kwargs, presets) in cls.parity_extras.items()]
     out: dict[tuple[str, str, str, str], Any] = {}
-    for variant, kwargs, presets in jobs:
-        for mode in (m for m in modes if m in cls.modes):
-            # every path of the mode on this device: parity holds for each, not only the default
-            for path in candidate_paths(cls.compile_paths(), mode, cfg.device):
-                be = cls(mode, cfg.device, "float32", path.name, **kwargs)
-                for name, opt in presets.items():
-                    key = (variant, name, mode, path.name)
-                    try:
-                        out[key] = trajectory(be, model, opt, batches, cfg.seed)
-                    except Exception as exc:  # noqa: BLE001 - reported as a failed row
-                        out[key] = f"{type(exc).__name__}: {exc}"
-    specs = {n: o for _, (_, presets) in cls.parity_extras.items() for n, o in presets.items()}
-    return {"trajectories": out, "specs": specs, "checked": cls.parity_variant}
+    for mode in (m for m in modes if m in cls.modes):
+        # every path of the mode on this device: parity holds for each, not only the default
+        paths = candidate_paths(cls.compile_paths(), mode, cfg.device)
+        jobs = [("spec", path, optimizers) for path in paths]
+        if "stock" in cls.variants and paths:
+            jobs.append(("stock", paths[0], [o for o in optimizers if o in STOCK_PRESETS]))
+        for variant, path, presets in jobs:
+            be = cls(mode, cfg.device, "float32", path.name, variant=variant)
+            for name in presets:
+                key = (variant, name, mode, path.name)
+                try:
+                    out[key] = trajectory(be, model, PRESETS[name], batches, cfg.seed)
+                except Exception as exc:  # noqa: BLE001 - reported as a failed row
+                    out[key] = f"{type(exc).__name__}: {exc}"
+    return {"trajectories": out}
 
 
 def reference_trajectories(specs: dict[str, OptimizerSpec], cfg: ParityConfig) -> dict[str, Any]:
@@ -154,8 +187,9 @@ def run_parity(
     backend's informational extras.
 
     Each row: ``backend, optimizer, mode, max_abs_loss_diff, max_abs_weight_diff, ok``
-    (plus ``variant`` and ``error``). Informational rows (e.g. stock Keras Adam,
-    ``variant="stock-keras"``) have ``ok=None``: shown for comparison, never failing.
+    (plus ``variant`` and ``error``). The ``spec`` rows are checked; ``stock`` rows (each
+    framework's own optimizer at its defaults) have ``ok=None``: shown for comparison,
+    never failing.
     ``log`` gets a line as each backend starts and one as it ends (what ``optbench
     parity`` prints while it works: a framework's paths take a minute on 2 cores).
     """
@@ -201,8 +235,7 @@ def _outcome(rows: list[dict[str, Any]], cfg: ParityConfig) -> str:
 
 
 def _backend_rows(name, modes, optimizers, cfg, ref, threads, timeout) -> list[dict[str, Any]]:
-    """One backend's rows, measured in its own worker process (``ref`` gains the
-    reference trajectories of its informational extras)."""
+    """One backend's rows, measured in its own worker process."""
     from benchmarks.worker import WorkerFailure, call_isolated
 
     try:
@@ -217,11 +250,9 @@ def _backend_rows(name, modes, optimizers, cfg, ref, threads, timeout) -> list[d
         return [_row(name, "*", "*", error=str(exc), ok=False)]
     if "skipped" in result:
         return [_row(name, "*", "*", variant="skipped", error=result["skipped"])]
-    extra_specs = {k: v for k, v in result["specs"].items() if k not in ref}
-    ref.update(reference_trajectories(extra_specs, cfg) if extra_specs else {})
     rows = []
     for (variant, opt, mode, path), got in result["trajectories"].items():
-        checked = variant == result["checked"]
+        checked = variant == "spec"
         where = (name, opt, mode, path)
         if isinstance(got, str):
             rows.append(_row(*where, variant=variant, error=got, ok=False if checked else None))
@@ -240,7 +271,7 @@ def _row(
     loss=math.nan,
     weight=math.nan,
     ok=None,
-    variant="stock",
+    variant="spec",
     error="",
 ):
     return {
@@ -277,8 +308,9 @@ def format_table(rows: list[dict[str, Any]], cfg: ParityConfig) -> str:
     out = [head + (_table(checked) if checked else "(no row was checked)")]
     if stock:
         out.append(
-            "\nFor comparison only (stock framework optimizers where an adapter corrects them; "
-            "stock Keras Adam adds eps before bias correction, 'epsilon hat'):\n" + _table(stock)
+            "\nFor comparison only: each framework's stock optimizer at its default "
+            "arguments (lr and momentum as the preset's; README, 'What the stock defaults "
+            "change'), against the spec's reference:\n" + _table(stock)
         )
     out += [f"skipped: {r['error']}" for r in skipped(rows)]
     return "\n".join(out)

@@ -3,6 +3,7 @@ parity, print the summary, write the report, and say how it went as an exit code
 
 from __future__ import annotations
 
+import math
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -48,7 +49,7 @@ def _bench(sweep, out, resume, parity, report, quiet, command, executor, stdout,
 
     parity_ok = True
     if parity:
-        from benchmarks.parity import ParityConfig, format_table, passed, run_parity
+        from benchmarks.parity import ParityConfig, format_table, passed, presets_for, run_parity
 
         swept = {s.backend for s in sweep.runs}
         cfg = ParityConfig()
@@ -56,6 +57,7 @@ def _bench(sweep, out, resume, parity, report, quiet, command, executor, stdout,
             print("\nparity with the float64 NumPy reference:", file=stderr)
         rows = run_parity(
             [b for b in registry.installed() if b in swept],
+            optimizers=presets_for([s.opt for s in sweep.runs]),
             cfg=cfg,
             threads=sweep.threads,
             log=None if quiet else (lambda line: print(line, file=stderr, flush=True)),
@@ -151,16 +153,25 @@ def describe_grid(sweep: Sweep, out: Path) -> str:
         ("optimizers x lr", [f"{k} {', '.join(v)}" for k, v in lrs.items()], len(opts)),
         ("batch sizes", list(dict.fromkeys(s.batch_size for s in runs))),
         ("seeds", list(dict.fromkeys(s.seed for s in runs))),
+        ("datasets", list(dict.fromkeys(s.dataset for s in runs))),
+        ("variants", list(dict.fromkeys(s.variant for s in runs))),
     ]
     lines = [f"sweep {sweep.name!r} ({sweep.source}) -> {out}: dry run, nothing runs"]
     for name, vals, *n in axes:
         sep = "; " if n else ", "  # a list of lists: the count is of what they hold
         lines.append(f"  {name:<16}{n[0] if n else len(vals):>4}  {sep.join(map(str, vals))}")
-    sizes = [len(cells), len(opts), len(axes[4][1]), len(axes[5][1])]
+    sizes = [len(cells), len(opts), *(len(a[1]) for a in axes[4:])]
     product = " x ".join(map(str, sizes))
+    full = math.prod(sizes)
     lines.append(
-        f"  {'total':<16}{len(runs):>4}  runs = {product} (backend/device/path cells x "
-        "optimizer settings x batch sizes x seeds)"
+        f"  {'total':<16}{len(runs):>4}  runs"
+        + (
+            f" = {product} (backend/device/path cells x optimizer settings x batch sizes x "
+            "seeds x data sets x variants)"
+            if full == len(runs)
+            else f" of the {full} in {product}: a backend without a variant runs none of it, "
+            "and the extra seeds run on one backend ([optimizer_seeds])"
+        )
     )
     if any(s.compiler == DEFAULT_COMPILER for s in runs):
         lines.append(

@@ -30,8 +30,8 @@ import pandas as pd
 from backends import registry
 from backends.base import ModelSpec, init_weights, num_parameters
 from benchmarks import stats
-from benchmarks.data import cached_dataset, epoch_permutation
-from benchmarks.schema import RunSpec, Status, failed_record
+from benchmarks.data import cached_dataset, epoch_permutation, validation_split
+from benchmarks.schema import RunSpec, Status, failed_record, run_steps
 
 
 def _rss_mb() -> float:
@@ -60,21 +60,29 @@ def execute_run(spec: RunSpec) -> dict[str, Any]:
         return failed_record(
             spec, Status.SKIPPED, f"no {spec.device} visible to {spec.backend} here"
         )
-    be = cls(mode=spec.mode, device=spec.device, dtype=spec.dtype, compiler=spec.chosen or None)
+    be = cls(
+        mode=spec.mode,
+        device=spec.device,
+        dtype=spec.dtype,
+        compiler=spec.chosen or None,
+        variant=spec.variant,
+    )
     info = be.describe()
-    data = cached_dataset(spec.dataset)
+    data, (x_val_host, y_val_host) = validation_split(
+        cached_dataset(spec.dataset), spec.validation_fraction
+    )
     n_train = len(data.y_train)
     if spec.batch_size > n_train:
         raise ValueError(
             f"batch_size={spec.batch_size} is larger than the {n_train} training samples of {spec.dataset}"
         )
     steps_per_epoch = n_train // spec.batch_size
-    total = steps_per_epoch * spec.epochs if spec.epochs else spec.max_steps
-    if spec.max_steps:
-        total = min(total, spec.max_steps) if spec.epochs else spec.max_steps
+    total = run_steps(n_train, spec.batch_size, spec.epochs, spec.max_steps)
     model = ModelSpec(data.input_dim, data.num_classes, spec.hidden, spec.init, spec.dtype)
-    state = be.init(model, spec.opt, init_weights(model, spec.seed))
+    # a learning-rate schedule spans the run's steps
+    state = be.init(model, spec.opt.for_run(total), init_weights(model, spec.seed))
     x_test, y_test = be.to_device(data.x_test, data.y_test)
+    val = be.to_device(x_val_host, y_val_host) if len(y_val_host) else None
     x_train_eval, y_train_eval = be.to_device(data.x_train, data.y_train)
 
     curves: list[dict[str, Any]] = []
@@ -87,13 +95,15 @@ def execute_run(spec: RunSpec) -> dict[str, Any]:
         t0 = time.perf_counter()
         test_loss, test_acc = be.evaluate(state, x_test, y_test)
         _, train_acc = be.evaluate(state, x_train_eval, y_train_eval)
+        val_loss, val_acc = be.evaluate(state, *val) if val else (math.nan, math.nan)
         eval_s += time.perf_counter() - t0
-        log(step, epoch, wall, train_loss, train_acc, test_loss, test_acc)
+        log(step, epoch, wall, train_loss, train_acc, test_loss, test_acc, val_loss, val_acc)
         return test_loss, test_acc
 
-    def log(
-        step, epoch, wall, train_loss, train_acc=math.nan, test_loss=math.nan, test_acc=math.nan
-    ) -> None:
+    def log(step, epoch, wall, train_loss, *evaluated: float) -> None:
+        """A curve row; ``evaluated``: train_acc, test_loss, test_acc, val_loss, val_acc
+        (NaN between evaluations)."""
+        measured = evaluated or (math.nan,) * 5
         curves.append(
             {
                 "run_id": spec.run_id,
@@ -101,9 +111,9 @@ def execute_run(spec: RunSpec) -> dict[str, Any]:
                 "epoch": epoch,
                 "wall_s": wall,
                 "train_loss": train_loss,
-                "train_acc": train_acc,
-                "test_loss": test_loss,
-                "test_acc": test_acc,
+                **dict(
+                    zip(("train_acc", "test_loss", "test_acc", "val_loss", "val_acc"), measured)
+                ),
             }
         )
 
@@ -211,6 +221,8 @@ def execute_run(spec: RunSpec) -> dict[str, Any]:
             "final_train_loss": last_train_loss,
             "final_test_loss": math.nan if diverged_step is not None else last_eval["test_loss"],
             "final_test_acc": math.nan if diverged_step is not None else last_eval["test_acc"],
+            "final_val_loss": math.nan if diverged_step is not None else last_eval["val_loss"],
+            "final_val_acc": math.nan if diverged_step is not None else last_eval["val_acc"],
             "peak_memory_mb": device_peak if device_peak is not None else peak_rss,
             "peak_memory_kind": be.device_peak_kind if device_peak is not None else "process_rss",
             "peak_rss_mb": peak_rss,

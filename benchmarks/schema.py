@@ -31,7 +31,14 @@ from typing import Any
 
 import pandas as pd
 
-from backends.base import KINDS, MODE_PATHS, OptimizerSpec, candidate_paths
+from backends.base import (
+    ADDED_OPTIMIZER_FIELDS,
+    KINDS,
+    MODE_PATHS,
+    OptimizerSpec,
+    Schedule,
+    candidate_paths,
+)
 
 #: 2: ``compiler`` holds the path's name (v1: free text, now ``compiler_detail``)
 SCHEMA_VERSION = 2
@@ -76,9 +83,12 @@ CONFIG_COLUMNS = (
     "compiler_choice",  # how the path was chosen: requested, the only one, or measured
     "device",
     "optimizer",  # the named configuration of the sweep, e.g. "sgd_momentum"
+    "variant",  # "spec" (corrected to backends.base.KINDS) or "stock" (framework defaults)
+    "schedule",  # the learning-rate schedule, backends.base.Schedule.text(), e.g. "constant"
     "batch_size",
     "seed",
     "dataset",
+    "validation_fraction",  # of the training data, held out to choose learning rates
     "hidden",  # "64" or "128,64"
     "init",
     "dtype",
@@ -106,6 +116,8 @@ MEASURED_COLUMNS = (
     "final_train_loss",
     "final_test_loss",
     "final_test_acc",
+    "final_val_loss",  # on the validation split (NaN where the sweep holds none out)
+    "final_val_acc",
     "peak_memory_mb",
     "peak_rss_mb",
     "worker_max_rss_mb",
@@ -135,12 +147,25 @@ CURVE_COLUMNS = (
     "train_acc",
     "test_loss",
     "test_acc",
+    "val_loss",
+    "val_acc",
 )
 TIMING_COLUMNS = ("run_id", "block", "phase", "steps", "seconds")
 #: timing phases: the first step alone, warm-up blocks, then the blocks that count
 PHASES = ("compile", "warmup", "timed")
 #: the sort order of runs.parquet
-RUN_ORDER = ("backend", "device", "mode", "compiler", "optimizer", "lr", "batch_size", "seed")
+RUN_ORDER = (
+    "dataset",
+    "backend",
+    "device",
+    "mode",
+    "compiler",
+    "variant",
+    "optimizer",
+    "lr",
+    "batch_size",
+    "seed",
+)
 
 #: columns added after version 1 and their value in folders written before them
 RUN_COLUMN_DEFAULTS: dict[str, Any] = {
@@ -148,6 +173,11 @@ RUN_COLUMN_DEFAULTS: dict[str, Any] = {
     "compiler_requested": DEFAULT_COMPILER,
     "compiler_choice": "",
     "host": "",  # unknown: environment.json's host ran every run of such a folder
+    "variant": "spec",
+    "schedule": "constant",
+    "validation_fraction": 0.0,
+    "final_val_loss": math.nan,
+    "final_val_acc": math.nan,
 }
 #: version 1's ``compiler`` text, as each backend wrote it -> the path it describes
 V1_COMPILERS = {
@@ -187,7 +217,11 @@ def _static_default(backend: str, mode: str, device: str) -> str:
 # --- the spec of one run ---------------------------------------------------------------
 
 #: RunSpec fields added after version 1 -> their default (kept out of run_id at it)
-ADDED_FIELDS: dict[str, Any] = {"compiler": DEFAULT_COMPILER}
+ADDED_FIELDS: dict[str, Any] = {
+    "compiler": DEFAULT_COMPILER,
+    "variant": "spec",
+    "validation_fraction": 0.0,
+}
 
 
 @dataclass(frozen=True)
@@ -213,6 +247,8 @@ class RunSpec:
     diverge_factor: float
     timeout_s: float = field(default=600.0, compare=False)
     compiler: str = DEFAULT_COMPILER  # asked for: "default" or a path's name
+    variant: str = "spec"  # backends.base.VARIANTS
+    validation_fraction: float = 0.0  # of the training data, held out (benchmarks.data)
     # the path it runs on and why, filled in by the driver (benchmarks.paths) before it runs;
     # not part of the run's identity: a resumed sweep keeps its ids whatever is chosen
     path: str = field(default="", compare=False)
@@ -242,8 +278,9 @@ class RunSpec:
         return hashlib.sha1(_identity(self).encode()).hexdigest()[:12]
 
     def label(self) -> str:
+        stock = " (stock)" if self.variant == "stock" else ""
         return (
-            f"{self.backend}/{self.chosen or self.mode}/{self.device} {self.optimizer} "
+            f"{self.backend}/{self.chosen or self.mode}/{self.device} {self.optimizer}{stock} "
             f"lr={self.lr:g} bs={self.batch_size} seed={self.seed}"
         )
 
@@ -256,6 +293,7 @@ class RunSpec:
             compiler=self.chosen, compiler_requested=self.compiler, compiler_choice=self.path_choice
         )
         row["kind"] = self.opt.kind
+        row["schedule"] = self.opt.schedule.text()
         row.update(self.opt.hyperparameters())
         return row
 
@@ -272,23 +310,26 @@ class RunSpec:
         kind = str(row["kind"])
         hyper = {}
         for k in ("lr", *KINDS[kind].hyperparameters):  # columns of other kinds are NaN here
-            hyper[k] = bool(row[k]) if k == "nesterov" else float(row[k])
+            hyper[k] = bool(row[k]) if k in ("nesterov", "centered") else float(row[k])
         # what the sweep asked for, and the path the driver resolved it to
         requested = row.get("compiler_requested") or DEFAULT_COMPILER
         spec = cls(
             **{f: str(row[f]) for f in _STR_FIELDS},
             **{f: int(row[f]) for f in _INT_FIELDS},
-            opt=OptimizerSpec(kind, **hyper),
+            opt=OptimizerSpec(kind, **hyper, schedule=Schedule.parse(row.get("schedule"))),
             hidden=tuple(int(h) for h in str(row["hidden"]).split(",")),
             diverge_factor=float(row["diverge_factor"]),
             timeout_s=float(timeout_s),
             compiler=str(requested),
+            variant=str(row.get("variant") or "spec"),
+            validation_fraction=float(row.get("validation_fraction") or 0.0),
             path=str(row.get("compiler") or ""),
             path_choice=str(row.get("compiler_choice") or ""),
         )
         return _spec_of(spec, str(row.get("run_id", "")))
 
 
+_OPT_DEFAULTS = {f.name: f.default for f in fields(OptimizerSpec)}
 _STR_FIELDS = ("backend", "mode", "device", "optimizer", "dataset", "init", "dtype")
 _INT_FIELDS = (
     "batch_size",
@@ -326,7 +367,17 @@ def _identity(spec: RunSpec) -> str:
     for name, default in ADDED_FIELDS.items():
         if d.get(name) == default:
             d.pop(name, None)
+    for name in ADDED_OPTIMIZER_FIELDS:
+        if getattr(spec.opt, name) == _OPT_DEFAULTS[name]:
+            d["opt"].pop(name, None)
     return json.dumps(d, sort_keys=True, default=str)
+
+
+def run_steps(n_train: int, batch_size: int, epochs: int, max_steps: int) -> int:
+    """How many updates a run makes (what its learning-rate schedule spans): whole epochs
+    of full batches, capped at ``max_steps`` (which alone sets it where epochs is 0)."""
+    total = (n_train // batch_size) * epochs if epochs else max_steps
+    return min(total, max_steps) if max_steps and epochs else total
 
 
 def failed_record(spec: RunSpec, status: Status, error: str, traceback: str = "") -> dict[str, Any]:

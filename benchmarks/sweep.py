@@ -16,9 +16,19 @@ from pathlib import Path
 from typing import Any
 
 from backends import registry
-from backends.base import DTYPES, INITS, KINDS, MODES, OptimizerSpec, SpecError
+from backends.base import (
+    DTYPES,
+    INITS,
+    KINDS,
+    MODES,
+    SCHEDULES,
+    VARIANTS,
+    OptimizerSpec,
+    Schedule,
+    SpecError,
+)
 from benchmarks.environment import gpu_present
-from benchmarks.schema import DEFAULT_COMPILER, RunSpec
+from benchmarks.schema import DEFAULT_COMPILER, RunSpec, run_steps
 
 try:
     import tomllib
@@ -47,6 +57,10 @@ _SCALARS: dict[str, tuple[type | tuple[type, ...], str]] = {
     "name": (str, "a string"),
     "description": (str, "a string"),
     "dataset": (str, "digits, mnist5k, synthetic[:n=..,d=..,c=..], or npz:PATH"),
+    "validation_fraction": (
+        (int, float),
+        "a fraction in [0, 1) of the training data held out to choose learning rates (0: none)",
+    ),
     "init": (str, f"one of {', '.join(INITS)}"),
     "dtype": (str, f"one of {', '.join(DTYPES)}"),
     "epochs": (int, "an integer >= 0"),
@@ -59,6 +73,12 @@ _SCALARS: dict[str, tuple[type | tuple[type, ...], str]] = {
 }
 _LISTS: dict[str, tuple[type | tuple[type, ...], str]] = {
     "hidden": (int, "a list of integers >= 1, e.g. [64]"),
+    "datasets": (str, 'a list of data sets (each as `dataset`), e.g. ["digits", "mnist5k"]'),
+    "variants": (
+        str,
+        f"a list drawn from {', '.join(VARIANTS)} (spec: every framework corrected to one "
+        "formula; stock: each framework's own optimizer at its default arguments)",
+    ),
     "backends": (str, f'a list drawn from {", ".join(registry.NAMES)}, or ["installed"]'),
     "modes": (str, f"a list drawn from {', '.join(MODES)}"),
     "compilers": (
@@ -84,6 +104,8 @@ DEFAULTS: dict[str, Any] = {
     "name": None,
     "description": "",
     "dataset": "mnist5k",
+    "datasets": [],  # several data sets; empty: [dataset]
+    "validation_fraction": 0.1,
     "hidden": [64],
     "init": "glorot_uniform",
     "dtype": "float32",
@@ -97,9 +119,15 @@ DEFAULTS: dict[str, Any] = {
     "devices": ["cpu"],
     "batch_sizes": [128],
     "seeds": [0],
+    "variants": ["spec"],
     "learning_rates": [],
     "timing": {"block_steps": 20, "warmup_steps": 10, "timeout_s": 600, "threads": 0},
     "optimizers": {},
+    # the optimizer verdict's accuracy targets, {dataset: accuracy} (else a stated rule)
+    "targets": {},
+    # more seeds on one backend (the math is the same in every backend): what the optimizer
+    # verdict's intervals rest on, at a fraction of the cost of every backend x every seed
+    "optimizer_seeds": {"backend": "", "seeds": []},
 }
 
 
@@ -163,6 +191,30 @@ def validate(raw: dict[str, Any], where: str) -> dict[str, Any]:
                     )
                 _typed(where, f"timing.{k}", v, *_TIMING[k])
                 s["timing"][k] = v
+        elif key == "targets":
+            if not isinstance(value, dict):
+                raise SweepError(
+                    f"{where}: [targets] must be a table of dataset = accuracy, e.g. mnist5k = 0.9"
+                )
+            for k, v in value.items():
+                _typed(where, f"targets.{k}", v, (int, float), "an accuracy in (0, 1]")
+                if not 0 < v <= 1:
+                    raise SweepError(
+                        f"{where}: targets.{k} = {v!r} is invalid; expected an accuracy in (0, 1]"
+                    )
+            s["targets"] = dict(value)
+        elif key == "optimizer_seeds":
+            allowed = {"backend": (str, "a backend name"), "seeds": (list, "a list of seeds")}
+            if not isinstance(value, dict) or set(value) - set(allowed):
+                raise SweepError(
+                    f"{where}: [optimizer_seeds] must be a table with backend and seeds, e.g. "
+                    'backend = "numpy", seeds = [1, 2]'
+                )
+            for k, v in value.items():
+                _typed(where, f"optimizer_seeds.{k}", v, *allowed[k])
+            for v in value.get("seeds", []):
+                _typed(where, "optimizer_seeds.seeds", v, int, "a list of integers >= 0")
+            s["optimizer_seeds"].update(value)
         elif key == "optimizers":
             if not isinstance(value, dict) or not value:
                 raise SweepError(
@@ -170,8 +222,12 @@ def validate(raw: dict[str, Any], where: str) -> dict[str, Any]:
                 )
             s["optimizers"] = {n: _optimizer(where, n, cfg) for n, cfg in value.items()}
         else:
-            allowed = sorted([*_SCALARS, *_LISTS, "timing", "optimizers"])
+            allowed = sorted(
+                [*_SCALARS, *_LISTS, "timing", "optimizers", "targets", "optimizer_seeds"]
+            )
             raise SweepError(f"{where}: unknown key {key!r}; allowed: {', '.join(allowed)}")
+    if "dataset" in raw and "datasets" in raw:
+        raise SweepError(f"{where}: give dataset or datasets, not both")
     _check_ranges(s, where)
     return s
 
@@ -196,17 +252,38 @@ def _optimizer(where: str, name: str, cfg: Any) -> dict[str, Any]:
             _typed(
                 where, f"optimizers.{name}.learning_rates", v, (int, float), "a list of numbers > 0"
             )
+    schedule = _schedule(where, name, cfg.pop("schedule", {}))
     allowed = KINDS[kind].hyperparameters
     for k in cfg:
         if k not in allowed:
             raise SweepError(
-                f"{where}: unknown key optimizers.{name}.{k} for kind {kind!r}; allowed: kind, learning_rates, {', '.join(allowed)}"
+                f"{where}: unknown key optimizers.{name}.{k} for kind {kind!r}; allowed: kind, learning_rates, schedule, {', '.join(allowed)}"
             )
     try:
         OptimizerSpec(kind, lr=1.0, **cfg)  # range checks now, with the file named
     except SpecError as exc:
         raise SweepError(f"{where}: optimizers.{name}: {exc}") from None
-    return {"kind": kind, "learning_rates": lrs, "hyper": cfg}
+    return {"kind": kind, "learning_rates": lrs, "hyper": cfg, "schedule": schedule}
+
+
+def _schedule(where: str, name: str, cfg: Any) -> dict[str, Any]:
+    """``[optimizers.NAME.schedule]``: name = constant|step|cosine and its settings
+    (``backends.base.Schedule``), checked now; the horizon is each run's length."""
+    at = f"{where}: optimizers.{name}.schedule"
+    names = ", ".join(SCHEDULES)
+    if not isinstance(cfg, dict):
+        raise SweepError(f'{at} must be a table, e.g. {{ name = "cosine", lr_warmup_steps = 50 }}')
+    allowed = ("name", "lr_warmup_steps", "boundaries", "gamma", "final_fraction")
+    for k in cfg:
+        if k not in allowed:
+            raise SweepError(f"{at}: unknown key {k!r}; allowed: {', '.join(allowed)}")
+    if "name" in cfg and cfg["name"] not in SCHEDULES:
+        raise SweepError(f"{at}.name = {cfg['name']!r} is invalid; choose one of {names}")
+    try:
+        Schedule(**cfg)
+    except (SpecError, TypeError) as exc:
+        raise SweepError(f"{at}: {exc}") from None
+    return dict(cfg)
 
 
 def _check_ranges(s: dict[str, Any], where: str, given: dict[str, str] | None = None) -> None:
@@ -221,6 +298,24 @@ def _check_ranges(s: dict[str, Any], where: str, given: dict[str, str] | None = 
     if name is not None and (name in ("", ".", "..") or "/" in name or "\\" in name):
         bad("name", name, "a folder name for results/NAME (no '/', '\\', '.' or '..')")
 
+    if not 0 <= s["validation_fraction"] < 1:
+        bad("validation_fraction", s["validation_fraction"], _SCALARS["validation_fraction"][1])
+    for v in s["variants"]:
+        if v not in VARIANTS:
+            bad("variants", v, _LISTS["variants"][1])
+    if not s["variants"]:
+        bad("variants", [], _LISTS["variants"][1])
+    extra = s["optimizer_seeds"]
+    if extra["backend"] and extra["backend"] not in registry.REGISTRY:
+        bad("optimizer_seeds.backend", extra["backend"], f"one of {', '.join(registry.NAMES)}")
+    if extra["seeds"] and not extra["backend"]:
+        bad("optimizer_seeds.backend", "", "the backend that runs the extra seeds, e.g. numpy")
+    for v in extra["seeds"]:
+        if v < 0:
+            bad("optimizer_seeds.seeds", v, "a list of integers >= 0")
+    for d in s["targets"]:
+        if d not in (s["datasets"] or [s["dataset"]]):
+            bad(f"targets.{d}", s["targets"][d], "a data set of this sweep")
     if s["init"] not in INITS:
         bad("init", s["init"], _SCALARS["init"][1])
     if s["dtype"] not in DTYPES:
@@ -264,6 +359,8 @@ def _check_ranges(s: dict[str, Any], where: str, given: dict[str, str] | None = 
         "batch_sizes",
         "seeds",
         "learning_rates",
+        "datasets",
+        "variants",
     ):
         seen = set()
         for v in s[key]:
@@ -292,6 +389,8 @@ OPTIONS = {
     "batch_sizes": "--batch-size",
     "seeds": "--seeds",
     "dataset": "--dataset",
+    "datasets": "--dataset",
+    "variants": "--variant",
     "epochs": "--epochs",
     "max_steps": "--max-steps",
     "eval_every": "--eval-every",
@@ -313,7 +412,7 @@ def apply_overrides(
         "compilers",
         "devices",
         "batch_sizes",
-        "dataset",
+        "variants",
         "epochs",
         "max_steps",
         "eval_every",
@@ -333,6 +432,8 @@ def apply_overrides(
         else:
             given["seeds"] = "--seed"
         s["seeds"] = seeds
+    if o.get("dataset") is not None:  # one data set, replacing the file's
+        s["dataset"], s["datasets"] = o["dataset"], []
     if o.get("learning_rates") is not None:
         s["learning_rates"] = o["learning_rates"]
         for cfg in s["optimizers"].values():
@@ -383,27 +484,36 @@ def expand(s: dict[str, Any], where: str) -> list[RunSpec]:
             raise SweepError(
                 f"{where}: optimizers.{name} has no learning_rates and the sweep sets none"
             )
+        schedule = Schedule(**cfg.get("schedule", {}))
         for lr in lrs:
-            opts.append((name, OptimizerSpec(cfg["kind"], lr=float(lr), **cfg["hyper"])))
+            opts.append(
+                (name, OptimizerSpec(cfg["kind"], lr=float(lr), schedule=schedule, **cfg["hyper"]))
+            )
     t = s["timing"]
     cells = [
-        (b, d, m, c)
+        (b, d, m, c, v)
         for b in backends
         for d in devices
         for m, c in path_axis(b, d, s["modes"], s["compilers"])
+        for v in s["variants"]
+        if v in registry.entry(b).variants  # the NumPy reference has no stock optimizers
     ]
     check_compilers(backends, devices, s["compilers"], cells, where)
-    runs = [
-        RunSpec(
+
+    def run(cell: tuple, dataset: str, oname: str, opt: OptimizerSpec, bs: int, seed: int):
+        b, d, m, c, v = cell
+        return RunSpec(
             backend=b,
             mode=m,
             compiler=c,
             device=d,
+            variant=v,
             optimizer=oname,
             opt=opt,
             batch_size=bs,
             seed=seed,
-            dataset=s["dataset"],
+            dataset=dataset,
+            validation_fraction=float(s["validation_fraction"]),
             hidden=tuple(s["hidden"]),
             init=s["init"],
             dtype=s["dtype"],
@@ -415,13 +525,28 @@ def expand(s: dict[str, Any], where: str) -> list[RunSpec]:
             diverge_factor=float(s["diverge_factor"]),
             timeout_s=float(t["timeout_s"]),
         )
-        for (b, d, m, c), (oname, opt), bs, seed in itertools.product(
-            cells, opts, s["batch_sizes"], s["seeds"]
-        )
+
+    grid = (datasets(s), opts, s["batch_sizes"])
+    runs = [
+        run(cell, ds, oname, opt, bs, seed)
+        for cell, ds, (oname, opt), bs, seed in itertools.product(cells, *grid, s["seeds"])
+    ]
+    # the optimizer verdict's extra seeds: one backend, its first cell per device, spec only
+    extra = s["optimizer_seeds"]
+    more = [x for x in extra["seeds"] if x not in s["seeds"]]
+    firsts = {}
+    for cell in cells:
+        if cell[0] == extra["backend"] and cell[4] == "spec":
+            firsts.setdefault(cell[1], cell)
+    runs += [
+        run(cell, ds, oname, opt, bs, seed)
+        for cell, ds, (oname, opt), bs, seed in itertools.product(firsts.values(), *grid, more)
     ]
     if not runs:
         empty = [k for k in ("backends", "modes", "devices", "batch_sizes", "seeds") if not s[k]]
         why = f"empty axis: {', '.join(empty)}" if empty else "no backend is installed"
+        if not empty and backends and not cells:
+            why = f"none of {', '.join(backends)} runs variants {s['variants']}"
         raise SweepError(f"{where}: the grid expands to no run ({why})")
     return runs
 
@@ -483,21 +608,38 @@ def check_compilers(
                 )
 
 
-def check_data(s: dict[str, Any], where: str) -> None:
-    """Load the data set once (a bad name or file fails here, not in every run) and check
-    that every batch size fits its training set."""
-    from benchmarks.data import DataError, cached_dataset
+def datasets(s: dict[str, Any]) -> list[str]:
+    """The sweep's data sets: ``datasets``, or else the one ``dataset``."""
+    return list(s["datasets"]) or [s["dataset"]]
 
-    try:
-        n_train = len(cached_dataset(s["dataset"]).y_train)
-    except DataError as exc:
-        raise SweepError(f"{where}: dataset: {exc}") from None
-    for b in s["batch_sizes"]:
-        if b > n_train:
-            raise SweepError(
-                f"{where}: batch_sizes = {b} is invalid; the {n_train} training samples of "
-                f"{s['dataset']!r} allow at most {n_train}"
-            )
+
+def check_data(s: dict[str, Any], where: str) -> None:
+    """Load each data set once (a bad name or file fails here, not in every run), and check
+    that every batch size fits its training set (less the validation split) and that every
+    learning-rate warm-up is shorter than the runs it belongs to."""
+    from benchmarks.data import DataError, cached_dataset, validation_split
+
+    for name in datasets(s):
+        try:
+            data, _ = validation_split(cached_dataset(name), s["validation_fraction"])
+        except DataError as exc:
+            raise SweepError(f"{where}: dataset: {exc}") from None
+        n_train = len(data.y_train)
+        for b in s["batch_sizes"]:
+            if b > n_train:
+                raise SweepError(
+                    f"{where}: batch_sizes = {b} is invalid; the {n_train} training samples of "
+                    f"{name!r} allow at most {n_train}"
+                )
+            steps = run_steps(n_train, b, s["epochs"], s["max_steps"])
+            for oname, cfg in s["optimizers"].items():
+                warm = cfg.get("schedule", {}).get("lr_warmup_steps", 0)
+                if warm >= steps:
+                    raise SweepError(
+                        f"{where}: optimizers.{oname}.schedule.lr_warmup_steps = {warm} is "
+                        f"invalid; a run at batch {b} on {name!r} has {steps} steps, and the "
+                        "learning-rate warm-up must be shorter"
+                    )
 
 
 def load_sweep(name_or_path: str, overrides: dict[str, Any] | None = None) -> Sweep:

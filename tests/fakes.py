@@ -11,7 +11,6 @@ import time
 
 import numpy as np
 
-from backends.base import OptimizerSpec
 from backends.numpy.backend import NumpyBackend
 from benchmarks.execute import Executor
 
@@ -78,21 +77,15 @@ class RecordingBackend(NumpyBackend):
 class MirrorBackend(NumpyBackend):
     """A backend from outside the tree (registered only through OPTBENCH_BACKENDS): what a
     new framework adapter looks like to the harness. It is the NumPy math under another name,
-    with one informational parity variant that is off the reference (as stock Keras Adam)."""
+    with a ``stock`` variant that is off the reference (as a framework's defaults are)."""
 
     name = "mirror"
-    parity_extras = {"skewed": ({"skew": 1e-3}, {"sgd": OptimizerSpec("sgd", lr=0.1)})}
-
-    def __init__(
-        self, mode="compiled", device="cpu", dtype="float32", compiler=None, skew: float = 0.0
-    ):
-        super().__init__(mode=mode, device=device, dtype=dtype, compiler=compiler)
-        self.skew = skew
+    variants = ("spec", "stock")
 
     def train_step(self, state, x, y):
         state, loss = super().train_step(state, x, y)
-        if self.skew:
-            state.weights[0] += np.float32(self.skew)
+        if self.variant == "stock":
+            state.weights[0] += np.float32(1e-3)
         return state, loss
 
 

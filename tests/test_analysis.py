@@ -338,7 +338,7 @@ def means(rows: list[tuple]) -> pd.DataFrame:
     """config_means rows from (backend, optimizer, lr, batch, runs, ok, diverged, acc)."""
     cols = ["backend", "optimizer", "lr", "batch_size", "runs", "ok", "diverged", "acc"]
     return df([dict(zip(cols, r)) for r in rows]).assign(
-        mode="compiled", compiler="c", device="cpu"
+        mode="compiled", compiler="c", device="cpu", dataset="digits"
     )
 
 
@@ -388,9 +388,16 @@ def test_convergence_lrs_prefer_calm_learning_rates():
         ]
     )
     assert an.convergence_lrs(m) == {
-        ("adam", 32): 0.001,
-        ("sgd", 32): 0.1,
-        ("sgd", 128): 0.3,
+        ("digits", "adam", 32): 0.001,
+        ("digits", "sgd", 32): 0.1,
+        ("digits", "sgd", 128): 0.3,
+    }
+    # another data set is another panel, never pooled with the first
+    two = pd.concat([m, m.assign(dataset="mnist", acc=m["acc"] - 0.1)])
+    assert set(an.convergence_lrs(two)) == {
+        (ds, o, b)
+        for ds in ("digits", "mnist")
+        for o, b in (("adam", 32), ("sgd", 32), ("sgd", 128))
     }
 
 

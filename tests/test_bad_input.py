@@ -25,8 +25,8 @@ def run_cli(capsys, *argv):
             "unknown backend 'pytorch'; choose from numpy, torch, tensorflow, jax",
         ),
         (
-            ["parity", "--backend", "numpy", "--optimizer", "rmsprop"],
-            "unknown optimizer 'rmsprop'; choose from sgd",
+            ["parity", "--backend", "numpy", "--optimizer", "lamb"],
+            "unknown optimizer 'lamb'; choose from sgd",
         ),
         (
             ["parity", "--backend", "numpy", "--mode", "jit"],
@@ -62,7 +62,10 @@ def test_cli_names_the_bad_value(capsys, argv, needle):
         ({"kind": "sgd", "lr": 0.1, "weight_decay": -1e-4}, "weight_decay=-0.0001 is invalid"),
         ({"kind": "adam", "lr": 0.1, "weight_decay": -1.0}, "weight_decay=-1.0 is invalid"),
         ({"kind": "sgd", "lr": 0.1, "nesterov": True}, "nesterov needs momentum > 0"),
-        ({"kind": "rmsprop", "lr": 0.1}, "optimizer='rmsprop' is invalid: choose one of sgd, adam"),
+        (
+            {"kind": "lamb", "lr": 0.1},
+            "optimizer='lamb' is invalid: choose one of sgd, adam, rmsprop, adagrad",
+        ),
         ({"kind": "sgd", "lr": 0.1, "momentum": "0.9"}, "momentum='0.9' is invalid"),
         ({"kind": "sgd", "lr": float("inf")}, "lr=inf is invalid"),
         ({"kind": "sgd", "lr": 0.1, "momentum": 1.5}, "momentum=1.5 is invalid: must be in [0, 1)"),

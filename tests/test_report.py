@@ -33,6 +33,8 @@ PACKAGE = REPO / "benchmarks" / "report"
 SECTION_IDS = (
     "environment",
     "verdict",
+    "optimizer-verdict",
+    "stock-drift",
     "convergence",
     "lr-sensitivity",
     "throughput",
@@ -136,7 +138,7 @@ def test_every_section_present(full):
     # the verdict is the first section: what a reader came for, on the first screen
     where = {sid: page.index(f"id='{sid}'") for sid in SECTION_IDS}
     assert min(where, key=where.get) == "verdict"
-    assert where["verdict"] < where["environment"] < where["problems"]
+    assert where["verdict"] < where["optimizer-verdict"] < where["environment"] < where["problems"]
 
 
 def test_images_are_png_data_uris(full):

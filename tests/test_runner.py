@@ -74,3 +74,41 @@ def test_timing_protocol_no_host_sync_inside_a_block(tiny, fakes, tmp_path, monk
         i = j + 1
     assert blocks == [t["steps"] for t in result["timings"]]
     assert "sync" in events[: events.index("step")]  # staged data waited for before timing
+
+
+def test_validation_split_and_schedule_reach_the_run(tiny):
+    """Validation accuracy is measured on samples held out of training (never the test
+    set), a schedule spans the run's steps, and the variant asked for is the one run."""
+    from backends.base import Schedule
+    from benchmarks.data import cached_dataset, validation_split
+
+    base = spec_of(tiny)
+    sched = Schedule("cosine", lr_warmup_steps=2)
+    spec = dataclasses.replace(
+        base, validation_fraction=0.25, opt=dataclasses.replace(base.opt, schedule=sched)
+    )
+    result = execute_run(spec)
+    run, curves = result["run"], result["curves"]
+    assert run["status"] == "ok" and run["schedule"] == "cosine:lr_warmup_steps=2,final_fraction=0"
+    assert 0 < run["final_val_acc"] <= 1 and run["final_val_acc"] != run["final_test_acc"]
+    evaluated = [c for c in curves if c["test_acc"] == c["test_acc"]]
+    assert all(c["val_acc"] == c["val_acc"] for c in evaluated)
+    # the held-out samples are disjoint from the ones trained on, and the same every time
+    data = cached_dataset(spec.dataset)
+    kept, (x_val, _) = validation_split(data, 0.25)
+    assert len(kept.y_train) + len(x_val) == len(data.y_train)
+    trained = {row.tobytes() for row in kept.x_train}
+    assert not any(row.tobytes() in trained for row in x_val)
+    again, (x_val2, _) = validation_split(data, 0.25)
+    assert (x_val == x_val2).all()
+    # without a split, no validation numbers (and the run's id is the old one)
+    plain = execute_run(dataclasses.replace(base, validation_fraction=0.0))["run"]
+    assert plain["final_val_acc"] != plain["final_val_acc"]
+
+
+def test_a_variant_the_backend_lacks_is_a_clear_error(tiny):
+    """The NumPy reference is the spec: it has no stock optimizers to run."""
+    from backends.base import SpecError
+
+    with pytest.raises(SpecError, match="numpy runs spec .it has no stock optimizers"):
+        execute_run(spec_of(tiny, variant="stock"))

@@ -16,6 +16,8 @@ from benchmarks.store import Store
 from benchmarks.sweep import load_sweep
 
 BASELINE = Path(__file__).resolve().parent.parent / "results" / "baselines" / "default-2core-cpu"
+#: the runs table of the baseline committed under schema version 1 (the default sweep then)
+V1_RUNS = Path(__file__).resolve().parent / "data" / "runs-v1.parquet"
 
 
 def tiny_spec(**changes) -> RunSpec:
@@ -35,13 +37,23 @@ def test_statuses_fall_in_exactly_one_set():
 
 def test_run_ids_of_the_committed_baseline_are_unchanged():
     """The default sweep's ids equal the ones recorded in the committed baseline, so it
-    still compares (the ids hash the version-1 field names)."""
+    still compares."""
     runs = Store.open(BASELINE).table("runs")
     sweep = load_sweep("default", {"devices": ["cpu"], "backends": sorted(set(runs["backend"]))})
-    defaults = {s.run_id for s in sweep.runs if s.compiler == "default"}
-    assert defaults == set(runs["run_id"])
-    # the runs added since (torch eager) have ids of their own
-    assert {s.compiler for s in sweep.runs if s.run_id not in defaults} == {"eager"}
+    assert {s.run_id for s in sweep.runs} == set(runs["run_id"])
+
+
+def test_a_version_1_run_keeps_its_id():
+    """A run configured as version 1 could (no validation split, constant learning rate,
+    spec variant) hashes to the id version 1 gave it (recorded in the baseline of that time),
+    so older results folders still resume and compare."""
+    sweep = load_sweep("default", {"devices": ["cpu"], "backends": ["numpy"]})
+    spec = next(
+        s
+        for s in sweep.runs
+        if (s.optimizer, s.lr, s.batch_size, s.seed) == ("adam", 0.0003, 32, 0)
+    )
+    assert dataclasses.replace(spec, validation_fraction=0.0).run_id == "25ef27b97022"
 
 
 def test_a_field_added_later_stays_out_of_the_id_at_its_default():
@@ -96,20 +108,27 @@ def test_a_failed_record_cannot_claim_to_have_finished():
 
 
 def test_older_tables_are_read_with_the_new_columns():
-    runs = Store.open(BASELINE).table("runs")  # written before the traceback column
+    runs = schema.upgrade_runs(pd.read_parquet(V1_RUNS))  # before traceback, variant, ...
     assert "traceback" in runs and (runs["traceback"] == "").all()
+    assert (runs["variant"] == "spec").all() and (runs["schedule"] == "constant").all()
+    assert (runs["validation_fraction"] == 0).all() and runs["final_val_acc"].isna().all()
 
 
 # --- the row and back (optbench rerun) ---------------------------------------------------
 
 
-def test_every_row_of_the_committed_baseline_gives_back_its_spec():
-    """Version 1 rows, upgraded: the spec hashes to the row's id and writes the same row."""
-    runs = Store.open(BASELINE).table("runs")
-    for row in runs.to_dict("records"):
+@pytest.mark.parametrize("runs", ["baseline", "version 1"])
+def test_every_row_gives_back_its_spec(runs):
+    """The committed baseline's rows, and version 1 rows upgraded: the spec hashes to the
+    row's id and writes the same row."""
+    if runs == "baseline":
+        table = Store.open(BASELINE).table("runs")
+    else:
+        table = schema.upgrade_runs(pd.read_parquet(V1_RUNS))
+    for row in table.to_dict("records"):
         spec = RunSpec.from_row(row)
         assert spec.run_id == row["run_id"]
-        assert spec.compiler == "default" and spec.path == row["compiler"]
+        assert spec.compiler == row["compiler_requested"] and spec.path == row["compiler"]
         back = spec.row()
         assert {k: row[k] for k in back if k != "compiler_choice"} == {
             k: v for k, v in back.items() if k != "compiler_choice"

@@ -27,7 +27,7 @@ def write(tmp_path, text):
 
 
 def test_shipped_sweeps_load():
-    for name in ("default", "smoke", "gpu", "gpu-wide"):
+    for name in ("default", "smoke", "gpu", "gpu-wide", "optimizers"):
         s = load_sweep(name, {"backends": ["numpy"], "devices": ["cpu"]})
         assert s.runs and all(r.backend == "numpy" for r in s.runs)
 
@@ -37,7 +37,8 @@ def test_default_sweep_grid():
     assert {r.optimizer for r in s.runs} == {"sgd_momentum", "adam"}
     assert {r.batch_size for r in s.runs} == {32, 128, 512}
     assert len({r.lr for r in s.runs if r.optimizer == "adam"}) == 4
-    assert {r.mode for r in s.runs} == {"compiled"} and len(s.runs) == 24
+    assert {r.mode for r in s.runs} == {"compiled"} and len(s.runs) == 24 * 3  # numpy: 3 seeds
+    assert {r.validation_fraction for r in s.runs} == {0.1}
 
 
 def test_grid_expansion_and_stable_ids(tmp_path):
@@ -92,7 +93,7 @@ def test_overrides(tmp_path):
         ('[optimizers.x]\nkind = "sgd"\nmomentum = "0.9"', "momentum='0.9' is invalid"),
         (
             "batch_sizes = [5000]",
-            "batch_sizes = 5000 is invalid; the 1438 training samples of 'digits'",
+            "batch_sizes = 5000 is invalid; the 1294 training samples of 'digits'",
         ),
         ('dataset = "cifar"', "unknown dataset 'cifar'"),
     ],
@@ -119,7 +120,8 @@ def test_empty_grid_is_an_error(tmp_path):
 
 def test_unknown_sweep_name_lists_shipped_ones():
     with pytest.raises(
-        SweepError, match="unknown sweep .nope.; shipped sweeps: default, gpu, gpu-wide, smoke"
+        SweepError,
+        match="unknown sweep .nope.; shipped sweeps: default, gpu, gpu-wide, optimizers, smoke",
     ):
         load_sweep("nope")
 
@@ -127,3 +129,109 @@ def test_unknown_sweep_name_lists_shipped_ones():
 def test_unknown_optimizer_override(tmp_path):
     with pytest.raises(SweepError, match="unknown optimizer 'lion'; this sweep defines sgd, adam"):
         load_sweep(write(tmp_path, BASE), {"optimizers": ["lion"]})
+
+
+def test_datasets_variants_and_extra_seeds(tmp_path, monkeypatch):
+    """The data-set and variant axes, and the optimizer verdict's extra seeds on one backend:
+    the NumPy reference has no stock variant, so it runs spec only."""
+    monkeypatch.setattr("benchmarks.sweep.registry.installed", lambda: ["numpy", "mirror"])
+    from backends import registry
+
+    monkeypatch.setitem(
+        registry.REGISTRY,
+        "mirror",
+        registry.Entry(
+            "mirror", "tests.fakes:MirrorBackend", ("numpy",), "", variants=("spec", "stock")
+        ),
+    )
+    text = BASE.replace('dataset = "digits"', 'datasets = ["digits", "synthetic:n=400,d=8"]')
+    text = text.replace('backends = ["numpy"]', 'backends = ["numpy", "mirror"]')
+    text = text.replace("seeds = [0, 1]", 'seeds = [0]\nvariants = ["spec", "stock"]')
+    text += '[optimizer_seeds]\nbackend = "numpy"\nseeds = [0, 1, 2]\n'
+    s = load_sweep(write(tmp_path, text))
+    per = {}
+    for r in s.runs:
+        per.setdefault((r.backend, r.variant), set()).add((r.dataset, r.seed))
+    datasets = {"digits", "synthetic:n=400,d=8"}
+    assert per.keys() == {("numpy", "spec"), ("mirror", "spec"), ("mirror", "stock")}
+    assert {d for d, _ in per["numpy", "spec"]} == datasets
+    assert {seed for _, seed in per["numpy", "spec"]} == {0, 1, 2}
+    assert {seed for _, seed in per["mirror", "stock"]} == {0}
+    assert len({r.run_id for r in s.runs}) == len(s.runs)
+    assert all(r.validation_fraction == 0.1 for r in s.runs)  # the default split
+    with pytest.raises(SweepError, match="none of numpy runs variants"):
+        load_sweep(write(tmp_path, BASE), {"variants": ["stock"]})
+
+
+@pytest.mark.parametrize(
+    "schedule, needle",
+    [
+        (
+            '{ name = "cosine", lr_warmup_steps = 500 }',
+            "optimizers.sgd.schedule.lr_warmup_steps = 500 is invalid; a run at batch 32",
+        ),
+        (
+            '{ name = "step", boundaries = [0.5], gamma = -0.1 }',
+            "optimizers.sgd.schedule: gamma=-0.1 is invalid",
+        ),
+        (
+            '{ name = "step" }',
+            "optimizers.sgd.schedule: boundaries=[] is invalid: a step schedule needs",
+        ),
+        (
+            '{ name = "linear" }',
+            "optimizers.sgd.schedule.name = 'linear' is invalid; choose one of constant, step, cosine",
+        ),
+        (
+            '{ name = "cosine", gamma = 0.5 }',
+            "the cosine schedule takes lr_warmup_steps, final_fraction only",
+        ),
+        ('{ name = "cosine", lr_warmup_steps = -1 }', "lr_warmup_steps=-1 is invalid"),
+    ],
+)
+def test_bad_schedules_name_the_key(tmp_path, schedule, needle):
+    text = BASE.replace('kind = "sgd"', f'kind = "sgd"\nschedule = {schedule}')
+    path = write(tmp_path, text)
+    with pytest.raises(SweepError) as e:
+        load_sweep(path)
+    assert needle in str(e.value) and path in str(e.value)
+
+
+def test_a_schedule_reaches_the_run_spec_and_its_row(tmp_path):
+    text = BASE.replace(
+        'kind = "sgd"', 'kind = "sgd"\nschedule = { name = "cosine", lr_warmup_steps = 5 }'
+    )
+    run = next(r for r in load_sweep(write(tmp_path, text)).runs if r.optimizer == "sgd")
+    assert run.opt.schedule.name == "cosine" and run.opt.schedule.horizon == 0
+    row = run.row()
+    assert (
+        row["schedule"] == "cosine:lr_warmup_steps=5,final_fraction=0" and row["variant"] == "spec"
+    )
+    from benchmarks.schema import RunSpec
+
+    assert RunSpec.from_row(row).run_id == run.run_id
+
+
+@pytest.mark.parametrize(
+    "text, needle",
+    [
+        ("validation_fraction = 1.0", "validation_fraction = 1.0 is invalid"),
+        ('variants = ["fused"]', "variants = 'fused' is invalid"),
+        ('datasets = ["digits"]', "give dataset or datasets, not both"),
+        (
+            "[targets]\nmnist5k = 0.9",
+            "targets.mnist5k = 0.9 is invalid; expected a data set of this sweep",
+        ),
+        ("[targets]\ndigits = 1.5", "targets.digits = 1.5 is invalid"),
+        (
+            '[optimizer_seeds]\nbackend = "nope"\nseeds = [1]',
+            "optimizer_seeds.backend = 'nope' is invalid",
+        ),
+    ],
+)
+def test_bad_new_axes(tmp_path, text, needle):
+    tables = text.startswith("[")
+    path = write(tmp_path, BASE + text + "\n" if tables else text + "\n" + BASE)
+    with pytest.raises(SweepError) as e:
+        load_sweep(path)
+    assert needle in str(e.value)

@@ -1,4 +1,8 @@
-"""JAX + optax: the MLP as a pure function of a parameter list, stock optax optimizers.
+"""JAX + optax: the MLP as a pure function of a parameter list, optax optimizers.
+
+The ``spec`` variant builds each kind from stock optax parts (plus one small correction
+or transformation where optax has no part for the spec's formula, each saying why); the
+``stock`` variant is optax's own optimizer at its default arguments.
 
 ``eager`` calls the step without ``jax.jit``, as a user who never writes ``jit`` would
 (library functions that JAX itself wraps in small jits stay so; ``jax.disable_jit`` would
@@ -14,7 +18,7 @@ import functools
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -22,7 +26,15 @@ import jaxlib
 import numpy as np
 import optax
 
-from backends.base import Backend, BackendInfo, ModelSpec, OptimizerSpec, Weights, for_kind
+from backends.base import (
+    Backend,
+    BackendInfo,
+    ModelSpec,
+    OptimizerSpec,
+    Weights,
+    for_kind,
+    stock_arguments,
+)
 
 PRECISION = jax.lax.Precision.HIGHEST
 Params = list[jax.Array]
@@ -50,12 +62,36 @@ def loss_fn(params: Params, x: jax.Array, y: jax.Array) -> jax.Array:
     return optax.softmax_cross_entropy_with_integer_labels(forward(params, x), y).mean()
 
 
+def _learning_rate(lr: float, table: np.ndarray | None) -> optax.ScalarOrSchedule:
+    """``lr`` itself for a constant schedule (the plain path); otherwise an optax schedule
+    reading ``table`` (``OptimizerSpec.lr_table``: update t's lr at t-1, the last held).
+
+    Jitted, with the float32 table a constant inside it: one dispatch per eager step and
+    no host sync (``min`` on the count would read it), on whichever device the count is.
+    """
+    if table is None:
+        return lr
+    lrs, last = table.astype(np.float32), len(table) - 1
+
+    @jax.jit
+    def schedule(count: jax.Array) -> jax.Array:
+        # optax counts updates from 0: count k is update k+1
+        return jnp.asarray(lrs)[jnp.minimum(count, last)]
+
+    return schedule
+
+
+def _l2(opt: OptimizerSpec) -> list[optax.GradientTransformation]:
+    """The spec's coupled L2 (``g += weight_decay * w``), the first link of a chain."""
+    return [optax.add_decayed_weights(opt.weight_decay)] if opt.weight_decay else []
+
+
 def _sgd(opt: OptimizerSpec) -> optax.GradientTransformation:
-    # optax.trace: buf = g + mu*buf; nesterov g + mu*buf -- torch's form, as the spec.
-    sgd = optax.sgd(opt.lr, momentum=opt.momentum or None, nesterov=opt.nesterov)
-    if opt.weight_decay:
-        return optax.chain(optax.add_decayed_weights(opt.weight_decay), sgd)  # L2: g += wd*w
-    return sgd
+    # optax.trace: buf = g + mu*buf; nesterov g + mu*buf -- torch's form, as the spec; the
+    # lr (and its schedule) scales after the trace, outside the buffer, as the spec.
+    lr = _learning_rate(opt.lr, opt.lr_table())
+    sgd = optax.sgd(lr, momentum=opt.momentum or None, nesterov=opt.nesterov)
+    return optax.chain(*_l2(opt), sgd) if opt.weight_decay else sgd  # L2: g += wd*w
 
 
 def _adam(opt: OptimizerSpec) -> optax.GradientTransformation:
@@ -67,16 +103,101 @@ def _adam(opt: OptimizerSpec) -> optax.GradientTransformation:
         optax.scale_by_adam(b1=opt.beta1, b2=opt.beta2, eps=opt.eps),
         optax.scale_by_schedule(_bias_correction_fix(opt.beta1, opt.beta2)),
         *([optax.add_decayed_weights(opt.weight_decay)] if opt.weight_decay else []),
-        optax.scale_by_learning_rate(opt.lr),
+        optax.scale_by_learning_rate(_learning_rate(opt.lr, opt.lr_table())),
     )
 
 
-#: kind -> stock optax, matching the formulas of ``base.KINDS`` (see the parity check)
-OPTIMIZERS = {"sgd": _sgd, "adam": _adam}
+def _rmsprop(opt: OptimizerSpec) -> optax.GradientTransformation:
+    # Not optax.rmsprop(eps_in_sqrt=False): it scales by lr *before* its momentum trace,
+    # so a scheduled lr would sit inside the buffer (old steps keep their old lr); the
+    # spec (torch's) traces g / (sqrt(v) + eps), v from 0, and applies lr after.
+    scale = optax.scale_by_stddev if opt.centered else optax.scale_by_rms
+    return optax.chain(
+        *_l2(opt),
+        scale(decay=opt.rho, eps=opt.eps, initial_scale=0.0, eps_in_sqrt=False),
+        *([optax.trace(decay=opt.momentum)] if opt.momentum else []),
+        optax.scale_by_learning_rate(_learning_rate(opt.lr, opt.lr_table())),
+    )
 
 
-def make_optimizer(opt: OptimizerSpec) -> optax.GradientTransformation:
-    return for_kind(OPTIMIZERS, opt.kind, "the jax backend")(opt)
+def _adagrad(opt: OptimizerSpec) -> optax.GradientTransformation:
+    return optax.chain(
+        *_l2(opt),
+        _scale_by_root_sum_of_squares(opt.initial_accumulator, opt.eps),
+        optax.scale_by_learning_rate(_learning_rate(opt.lr, opt.lr_table())),
+    )
+
+
+class _SumOfSquares(NamedTuple):
+    sum_of_squares: optax.Updates
+
+
+def _scale_by_root_sum_of_squares(initial: float, eps: float) -> optax.GradientTransformation:
+    """``g / (sqrt(s) + eps)``, ``s = initial + sum g^2``: the spec's (torch's) Adagrad.
+
+    optax has no part for it: ``optax.scale_by_rss`` computes ``rsqrt(s + eps)`` (eps
+    inside the root, and 0 where s is 0), which is ``scale_by_rms``'s ``eps_in_sqrt=True``
+    form with no ``eps_in_sqrt`` switch.
+    """
+
+    def init(params: Params) -> _SumOfSquares:
+        return _SumOfSquares(optax.tree.full_like(params, initial))
+
+    def update(updates: Params, state: _SumOfSquares, params: Params | None = None):
+        del params
+        s = jax.tree.map(lambda g, s: s + g * g, updates, state.sum_of_squares)
+        updates = jax.tree.map(lambda g, s: g / (jnp.sqrt(s) + eps), updates, s)
+        return updates, _SumOfSquares(s)
+
+    return optax.GradientTransformation(init, update)
+
+
+def _stock(opt: OptimizerSpec) -> tuple[dict[str, Any], optax.ScalarOrSchedule]:
+    """What a stock optimizer takes from the spec (``base.stock_arguments``), and its lr."""
+    args = stock_arguments(opt)
+    sched = args["schedule"]
+    table = None if sched.is_constant else args["lr"] * sched.multipliers()
+    return args, _learning_rate(args["lr"], table)
+
+
+def _stock_sgd(opt: OptimizerSpec) -> optax.GradientTransformation:
+    args, lr = _stock(opt)  # optax.sgd has no weight decay
+    return optax.sgd(lr, momentum=args["momentum"] or None, nesterov=args["nesterov"])
+
+
+def _stock_adam(opt: OptimizerSpec) -> optax.GradientTransformation:
+    # adam: float32 bias correction, uncorrected; adamw: its default weight_decay (1e-4)
+    args, lr = _stock(opt)
+    return optax.adamw(lr) if args["adamw"] else optax.adam(lr)
+
+
+def _stock_rmsprop(opt: OptimizerSpec) -> optax.GradientTransformation:
+    # decay 0.9, eps 1e-8 inside the root, lr before the momentum trace
+    args, lr = _stock(opt)
+    return optax.rmsprop(lr, centered=args["centered"], momentum=args["momentum"] or None)
+
+
+def _stock_adagrad(opt: OptimizerSpec) -> optax.GradientTransformation:
+    # initial_accumulator_value 0.1, eps 1e-7 inside the root
+    return optax.adagrad(_stock(opt)[1])
+
+
+#: variant -> kind -> optimizer: ``spec`` matches the formulas of ``base.KINDS`` (see the
+#: parity check); ``stock`` is optax's own at its defaults (``base.stock_arguments``)
+OPTIMIZERS: dict[str, dict[str, Callable[[OptimizerSpec], optax.GradientTransformation]]] = {
+    "spec": {"sgd": _sgd, "adam": _adam, "rmsprop": _rmsprop, "adagrad": _adagrad},
+    "stock": {
+        "sgd": _stock_sgd,
+        "adam": _stock_adam,
+        "rmsprop": _stock_rmsprop,
+        "adagrad": _stock_adagrad,
+    },
+}
+
+
+def make_optimizer(opt: OptimizerSpec, variant: str = "spec") -> optax.GradientTransformation:
+    where = "the jax backend" + ("" if variant == "spec" else f" ({variant})")
+    return for_kind(OPTIMIZERS[variant], opt.kind, where)(opt)
 
 
 def _bias_correction_fix(b1: float, b2: float) -> Callable[[jax.Array], jax.Array]:
@@ -86,8 +207,12 @@ def _bias_correction_fix(b1: float, b2: float) -> Callable[[jax.Array], jax.Arra
     so ``1 - b2**t`` is 1.3e-5 too small and every Adam step 6e-6 too short: a bias that
     grows with the steps. ``-expm1(t * log1p(-(1 - b)))`` is accurate in float32. The factor
     ignores eps (residual error 6e-6 * eps / (sqrt(v_hat) + eps)).
+
+    Jitted, as optax's own bias correction is: eagerly, ``b**t`` with a concrete integer
+    ``t`` becomes ``lax.integer_pow`` specialised on t, a new compilation every step.
     """
 
+    @jax.jit
     def factor(count: jax.Array) -> jax.Array:
         t = count + 1  # scale_by_schedule counts from 0, scale_by_adam's t from 1
         optax_c1, optax_c2 = 1 - b1**t, 1 - b2**t  # as optax.tree.bias_correction does
@@ -101,8 +226,10 @@ def _bias_correction_fix(b1: float, b2: float) -> Callable[[jax.Array], jax.Arra
 # One optimizer/step per optimizer config, so many runs in one process reuse one jit (and
 # its compiled executables) instead of piling up a new one per run.
 @functools.lru_cache(maxsize=16)
-def _optimizer_and_step(opt: OptimizerSpec) -> tuple[optax.GradientTransformation, StepFn]:
-    tx = make_optimizer(opt)
+def _optimizer_and_step(
+    opt: OptimizerSpec, variant: str = "spec"
+) -> tuple[optax.GradientTransformation, StepFn]:
+    tx = make_optimizer(opt, variant)
 
     def step(params: Params, opt_state: Any, x: jax.Array, y: jax.Array):
         loss, grads = jax.value_and_grad(loss_fn)(params, x, y)
@@ -113,8 +240,8 @@ def _optimizer_and_step(opt: OptimizerSpec) -> tuple[optax.GradientTransformatio
 
 
 @functools.lru_cache(maxsize=16)
-def _jitted_step(opt: OptimizerSpec) -> StepFn:
-    return jax.jit(_optimizer_and_step(opt)[1], donate_argnums=(0, 1))
+def _jitted_step(opt: OptimizerSpec, variant: str = "spec") -> StepFn:
+    return jax.jit(_optimizer_and_step(opt, variant)[1], donate_argnums=(0, 1))
 
 
 def _eval(params: Params, x: jax.Array, y: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -130,7 +257,8 @@ class JaxBackend(Backend):
     name = "jax"
     extra = "jax"
     bare = "backends.jax.bare:bare_loops"
-    kinds = tuple(OPTIMIZERS)
+    kinds = tuple(OPTIMIZERS["spec"])
+    variants = ("spec", "stock")
     device_peak_kind = "device_process_peak"  # XLA's peak_bytes_in_use cannot be reset
 
     @classmethod
@@ -150,10 +278,10 @@ class JaxBackend(Backend):
     def init(self, model: ModelSpec, opt: OptimizerSpec, weights: Weights) -> JaxState:
         dev = self._device
         params = [jax.device_put(np.asarray(w, dtype=np.float32), dev) for w in weights]
-        tx, step = _optimizer_and_step(opt)
-        # device_put commits the slots (and adam's step count) next to the params.
+        tx, step = _optimizer_and_step(opt, self.variant)
+        # device_put commits the slots (and the step counts) next to the params.
         opt_state = jax.device_put(tx.init(params), dev)
-        step = _jitted_step(opt) if self.path.name == "jit" else step
+        step = _jitted_step(opt, self.variant) if self.path.name == "jit" else step
         return JaxState(params, opt_state, step)
 
     def to_device(self, x: np.ndarray, y: np.ndarray) -> tuple[jax.Array, jax.Array]:
@@ -206,6 +334,7 @@ class JaxBackend(Backend):
                 "xla_flags": os.environ.get("XLA_FLAGS", ""),
                 "platform": self._device.platform,
                 "donate": self.path.name == "jit",
+                "variant": self.variant,
             },
         )
 

@@ -30,9 +30,10 @@ class NumpyState:
     opt: OptimizerSpec
     slots: list[list[np.ndarray]]  # per weight, the kind's slots (SLOTS)
     step: int = 0
+    lrs: np.ndarray | None = None  # the schedule's learning rate per update (None: constant)
 
 
-def _sgd(o: OptimizerSpec, w: np.ndarray, g: np.ndarray, slots: list[np.ndarray], t: int):
+def _sgd(o: OptimizerSpec, lr, w: np.ndarray, g: np.ndarray, slots: list[np.ndarray], t: int):
     dt = w.dtype.type
     if o.weight_decay:
         g = g + dt(o.weight_decay) * w
@@ -41,41 +42,90 @@ def _sgd(o: OptimizerSpec, w: np.ndarray, g: np.ndarray, slots: list[np.ndarray]
         buf *= dt(o.momentum)
         buf += g
         g = g + dt(o.momentum) * buf if o.nesterov else buf
-    w -= dt(o.lr) * g
+    w -= lr * g
 
 
-def _adam(o: OptimizerSpec, w: np.ndarray, g: np.ndarray, slots: list[np.ndarray], t: int):
+def _adam(o: OptimizerSpec, lr, w: np.ndarray, g: np.ndarray, slots: list[np.ndarray], t: int):
     dt = w.dtype.type
     m, v = slots
     if o.weight_decay:
-        w *= dt(1 - o.lr * o.weight_decay)
+        w *= dt(1 - float(lr) * o.weight_decay)
     m *= dt(o.beta1)
     m += dt(1 - o.beta1) * g
     v *= dt(o.beta2)
     v += dt(1 - o.beta2) * g * g
     m_hat = m / dt(1 - o.beta1**t)
     v_hat = v / dt(1 - o.beta2**t)
-    w -= dt(o.lr) * m_hat / (np.sqrt(v_hat) + dt(o.eps))
+    w -= lr * m_hat / (np.sqrt(v_hat) + dt(o.eps))
+
+
+def _rmsprop(o: OptimizerSpec, lr, w: np.ndarray, g: np.ndarray, slots: list[np.ndarray], t: int):
+    dt = w.dtype.type
+    if o.weight_decay:
+        g = g + dt(o.weight_decay) * w
+    v = slots[0]
+    v *= dt(o.rho)
+    v += dt(1 - o.rho) * g * g
+    if o.centered:
+        a = slots[1]
+        a *= dt(o.rho)
+        a += dt(1 - o.rho) * g
+        d = g / (np.sqrt(v - a * a) + dt(o.eps))
+    else:
+        d = g / (np.sqrt(v) + dt(o.eps))
+    if o.momentum:
+        buf = slots[-1]
+        buf *= dt(o.momentum)
+        buf += d
+        d = buf
+    w -= lr * d
+
+
+def _adagrad(o: OptimizerSpec, lr, w: np.ndarray, g: np.ndarray, slots: list[np.ndarray], t: int):
+    dt = w.dtype.type
+    if o.weight_decay:
+        g = g + dt(o.weight_decay) * w
+    s = slots[0]
+    s += g * g
+    w -= lr * g / (np.sqrt(s) + dt(o.eps))
 
 
 #: kind -> the in-place update of one weight, exactly as written in ``base.KINDS``
-UPDATES = {"sgd": _sgd, "adam": _adam}
-#: kind -> how many slot arrays each weight needs
-SLOTS = {"sgd": lambda o: 1 if o.momentum else 0, "adam": lambda o: 2}
+UPDATES = {"sgd": _sgd, "adam": _adam, "rmsprop": _rmsprop, "adagrad": _adagrad}
+#: kind -> the slot arrays each weight needs, as (name, initial value)
+SLOTS = {
+    "sgd": lambda o: [("momentum", 0.0)] * bool(o.momentum),
+    "adam": lambda o: [("m", 0.0), ("v", 0.0)],
+    "rmsprop": lambda o: (
+        [("v", 0.0)] + [("grad_avg", 0.0)] * o.centered + [("momentum", 0.0)] * bool(o.momentum)
+    ),
+    "adagrad": lambda o: [("sum", o.initial_accumulator)],
+}
 
 
 def init_state(weights: Weights, opt: OptimizerSpec, dtype: str) -> NumpyState:
     ws = [np.array(w, dtype=dtype, copy=True) for w in weights]
-    n_slots = for_kind(SLOTS, opt.kind, "the numpy backend")(opt)
-    return NumpyState(ws, opt, [[np.zeros_like(w) for _ in range(n_slots)] for w in ws])
+    slots = for_kind(SLOTS, opt.kind, "the numpy backend")(opt)
+    return NumpyState(
+        ws,
+        opt,
+        [[np.full_like(w, value) for _, value in slots] for w in ws],
+        lrs=opt.lr_table(),
+    )
 
 
 def apply_update(state: NumpyState, grads: Weights) -> None:
-    """One optimizer update in place, exactly as documented in ``base.KINDS``."""
+    """One optimizer update in place, exactly as documented in ``base.KINDS``, at the
+    schedule's learning rate for this step (rounded once to the weights' dtype)."""
     update = for_kind(UPDATES, state.opt.kind, "the numpy backend")
     state.step += 1
+    dt = state.weights[0].dtype.type
+    if state.lrs is None:
+        lr = dt(state.opt.lr)
+    else:
+        lr = dt(state.lrs[min(state.step, len(state.lrs)) - 1])
     for w, g, slots in zip(state.weights, grads, state.slots):
-        update(state.opt, w, g, slots, state.step)
+        update(state.opt, lr, w, g, slots, state.step)
 
 
 class NumpyBackend(Backend):

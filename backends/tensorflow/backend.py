@@ -4,12 +4,16 @@ Paths (the registry lists them): ``eager`` runs the step as plain Python in Tens
 eager mode; ``tf_function`` wraps it in ``tf.function``; ``xla`` in
 ``tf.function(jit_compile=True)``. Which compiled path is faster depends on the machine
 (on one 2-core CPU XLA was 15-25% slower, on another 10-17% faster), so a sweep measures
-both where it runs (``benchmarks.paths``). Keras' optimizers
-differ from the spec of :class:`~backends.base.OptimizerSpec` in two places, each
-corrected once below: SGD's ``weight_decay`` argument is decoupled (the spec's is L2), and
-Adam's ``epsilon`` is Kingma & Ba's "epsilon hat" (not bias-corrected).
-``TensorflowBackend(..., stock_keras_adam=True)`` runs Keras Adam/AdamW uncorrected, for
-showing how far stock Keras drifts from the reference.
+both where it runs (``benchmarks.paths``).
+
+Variants (``base.VARIANTS``): ``spec`` runs Keras' optimizers corrected, each difference
+once, to the formulas of ``base.KINDS``: every Keras ``weight_decay=`` is decoupled where
+the spec's SGD/RMSprop/Adagrad decay is L2 (:func:`_l2_grads`); Adam's ``epsilon`` is
+"epsilon hat" (:class:`SpecAdam`); RMSprop and Adagrad add ``epsilon`` inside the square
+root (:class:`SpecRMSprop`, :class:`SpecAdagrad`); SGD and RMSprop keep ``lr`` inside the
+momentum buffer, which only a learning-rate schedule shows (:class:`SpecSGD`,
+:class:`SpecRMSprop`). ``stock`` runs Keras' own optimizers at their default arguments,
+given only :func:`~backends.base.stock_arguments`, uncorrected.
 """
 
 from __future__ import annotations
@@ -35,7 +39,50 @@ from backends.base import (  # noqa: E402
     OptimizerSpec,
     Weights,
     for_kind,
+    stock_arguments,
 )
+
+
+class LrTable(keras.optimizers.schedules.LearningRateSchedule):
+    """The spec's learning rate of every update (``OptimizerSpec.lr_table``), looked up at
+    the optimizer's step count (0 for update 1); the last value holds past the horizon.
+
+    Stored in float32, each value rounded once from float64 as the reference rounds it.
+    """
+
+    def __init__(self, table: np.ndarray):
+        self.table = tf.constant(np.asarray(table, dtype=np.float32))
+
+    def __call__(self, step):
+        last = int(self.table.shape[0]) - 1
+        return tf.gather(self.table, tf.minimum(tf.cast(step, tf.int64), last))
+
+
+def _learning_rate(opt: OptimizerSpec) -> float | LrTable:
+    """A constant lr as the plain float a Keras user passes (Keras' own lr variable and
+    path); a schedule as :class:`LrTable`."""
+    table = opt.lr_table()
+    return float(opt.lr) if table is None else LrTable(table)
+
+
+class SpecSGD(keras.optimizers.SGD):
+    """Keras SGD in torch's form: ``buf = mu*buf + g; w -= lr * buf`` (nesterov:
+    ``w -= lr * (g + mu*buf)``), used where a schedule changes lr between updates."""
+
+    def update_step(self, gradient, variable, learning_rate):
+        dtype = variable.dtype
+        lr = ops.cast(learning_rate, dtype)
+        gradient = ops.cast(gradient, dtype)
+        if self.momentum == 0:
+            self.assign_sub(variable, ops.multiply(gradient, lr))
+            return
+        mu = ops.cast(self.momentum, dtype)
+        buf = self.momentums[self._get_variable_index(variable)]
+        # Differs from Keras: m = mu*m - lr*g; w += m keeps every past lr inside the buffer,
+        # which equals the spec only while lr is constant; here lr multiplies the whole buffer.
+        self.assign(buf, ops.add(ops.multiply(buf, mu), gradient))
+        step = ops.add(gradient, ops.multiply(buf, mu)) if self.nesterov else buf
+        self.assign_sub(variable, ops.multiply(lr, step))
 
 
 class SpecAdam(keras.optimizers.Adam):
@@ -65,18 +112,60 @@ class SpecAdam(keras.optimizers.Adam):
         self.assign_sub(variable, ops.multiply(lr, step))
 
 
-def _sgd(opt: OptimizerSpec, stock_keras_adam: bool) -> keras.optimizers.Optimizer:
-    # Keras: m = mu*m - lr*g; w += m (nesterov: w += mu*m - lr*g). With a constant lr that is
-    # torch's buf = mu*buf + g; w -= lr*buf with m = -lr*buf. Weight decay: see _l2_grads.
-    return keras.optimizers.SGD(
-        learning_rate=float(opt.lr), momentum=float(opt.momentum), nesterov=bool(opt.nesterov)
-    )
+class SpecRMSprop(keras.optimizers.RMSprop):
+    """Keras RMSprop in PyTorch's form (``alpha = rho``); Keras' slots (``v`` from 0)."""
+
+    def update_step(self, gradient, variable, learning_rate):
+        dtype = variable.dtype
+        lr = ops.cast(learning_rate, dtype)
+        gradient = ops.cast(gradient, dtype)
+        i = self._get_variable_index(variable)
+        rho = self.rho
+        v = self._velocities[i]
+        self.assign(v, ops.add(ops.multiply(v, rho), ops.multiply(ops.square(gradient), 1 - rho)))
+        if self.centered:
+            a = self._average_gradients[i]
+            self.assign(a, ops.add(ops.multiply(a, rho), ops.multiply(gradient, 1 - rho)))
+            v = ops.subtract(v, ops.square(a))
+        # Differs from Keras: eps is added to sqrt(v) (torch), not to v under the root.
+        d = ops.divide(gradient, ops.add(ops.sqrt(v), self.epsilon))
+        if self.momentum > 0:
+            buf = self._momentums[i]
+            # Differs from Keras: its buffer accumulates lr * d (lr inside); torch's
+            # accumulates d and multiplies by this update's lr (the same at a constant lr).
+            self.assign(buf, ops.add(ops.multiply(buf, self.momentum), d))
+            d = buf
+        self.assign_sub(variable, ops.multiply(lr, d))
 
 
-def _adam(opt: OptimizerSpec, stock_keras_adam: bool) -> keras.optimizers.Optimizer:
-    cls = keras.optimizers.Adam if stock_keras_adam else SpecAdam
-    return cls(
-        learning_rate=float(opt.lr),
+class SpecAdagrad(keras.optimizers.Adagrad):
+    """Keras Adagrad in PyTorch's form; Keras' accumulator (``initial_accumulator_value``)."""
+
+    def update_step(self, gradient, variable, learning_rate):
+        dtype = variable.dtype
+        lr = ops.cast(learning_rate, dtype)
+        gradient = ops.cast(gradient, dtype)
+        s = self._accumulators[self._get_variable_index(variable)]
+        self.assign_add(s, ops.square(gradient))
+        # Differs from Keras: eps is added to sqrt(s) (torch), not to s under the root.
+        step = ops.divide(ops.multiply(lr, gradient), ops.add(ops.sqrt(s), self.epsilon))
+        self.assign_sub(variable, step)
+
+
+# The spec variant: every hyperparameter from the spec; SGD's, RMSprop's and Adagrad's L2
+# weight decay is added to the gradients by the step function instead (see _l2_grads).
+
+
+def _spec_sgd(opt: OptimizerSpec, lr: float | LrTable) -> keras.optimizers.Optimizer:
+    # At a constant lr Keras' own SGD is the spec (m = mu*m - lr*g; w += m is torch's
+    # buf = mu*buf + g; w -= lr*buf with m = -lr*buf); a schedule needs SpecSGD.
+    cls = keras.optimizers.SGD if isinstance(lr, float) else SpecSGD
+    return cls(learning_rate=lr, momentum=float(opt.momentum), nesterov=bool(opt.nesterov))
+
+
+def _spec_adam(opt: OptimizerSpec, lr: float | LrTable) -> keras.optimizers.Optimizer:
+    return SpecAdam(
+        learning_rate=lr,
         beta_1=float(opt.beta1),
         beta_2=float(opt.beta2),
         epsilon=float(opt.eps),
@@ -84,20 +173,75 @@ def _adam(opt: OptimizerSpec, stock_keras_adam: bool) -> keras.optimizers.Optimi
     )
 
 
-#: kind -> the Keras optimizer; SGD's L2 weight decay is added to the gradients by the step
-#: function instead (see :func:`_l2_grads`)
-OPTIMIZERS = {"sgd": _sgd, "adam": _adam}
+def _spec_rmsprop(opt: OptimizerSpec, lr: float | LrTable) -> keras.optimizers.Optimizer:
+    return SpecRMSprop(
+        learning_rate=lr,
+        rho=float(opt.rho),
+        momentum=float(opt.momentum),
+        epsilon=float(opt.eps),
+        centered=bool(opt.centered),
+    )
 
 
-def make_optimizer(
-    opt: OptimizerSpec, stock_keras_adam: bool = False
-) -> keras.optimizers.Optimizer:
-    return for_kind(OPTIMIZERS, opt.kind, "the tensorflow backend")(opt, stock_keras_adam)
+def _spec_adagrad(opt: OptimizerSpec, lr: float | LrTable) -> keras.optimizers.Optimizer:
+    return SpecAdagrad(
+        learning_rate=lr,
+        initial_accumulator_value=float(opt.initial_accumulator),
+        epsilon=float(opt.eps),
+    )
+
+
+# The stock variant: Keras' own optimizers at their defaults, given only stock_arguments
+# (no corrections; README, "What the stock defaults change").
+
+
+def _stock_sgd(a: dict[str, Any], lr: float | LrTable) -> keras.optimizers.Optimizer:
+    return keras.optimizers.SGD(lr, momentum=float(a["momentum"]), nesterov=bool(a["nesterov"]))
+
+
+def _stock_adam(a: dict[str, Any], lr: float | LrTable) -> keras.optimizers.Optimizer:
+    return (keras.optimizers.AdamW if a["adamw"] else keras.optimizers.Adam)(lr)
+
+
+def _stock_rmsprop(a: dict[str, Any], lr: float | LrTable) -> keras.optimizers.Optimizer:
+    return keras.optimizers.RMSprop(lr, momentum=float(a["momentum"]), centered=bool(a["centered"]))
+
+
+def _stock_adagrad(a: dict[str, Any], lr: float | LrTable) -> keras.optimizers.Optimizer:
+    return keras.optimizers.Adagrad(lr)
+
+
+#: variant -> kind -> the Keras optimizer (spec: from the OptimizerSpec; stock: from its
+#: stock_arguments); the learning rate (float or LrTable) is the same for both
+OPTIMIZERS: dict[str, dict[str, Callable[..., keras.optimizers.Optimizer]]] = {
+    "spec": {
+        "sgd": _spec_sgd,
+        "adam": _spec_adam,
+        "rmsprop": _spec_rmsprop,
+        "adagrad": _spec_adagrad,
+    },
+    "stock": {
+        "sgd": _stock_sgd,
+        "adam": _stock_adam,
+        "rmsprop": _stock_rmsprop,
+        "adagrad": _stock_adagrad,
+    },
+}
+#: kind -> whether the spec's weight_decay is L2 (coupled, added to the gradient)
+L2_DECAY = {"sgd": True, "adam": False, "rmsprop": True, "adagrad": True}
+
+
+def make_optimizer(opt: OptimizerSpec, variant: str = "spec") -> keras.optimizers.Optimizer:
+    where = f"the tensorflow backend ({variant})"
+    make = for_kind(OPTIMIZERS[variant], opt.kind, where)
+    # lr and its schedule are stock arguments too: both variants follow the same table
+    return make(opt if variant == "spec" else stock_arguments(opt), _learning_rate(opt))
 
 
 def _l2_grads(opt: OptimizerSpec, grads: list, variables: list) -> list:
-    # Differs from Keras: SGD(weight_decay=) is decoupled (w -= lr*wd*w); the spec's is L2.
-    if opt.kind == "sgd" and opt.weight_decay:
+    # Differs from Keras: weight_decay= is decoupled in every Keras optimizer (w -= lr*wd*w,
+    # AdamW's form); the spec's SGD/RMSprop/Adagrad decay is L2, added to the gradient.
+    if opt.weight_decay and for_kind(L2_DECAY, opt.kind, "the tensorflow backend"):
         wd = opt.weight_decay
         return [g + tf.constant(wd, v.dtype) * v for g, v in zip(grads, variables, strict=True)]
     return grads
@@ -123,19 +267,8 @@ class TensorflowBackend(Backend):
     # Python hyperparameters through float32, so a float64 run would not be float64 math.
     dtypes = ("float32",)
     bare = "backends.tensorflow.bare:bare_loops"
-    kinds = tuple(OPTIMIZERS)
-    parity_variant = "corrected"
-    # Stock Keras Adam shown beside the corrected one; eps=1e-3 (as some recipes use) makes
-    # its epsilon-hat form visible, at eps=1e-8 it hides in float32 noise.
-    parity_extras = {
-        "stock-keras": (
-            {"stock_keras_adam": True},
-            {
-                "adam": OptimizerSpec("adam", lr=1e-3),
-                "adam_eps1e-3": OptimizerSpec("adam", lr=1e-3, eps=1e-3),
-            },
-        )
-    }
+    kinds = tuple(OPTIMIZERS["spec"])
+    variants = ("spec", "stock")
 
     def __init__(
         self,
@@ -143,10 +276,9 @@ class TensorflowBackend(Backend):
         device: str = "cpu",
         dtype: str = "float32",
         compiler: str | None = None,
-        stock_keras_adam: bool = False,
+        variant: str = "spec",
     ):
-        super().__init__(mode, device, dtype, compiler)
-        self.stock_keras_adam = stock_keras_adam
+        super().__init__(mode, device, dtype, compiler, variant)
         self._tf_device = "/GPU:0" if device == "gpu" else "/CPU:0"
         if device == "gpu":
             tf.config.experimental.enable_tensor_float_32_execution(False)
@@ -166,10 +298,11 @@ class TensorflowBackend(Backend):
                 layers.append(keras.layers.Dense(n, activation=act, dtype=self.dtype))
             net = keras.Sequential(layers)
             net.set_weights([np.asarray(w, dtype=self.dtype) for w in weights])
-            optimizer = make_optimizer(opt, self.stock_keras_adam)
+            optimizer = make_optimizer(opt, self.variant)
             # Slots exist before the first trace: tf.function must not create variables.
             optimizer.build(net.trainable_variables)
         variables = net.trainable_variables
+        spec = self.variant == "spec"
 
         # The device scope sits inside the functions: traced once into the graph in
         # compiled mode, instead of a Python context manager around every call.
@@ -177,7 +310,9 @@ class TensorflowBackend(Backend):
             with tf.device(self._tf_device):
                 with tf.GradientTape() as tape:
                     loss = _loss(net(x, training=True), y)
-                grads = _l2_grads(opt, tape.gradient(loss, variables), variables)
+                grads = tape.gradient(loss, variables)
+                if spec:
+                    grads = _l2_grads(opt, grads, variables)
                 optimizer.apply(grads, variables)
                 return loss
 
@@ -245,7 +380,7 @@ class TensorflowBackend(Backend):
                     "inter_op": tf.config.threading.get_inter_op_parallelism_threads(),
                 },
                 "matmul_precision": "tf32" if self.device == "gpu" and tf32 else self.dtype,
-                "adam": "stock keras (eps hat)" if self.stock_keras_adam else "spec (torch eps)",
+                "variant": self.variant,
             },
         )
 

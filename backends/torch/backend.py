@@ -1,11 +1,15 @@
 """PyTorch: ``nn.Sequential`` MLP, torch autograd and the stock ``torch.optim`` optimizers.
 
-``sgd`` is ``torch.optim.SGD`` (dampening 0, coupled L2 weight decay) and ``adam`` is
-``torch.optim.AdamW`` (decoupled weight decay; 0 gives Adam), both as documented on
-:class:`~backends.base.OptimizerSpec`, always the fused implementation. Paths (the registry
-lists them): ``eager``; ``inductor``, the forward pass and loss through ``torch.compile``
-(AOTAutograd compiles the matching backward; the optimizer stays the fused kernel); and on a
-GPU ``cudagraph``, the whole step captured once in a CUDA graph and replayed.
+The ``spec`` variant maps every kind of :data:`~backends.base.KINDS` to its ``torch.optim``
+optimizer with every hyperparameter from the spec: ``sgd`` is ``SGD`` (dampening 0, coupled
+L2 weight decay), ``adam`` is ``AdamW`` (decoupled weight decay; 0 gives Adam), ``rmsprop`` is
+``RMSprop`` (``alpha`` is the spec's ``rho``) and ``adagrad`` is ``Adagrad`` (``lr_decay`` 0);
+the ``stock`` variant is the same classes at torch's defaults, given only
+:func:`~backends.base.stock_arguments`. A learning-rate schedule sets each update's lr from
+``OptimizerSpec.lr_table()``; a constant one leaves ``lr`` a plain number. Paths (the
+registry lists them): ``eager``; ``inductor``, the forward pass and loss through
+``torch.compile`` (AOTAutograd compiles the matching backward; the optimizer stays the fused
+kernel); and on a GPU ``cudagraph``, the whole step captured once in a CUDA graph and replayed.
 """
 
 from __future__ import annotations
@@ -13,13 +17,22 @@ from __future__ import annotations
 import types
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from backends.base import Backend, BackendInfo, ModelSpec, OptimizerSpec, Weights, for_kind
+from backends.base import (
+    Backend,
+    BackendInfo,
+    ModelSpec,
+    OptimizerSpec,
+    Weights,
+    for_kind,
+    stock_arguments,
+)
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -50,52 +63,199 @@ def _compiled_loss(key: tuple) -> LossFn:
     return fn
 
 
-# fused: the whole update in one native kernel per tensor, no per-op dispatch. On the CPU it
-# measured faster than the for-loop and foreach implementations (there a loop of small ops).
-# capturable: Adam keeps its step count on the device, as a CUDA graph needs (SGD has no
-# host-side state and takes no such flag).
-OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
-    "sgd": lambda params, o, capturable: torch.optim.SGD(
+# Implementations: fused (the whole update in one native kernel per tensor, no per-op
+# dispatch) wherever torch has it. On the CPU it measured faster than the for-loop and
+# foreach implementations (there a loop of small ops): Adagrad's step at 784-64-10, one
+# thread, best of 3, 65 us fused, 117 us for-loop, 165 us foreach. RMSprop has no fused
+# kernel: foreach, which measured as fast as the for-loop on the CPU (131 vs 140 us; centered
+# with momentum 257 vs 257 us) and is the multi-tensor path on a GPU.
+# capturable: Adam and RMSprop keep their step count on the device, as a CUDA graph needs
+# (SGD has no host-side state; fused Adagrad keeps its step on the device anyway).
+# ``lr`` is a float, or on the cudagraph path with a schedule a 0-d float32 device tensor
+# (see DeviceLR) that every one of these implementations reads on the device.
+# The stock variant uses the same implementations: they change the speed, not the numbers,
+# so spec and stock rows differ only by the hyperparameters.
+
+
+def _spec_sgd(params, o: OptimizerSpec, lr, capturable: bool) -> torch.optim.Optimizer:
+    return torch.optim.SGD(
         params,
-        lr=o.lr,
+        lr=lr,
         momentum=o.momentum,
         dampening=0.0,
         nesterov=o.nesterov,
         weight_decay=o.weight_decay,
         fused=True,
-    ),
+    )
+
+
+def _spec_adam(params, o: OptimizerSpec, lr, capturable: bool) -> torch.optim.Optimizer:
     # AdamW: decoupled weight decay as the spec (weight_decay=0 gives Adam)
-    "adam": lambda params, o, capturable: torch.optim.AdamW(
+    return torch.optim.AdamW(
         params,
-        lr=o.lr,
+        lr=lr,
         betas=(o.beta1, o.beta2),
         eps=o.eps,
         weight_decay=o.weight_decay,
         fused=True,
         capturable=capturable,
-    ),
+    )
+
+
+def _spec_rmsprop(params, o: OptimizerSpec, lr, capturable: bool) -> torch.optim.Optimizer:
+    return torch.optim.RMSprop(
+        params,
+        lr=lr,
+        alpha=o.rho,
+        eps=o.eps,
+        weight_decay=o.weight_decay,
+        momentum=o.momentum,
+        centered=o.centered,
+        foreach=True,
+        capturable=capturable,
+    )
+
+
+def _spec_adagrad(params, o: OptimizerSpec, lr, capturable: bool) -> torch.optim.Optimizer:
+    return torch.optim.Adagrad(
+        params,
+        lr=lr,
+        lr_decay=0.0,
+        weight_decay=o.weight_decay,
+        initial_accumulator_value=o.initial_accumulator,
+        eps=o.eps,
+        fused=True,
+    )
+
+
+# The stock variant: torch's defaults for everything stock_arguments leaves out (README,
+# "What the stock defaults change"): SGD and RMSprop without weight decay, RMSprop's alpha
+# 0.99, Adagrad's eps 1e-10 and no initial accumulator, AdamW's weight_decay 0.01.
+
+
+def _stock_sgd(params, a: dict[str, Any], lr, capturable: bool) -> torch.optim.Optimizer:
+    return torch.optim.SGD(
+        params, lr=lr, momentum=a["momentum"], nesterov=a["nesterov"], fused=True
+    )
+
+
+def _stock_adam(params, a: dict[str, Any], lr, capturable: bool) -> torch.optim.Optimizer:
+    cls = torch.optim.AdamW if a["adamw"] else torch.optim.Adam
+    return cls(params, lr=lr, fused=True, capturable=capturable)
+
+
+def _stock_rmsprop(params, a: dict[str, Any], lr, capturable: bool) -> torch.optim.Optimizer:
+    return torch.optim.RMSprop(
+        params,
+        lr=lr,
+        momentum=a["momentum"],
+        centered=a["centered"],
+        foreach=True,
+        capturable=capturable,
+    )
+
+
+def _stock_adagrad(params, a: dict[str, Any], lr, capturable: bool) -> torch.optim.Optimizer:
+    return torch.optim.Adagrad(params, lr=lr, fused=True)
+
+
+#: variant -> kind -> ``(params, spec or stock_arguments, lr, capturable) -> optimizer``
+OPTIMIZERS: dict[str, dict[str, Callable[..., torch.optim.Optimizer]]] = {
+    "spec": {
+        "sgd": _spec_sgd,
+        "adam": _spec_adam,
+        "rmsprop": _spec_rmsprop,
+        "adagrad": _spec_adagrad,
+    },
+    "stock": {
+        "sgd": _stock_sgd,
+        "adam": _stock_adam,
+        "rmsprop": _stock_rmsprop,
+        "adagrad": _stock_adagrad,
+    },
 }
+
+
+def make_optimizer(
+    params,
+    opt: OptimizerSpec,
+    variant: str = "spec",
+    lr: float | torch.Tensor | None = None,
+    capturable: bool = False,
+) -> torch.optim.Optimizer:
+    """The kind's ``torch.optim`` optimizer in ``variant``, at ``lr`` (``opt.lr`` if None)."""
+    make = for_kind(OPTIMIZERS[variant], opt.kind, f"the torch backend ({variant})")
+    args = opt if variant == "spec" else stock_arguments(opt)
+    return make(params, args, opt.lr if lr is None else lr, capturable)
+
+
+class HostLR:
+    """A schedule on the eager and inductor paths: before each update, every param group's
+    lr is set to the table's value for it, as ``torch.optim.lr_scheduler`` does (the table
+    is the spec's own, so the numbers are the reference's; past the horizon the last holds)."""
+
+    def __init__(self, table: np.ndarray):
+        self.table = table.tolist()
+        self.updates = 0
+
+    def apply(self, optimizer: torch.optim.Optimizer) -> None:
+        lr = self.table[min(self.updates, len(self.table) - 1)]
+        self.updates += 1
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+
+
+class DeviceLR:
+    """A schedule inside a CUDA graph, where no host value can change between replays: the
+    table and the count of updates live on the device, and each replay counts one more
+    update and copies its lr into the 0-d tensor the optimizer was built with.
+
+    float32 whatever the weights' dtype: torch's fused CUDA kernels read a tensor lr as
+    ``const float*`` (``fused_adam_utils.cuh``), so a float64 run here takes float32 lrs.
+    """
+
+    def __init__(self, table: np.ndarray, device: torch.device):
+        self.table = torch.tensor(table, dtype=torch.float32, device=device)
+        self.count = torch.zeros((), dtype=torch.int64, device=device)
+        self.lr = self.table[0].clone()
+
+    def advance(self) -> None:
+        self.count += 1
+        i = self.count.clamp(max=len(self.table)) - 1  # past the horizon the last holds
+        self.lr.copy_(self.table.index_select(0, i.view(1)).view(()))
 
 
 class GraphedStep:
     """The whole step (forward, backward, optimizer update) captured in one CUDA graph at
     the first batch, then replayed: one launch per step instead of dozens, which is what
     small steps on a GPU wait on. Batches are copied into static input buffers, and the
-    loss lives in a static buffer that each replay overwrites (callers get a copy)."""
+    loss lives in a static buffer that each replay overwrites (callers get a copy). A
+    schedule (``lr``) is advanced inside the graph, before the update."""
 
-    def __init__(self, module: nn.Module, optimizer: torch.optim.Optimizer):
-        self.module, self.optimizer = module, optimizer
+    def __init__(
+        self, module: nn.Module, optimizer: torch.optim.Optimizer, lr: DeviceLR | None = None
+    ):
+        self.module, self.optimizer, self.lr = module, optimizer, lr
         self.graph: torch.cuda.CUDAGraph | None = None
 
     def _step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         loss = _forward_loss(self.module, x, y)
         loss.backward()
+        if self.lr is not None:
+            self.lr.advance()
         self.optimizer.step()
         return loss
 
+    def _tensors(self) -> list[torch.Tensor]:
+        """Every tensor of the optimizer's state (slots and step counts) and the schedule's
+        count: what the warm-up changes besides the weights."""
+        out = [v for slots in self.optimizer.state.values() for v in slots.values()]
+        out += [self.lr.count] if self.lr is not None else []
+        return [v for v in out if torch.is_tensor(v)]
+
     def _capture(self, x: torch.Tensor, y: torch.Tensor) -> None:
         params = list(self.module.parameters())
-        initial = [p.detach().clone() for p in params]
+        initial = {id(t): t.detach().clone() for t in params + self._tensors()}
         self.x, self.y = x.clone(), y.clone()
         # Warm-up on a side stream before capture (as torch.cuda.graphs' docs require):
         # it creates the optimizer's slots and cuBLAS workspaces outside the graph.
@@ -106,16 +266,17 @@ class GraphedStep:
                 self.optimizer.zero_grad(set_to_none=True)
                 self._step(self.x, self.y)
         torch.cuda.current_stream().wait_stream(side)
-        # ...then undo the warm-up, in place (the graph keeps these addresses): the
-        # weights back to the initial ones, every slot (momentum, moments, step) to zero,
-        # which is each optimizer's state before its first step.
+        # ...then undo the warm-up, in place (the graph keeps these addresses): the weights,
+        # the schedule's count and every slot that existed before it (Adagrad creates its
+        # sums, at initial_accumulator, in its constructor) back to their values; the slots
+        # the warm-up created (momentum, moments, step) to zero, each optimizer's state
+        # before its first step.
         with torch.no_grad():
-            for p, p0 in zip(params, initial):
-                p.copy_(p0)
-            for slots in self.optimizer.state.values():
-                for v in slots.values():
-                    if torch.is_tensor(v):
-                        v.zero_()
+            for t in params + self._tensors():
+                if id(t) in initial:
+                    t.copy_(initial[id(t)])
+                else:
+                    t.zero_()
         self.optimizer.zero_grad(set_to_none=True)  # backward allocates grads in the graph
         self.graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(self.graph):
@@ -137,6 +298,7 @@ class TorchState:
     optimizer: torch.optim.Optimizer
     loss_fn: LossFn
     graphed: GraphedStep | None = None
+    lr: HostLR | None = None  # the schedule on the eager and inductor paths (None: constant)
 
 
 class TorchBackend(Backend):
@@ -144,7 +306,8 @@ class TorchBackend(Backend):
     extra = "torch"
     dtypes = ("float32", "float64")
     bare = "backends.torch.bare:bare_loops"
-    kinds = tuple(OPTIMIZERS)
+    kinds = tuple(OPTIMIZERS["spec"])
+    variants = ("spec", "stock")
 
     def __init__(
         self,
@@ -152,8 +315,9 @@ class TorchBackend(Backend):
         device: str = "cpu",
         dtype: str = "float32",
         compiler: str | None = None,
+        variant: str = "spec",
     ):
-        super().__init__(mode=mode, device=device, dtype=dtype, compiler=compiler)
+        super().__init__(mode=mode, device=device, dtype=dtype, compiler=compiler, variant=variant)
         self._device = torch.device("cuda:0" if device == "gpu" else "cpu")
         self._dtype = _DTYPES[dtype]
         if device == "gpu":
@@ -186,15 +350,19 @@ class TorchBackend(Backend):
                 lin.bias.copy_(torch.as_tensor(np.asarray(b), dtype=self._dtype))
 
         graphed = self.path.name == "cudagraph"
-        make = for_kind(OPTIMIZERS, opt.kind, "the torch backend")
-        optimizer = make(module.parameters(), opt, graphed)
+        table = opt.lr_table()
+        if graphed:
+            device_lr = None if table is None else DeviceLR(table, self._device)
+            lr = None if device_lr is None else device_lr.lr
+            optimizer = make_optimizer(module.parameters(), opt, self.variant, lr, True)
+            step = GraphedStep(module, optimizer, device_lr)
+            return TorchState(module, optimizer, _forward_loss, graphed=step)
+        optimizer = make_optimizer(module.parameters(), opt, self.variant)
         if self.path.name == "inductor":
             loss_fn = _compiled_loss((tuple(sizes), self.dtype, str(self._device)))
         else:
             loss_fn = _forward_loss
-        return TorchState(
-            module, optimizer, loss_fn, GraphedStep(module, optimizer) if graphed else None
-        )
+        return TorchState(module, optimizer, loss_fn, lr=None if table is None else HostLR(table))
 
     def to_device(self, x: np.ndarray, y: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         # torch.tensor copies: staged data never aliases the caller's arrays.
@@ -215,6 +383,8 @@ class TorchBackend(Backend):
             return state, state.graphed(x, y)
         loss = state.loss_fn(state.model, x, y)
         loss.backward()
+        if state.lr is not None:
+            state.lr.apply(state.optimizer)
         state.optimizer.step()
         state.optimizer.zero_grad(set_to_none=True)
         return state, loss.detach()
@@ -255,7 +425,9 @@ class TorchBackend(Backend):
             extra={
                 "threads": torch.get_num_threads(),
                 "matmul_precision": torch.get_float32_matmul_precision(),
-                "optimizer_impl": "fused",
+                # RMSprop has no fused kernel in torch
+                "optimizer_impl": "fused (rmsprop: foreach)",
+                "variant": self.variant,
             },
         )
 

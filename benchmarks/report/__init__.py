@@ -1,8 +1,8 @@
 """The report of one results folder: report.html, report.md and summary.csv, written into it.
 
-``write_report(path)`` reads the store (``benchmarks.store``) and answers one question:
-which framework trains this MLP fastest on this machine, and do the optimizers behave the
-same? The HTML page is self-contained (inline CSS, figures as PNG data URIs, no script, no
+``write_report(path)`` reads the store (``benchmarks.store``) and answers two questions:
+which framework trains this MLP fastest on this machine, and which optimizer trains it best
+(the optimizer verdict, :mod:`.optimizers`)? The HTML page is self-contained (inline CSS, figures as PNG data URIs, no script, no
 external reference); the Markdown file holds the same tables; summary.csv the verdict table.
 ``console_summary(path)`` is the same verdict table as text, for the end of a sweep.
 
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from benchmarks.report import format as fmt
 from benchmarks.report.analysis import analyse
 from benchmarks.report.load import load
 from benchmarks.report.sections import verdict
@@ -24,6 +25,7 @@ __all__ = ["ReportError", "console_summary", "write_report"]
 
 #: the verdict columns the console summary shows, where the table has them
 CONSOLE_COLUMNS = (
+    "dataset",
     "batch",
     "backend",
     "mode",
@@ -56,7 +58,7 @@ def write_report(results_dir: Path | str, target: float | None = None) -> dict[s
     from benchmarks.report.page import build_sections, render_html, render_markdown
 
     res = load(results_dir)
-    an = analyse(res.runs, res.curves, res.timings, target, res.gpu_names)
+    an = analyse(res.runs, res.curves, res.timings, target, res.gpu_names, res.targets)
     sections = build_sections(res, an)
     out = {
         "html": res.path / "report.html",
@@ -82,5 +84,7 @@ def console_summary(results_dir: Path | str) -> str:
     if res.runs.empty:
         return "(no runs)"
     an = analyse(res.runs, res.curves, res.timings, gpus=res.gpu_names)
-    shown = verdict.display(an.verdict, an.target, res.curves is not None)
+    shown = fmt.drop_constant(
+        verdict.display(an.verdict, an.target, res.curves is not None), ("dataset",)
+    )
     return shown[[c for c in CONSOLE_COLUMNS if c in shown]].to_string(index=False)

@@ -10,6 +10,12 @@ group's figure is the median of its pooled blocks with a 95% two-stage bootstrap
 Statuses are :mod:`benchmarks.schema`'s: "failed" counts :data:`~benchmarks.schema.FAILED`
 runs (error, timeout, crashed); skipped runs are counted apart.
 
+Every figure here compares frameworks on the *spec* variant (each framework corrected to one
+formula); *stock* runs (a framework's own optimizer at its defaults) enter only the
+optimizer analysis' drift (:mod:`benchmarks.report.optimizers`), and the problems. Every
+grouping holds the data set (a sweep may train on several). Tables written before a column
+existed are read with :func:`with_defaults`.
+
 :func:`analyse` computes everything a report shows, once::
 
     an = analyse(runs, curves, timings)
@@ -20,18 +26,34 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from benchmarks import stats
-from benchmarks.schema import FAILED, FINISHED, Status
+from benchmarks.schema import FAILED, FINISHED, RUN_COLUMN_DEFAULTS, Status
+
+if TYPE_CHECKING:  # it imports this module
+    from benchmarks.report.optimizers import OptimizerAnalysis
 
 DEFAULT_TARGET = 0.90
 GROUP = ["backend", "mode", "compiler", "device"]  # a series: one framework set up one way
-CONFIG = ["optimizer", "lr", "batch_size"]
+CONFIG = ["dataset", "optimizer", "lr", "batch_size"]
 OK, DIVERGED, SKIPPED = Status.OK.value, Status.DIVERGED.value, Status.SKIPPED.value
+#: runs' ``variant``: every framework corrected to one formula, or its own optimizer at its defaults
+SPEC, STOCK = "spec", "stock"
+
+#: columns that older results folders (or hand-made tables) lack, and the value they stand
+#: for there (the schema's, where it has one)
+RUN_DEFAULTS: dict[str, Any] = {
+    "dataset": "",
+    **{
+        c: RUN_COLUMN_DEFAULTS[c]
+        for c in ("variant", "schedule", "final_val_acc", "final_val_loss")
+    },
+}
+CURVE_DEFAULTS: dict[str, Any] = {"val_loss": math.nan, "val_acc": math.nan}
 
 THROUGHPUT_COLUMNS = ["samples_per_s", "ci_low", "ci_high", "blocks", "timed_runs"]
 MEANS_COLUMNS = [
@@ -47,6 +69,7 @@ MEANS_COLUMNS = [
     "diverged_steps",
 ]
 VERDICT_COLUMNS = [
+    "dataset",
     "batch_size",
     *GROUP,
     "samples_per_s",
@@ -79,6 +102,43 @@ FROM_BLOCKS, FROM_RUNS = "timed blocks", "runs.samples_per_s"
 SLOWER, FASTER, SAME, NO_TIMINGS = "slower", "faster", "same", "no timings"
 
 
+def with_defaults(runs: pd.DataFrame) -> pd.DataFrame:
+    """``runs`` with every column of :data:`RUN_DEFAULTS` (missing ones, and empty text
+    cells, at their default); the same frame where nothing is missing."""
+    missing = {c: v for c, v in RUN_DEFAULTS.items() if c not in runs}
+    blank = [
+        c
+        for c in ("variant", "schedule")
+        if c in runs and (runs[c].isna() | (runs[c].astype(str) == "")).any()
+    ]
+    if not missing and not blank:
+        return runs
+    out = runs.assign(**missing)
+    for c in blank:
+        out[c] = out[c].where(out[c].notna() & (out[c].astype(str) != ""), RUN_DEFAULTS[c])
+    return out
+
+
+def curves_with_defaults(curves: pd.DataFrame | None) -> pd.DataFrame | None:
+    """``curves`` with the validation columns (NaN where the folder predates them)."""
+    if curves is None:
+        return None
+    missing = {c: v for c, v in CURVE_DEFAULTS.items() if c not in curves}
+    return curves.assign(**missing) if missing else curves
+
+
+def spec_runs(runs: pd.DataFrame) -> pd.DataFrame:
+    """The runs of the spec variant (all of an older folder's)."""
+    runs = with_defaults(runs)
+    return runs[runs["variant"] == SPEC]
+
+
+def workload(df: pd.DataFrame) -> list[str]:
+    """The columns a speed or accuracy is compared within: data set (where ``df`` has it) and
+    batch size."""
+    return [c for c in ("dataset", "batch_size") if c in df]
+
+
 def counts(status: pd.Series) -> dict[str, int]:
     """Runs by outcome: ok, diverged, failed (error, timeout, crashed) and skipped."""
     return {
@@ -95,7 +155,7 @@ def counts(status: pd.Series) -> dict[str, int]:
 
 def block_rates(runs: pd.DataFrame, timings: pd.DataFrame | None) -> pd.DataFrame:
     """One row per timed block (see :func:`benchmarks.stats.block_rates`) with its config."""
-    return stats.block_rates(runs, timings, [*GROUP, *CONFIG, "seed"])
+    return stats.block_rates(with_defaults(runs), timings, [*GROUP, *CONFIG, "seed"])
 
 
 def throughput(rates: pd.DataFrame, by: list[str]) -> pd.DataFrame:
@@ -188,6 +248,7 @@ def evaluated(runs: pd.DataFrame, curves: pd.DataFrame | None) -> pd.DataFrame:
             columns=["run_id", "step", "epoch", "wall_s", "test_loss", "test_acc"]
             + [*GROUP, *CONFIG, "seed"]
         )
+    runs = with_defaults(runs)
     ok = runs[runs["status"] == OK][["run_id", *GROUP, *CONFIG, "seed"]]
     return curves.dropna(subset=["test_acc"]).merge(ok, on="run_id")
 
@@ -218,6 +279,7 @@ def time_to_target(runs: pd.DataFrame, curves: pd.DataFrame | None, target: floa
         return pd.DataFrame(columns=cols)
     ev = ev.sort_values(["run_id", "step"])
     first = ev[ev["test_acc"] >= target].groupby("run_id").first()[["wall_s", "step"]]
+    runs = with_defaults(runs)
     ok = runs[runs["status"] == OK].set_index("run_id")[[*GROUP, *CONFIG, "compile_s"]]
     per_run = ok.join(first, how="left")
     # after the first step: its compile time depends on each framework's in-process caches
@@ -233,7 +295,7 @@ def time_to_target(runs: pd.DataFrame, curves: pd.DataFrame | None, target: floa
 def config_means(runs: pd.DataFrame) -> pd.DataFrame:
     """Per (group, config): mean final test accuracy/loss over ok seeds, and status counts."""
     rows = []
-    for key, df in runs.groupby([*GROUP, *CONFIG], sort=True):
+    for key, df in with_defaults(runs).groupby([*GROUP, *CONFIG], sort=True):
         ok = df[df["status"] == OK]
         rows.append(
             {
@@ -260,7 +322,7 @@ def hosts(runs: pd.DataFrame) -> pd.DataFrame:
 # --- where backends disagree ----------------------------------------------------------
 
 #: a configuration run by several backends (or seeds): the cell they are compared in
-CELL = ["device", "optimizer", "lr", "batch_size"]
+CELL = ["dataset", "device", "optimizer", "lr", "batch_size"]
 #: final test accuracy spread between backends above which a cell is flagged (0.5 points)
 DISAGREE_ACC = 0.005
 
@@ -269,8 +331,10 @@ def cell_spread(runs: pd.DataFrame) -> pd.DataFrame:
     """Per :data:`CELL`: the final test accuracy spread (max - min) over every ok run, and
     between backends (of their means over seeds) and within a backend (the largest, over
     seeds), with the number of runs that diverged. What :func:`disagreements` flags and what
-    ``optbench compare`` allows a chaotic cell to move."""
+    ``optbench compare`` allows a chaotic cell to move. Spec runs only: stock optimizers
+    differ by design (see :func:`benchmarks.report.optimizers.stock_drift`)."""
     cols = [*CELL, "spread", "backend_spread", "seed_spread", "backends", "runs", "diverged"]
+    runs = spec_runs(runs)
     if runs.empty:
         return pd.DataFrame(columns=cols)
     rows = []
@@ -328,16 +392,18 @@ def verdict(
     ttt: pd.DataFrame,
     peak_tflops: float | None = None,
 ) -> pd.DataFrame:
-    """The main table: one row per batch size x backend x mode x compiler x device.
+    """The main table: one row per data set x batch size x backend x mode x compiler x
+    device (spec runs: every framework on the same formula).
 
     ``by_batch``: :func:`throughput` per ``["batch_size", *GROUP]``, or None where no
     timings were recorded (then the runs' own ``samples_per_s``, without interval);
     ``means``: :func:`config_means`; ``ttt``: :func:`time_to_target`; ``peak_tflops``:
     the device's float32 peak where known (:func:`peak_of`), for ``fraction_of_peak``.
     """
+    runs = spec_runs(runs)
     if runs.empty:
         return pd.DataFrame(columns=VERDICT_COLUMNS)
-    by = ["batch_size", *GROUP]
+    by = ["dataset", "batch_size", *GROUP]
     tp = by_batch.set_index(by) if by_batch is not None else None
     rows = []
     for key, df in runs.groupby(by, sort=True):
@@ -355,12 +421,14 @@ def verdict(
         row.update(_best(ttt, row, "time_s", "target", ascending=True, extra="step"))
         rows.append(row)
     out = pd.DataFrame(rows)
-    fastest = out.groupby("batch_size")["samples_per_s"].transform("max")
+    fastest = out.groupby(["dataset", "batch_size"])["samples_per_s"].transform("max")
     out["relative"] = out["samples_per_s"] / fastest
     out["separable"] = _separable(out)
     out["noisy"] = out["ci_high"] / out["ci_low"] > NOISY_RATIO
     out = out.sort_values(
-        ["batch_size", "samples_per_s"], ascending=[True, False], na_position="last"
+        ["dataset", "batch_size", "samples_per_s"],
+        ascending=[True, True, False],
+        na_position="last",
     )
     return out[VERDICT_COLUMNS].reset_index(drop=True)
 
@@ -374,7 +442,7 @@ def _separable(v: pd.DataFrame) -> pd.Series:
     intervals disjoint)? For the fastest row: from the runner-up. Where intervals overlap,
     the order is noise as much as speed."""
     out = pd.Series(True, index=v.index)
-    for _, g in v.dropna(subset=["samples_per_s"]).groupby("batch_size"):
+    for _, g in v.dropna(subset=["samples_per_s"]).groupby(workload(v)):
         g = g.sort_values("samples_per_s", ascending=False)
         if len(g) < 2:
             continue
@@ -429,10 +497,8 @@ def _best(
         out["target_steps"] = math.nan
     if table.empty:
         return out
-    sel = table[
-        (table["batch_size"] == row["batch_size"])
-        & (table[GROUP].apply(tuple, axis=1) == tuple(row[g] for g in GROUP))
-    ].dropna(subset=[col])
+    by = ["dataset", "batch_size", *GROUP]
+    sel = table[table[by].apply(tuple, axis=1) == tuple(row[g] for g in by)].dropna(subset=[col])
     if sel.empty:
         return out
     best = sel.sort_values([col, "lr"], ascending=[ascending, True]).iloc[0]
@@ -475,30 +541,31 @@ def best_paths(v: pd.DataFrame) -> pd.DataFrame:
     """Each backend at its fastest measured path: the row of ``v`` (:func:`verdict`) with the
     most samples/s per batch size x backend x device (eager included)."""
     v = v.dropna(subset=["samples_per_s"])
+    at = workload(v)
     return (
         v.sort_values("samples_per_s", ascending=False)
-        .groupby(["batch_size", "backend", "device"], sort=False)
+        .groupby([*at, "backend", "device"], sort=False)
         .head(1)
-        .sort_values(["batch_size", "samples_per_s"], ascending=[True, False])
+        .sort_values([*at, "samples_per_s"], ascending=[*([True] * len(at)), False])
         .reset_index(drop=True)
     )
 
 
 def fastest(v: pd.DataFrame) -> pd.DataFrame:
-    """The fastest series per batch size: a row of ``v`` (:func:`verdict`) per batch size."""
+    """The fastest series per (data set and) batch size: a row of ``v`` (:func:`verdict`) each."""
     v = v.dropna(subset=["samples_per_s"])
     return (
         v.sort_values("samples_per_s", ascending=False)
-        .groupby("batch_size", sort=True)
+        .groupby(workload(v), sort=True)
         .head(1)
-        .sort_values("batch_size")
+        .sort_values(workload(v))
         .reset_index(drop=True)
     )
 
 
 def ranking(v: pd.DataFrame) -> pd.DataFrame:
     """Per backend and device, at its fastest path of each batch size (:func:`best_paths`):
-    the geometric mean over batch sizes of its speed relative to the fastest (``relative``),
+    the geometric mean over batch sizes (and data sets) of its speed relative to the fastest (``relative``),
     fastest first, with ``paths``: the path(s) that were its fastest."""
     best = best_paths(v)
     if best.empty:
@@ -525,7 +592,7 @@ def cold_starts(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def stable_lrs(means: pd.DataFrame) -> pd.DataFrame:
-    """Largest learning rate whose runs all finished ok, per group x optimizer x batch size
+    """Largest learning rate whose runs all finished ok, per group x data set x optimizer x batch size
     (a column ``batch <n>`` each): "≥ lr" where it is the largest lr tried, "none" where
     every lr diverged, "-" where no run of the cell finished. ``means``: :func:`config_means`.
     """
@@ -533,8 +600,9 @@ def stable_lrs(means: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame()
     bss = sorted(means["batch_size"].dropna().unique())
     rows = []
-    for key, df in means.groupby([*GROUP, "optimizer"], sort=True):
-        row = dict(zip([*GROUP, "optimizer"], key))
+    by = [*GROUP, "dataset", "optimizer"]
+    for key, df in means.groupby(by, sort=True):
+        row = dict(zip(by, key))
         for bs in bss:
             sub = df[df["batch_size"] == bs]
             stable = sub[(sub["ok"] == sub["runs"]) & (sub["ok"] > 0)]["lr"]
@@ -550,26 +618,28 @@ def stable_lrs(means: pd.DataFrame) -> pd.DataFrame:
 
 
 def stable_lr_splits(stable: pd.DataFrame) -> list[tuple[str, str]] | None:
-    """(optimizer, batch column) cells of :func:`stable_lrs` where the series disagree; None
-    where there are fewer than two series to compare."""
+    """(optimizer, batch column) cells of :func:`stable_lrs` where the series disagree (the
+    optimizer prefixed by its data set where there are several); None where there are fewer
+    than two series to compare."""
     if stable.empty or len(stable[GROUP].drop_duplicates()) < 2:
         return None
     cols = [c for c in stable.columns if c.startswith("batch ")]
+    several = stable["dataset"].nunique() > 1
     return [
-        (opt, c)
-        for opt, g in stable.groupby("optimizer")
+        (f"{ds} {opt}" if several else opt, c)
+        for (ds, opt), g in stable.groupby(["dataset", "optimizer"])
         for c in cols
         if g.loc[g[c] != "-", c].nunique() > 1
     ]
 
 
-def convergence_lrs(means: pd.DataFrame) -> dict[tuple[str, int], float]:
-    """Per (optimizer, batch size): the lr with the best median (over series) final accuracy,
-    preferring lrs at which no series diverged; ties go to the smaller lr."""
-    out: dict[tuple[str, int], float] = {}
+def convergence_lrs(means: pd.DataFrame) -> dict[tuple[str, str, int], float]:
+    """Per (data set, optimizer, batch size): the lr with the best median (over series) final
+    accuracy, preferring lrs at which no series diverged; ties go to the smaller lr."""
+    out: dict[tuple[str, str, int], float] = {}
     if means.empty:
         return out
-    for (opt, bs), df in means.groupby(["optimizer", "batch_size"], sort=True):
+    for (ds, opt, bs), df in means.groupby(["dataset", "optimizer", "batch_size"], sort=True):
         per_lr = df.groupby("lr").agg(
             acc=("acc", "median"), bad=("diverged", "sum"), ok=("ok", "sum")
         )
@@ -582,7 +652,7 @@ def convergence_lrs(means: pd.DataFrame) -> dict[tuple[str, int], float]:
             .reset_index()
             .sort_values(["acc", "lr"], ascending=[False, True])
         )
-        out[(opt, int(bs))] = float(pick.iloc[0]["lr"])
+        out[(ds, opt, int(bs))] = float(pick.iloc[0]["lr"])
     return out
 
 
@@ -601,7 +671,18 @@ def problems(runs: pd.DataFrame) -> pd.DataFrame:
     )
     cols = [
         c
-        for c in ["backend", "mode", "device", "optimizer", "lr", "batch_size", "seed", "status"]
+        for c in [
+            "backend",
+            "mode",
+            "device",
+            "dataset",
+            "optimizer",
+            "variant",
+            "lr",
+            "batch_size",
+            "seed",
+            "status",
+        ]
         if c in bad
     ]
     frames = bad["traceback"].map(last_frames) if "traceback" in bad else ""
@@ -675,16 +756,19 @@ class Analysis:
     target: float
     target_why: str
     rates: pd.DataFrame | None  # block_rates; None where no timings were recorded
-    by_batch: pd.DataFrame | None  # throughput per batch size x series
-    by_optimizer: pd.DataFrame  # throughput per series x optimizer x batch size
+    by_batch: pd.DataFrame | None  # throughput per data set x batch size x series
+    by_optimizer: pd.DataFrame  # throughput per series x data set x optimizer x batch size
     means: pd.DataFrame
     time_to_target: pd.DataFrame
     verdict: pd.DataFrame
     stable_lrs: pd.DataFrame
-    convergence_lrs: dict[tuple[str, int], float]
+    convergence_lrs: dict[tuple[str, str, int], float]
     problems: pd.DataFrame
     disagreements: pd.DataFrame  # cells where backends' accuracies part (with the reason)
     peak: tuple[str, float] | None = None  # the GPU and its float32 peak TFLOP/s, if known
+    spec: pd.DataFrame | None = None  # the spec runs every framework comparison uses
+    optimizers: OptimizerAnalysis | None = None  # the optimizer verdict
+    stock_runs: int = 0  # runs of the stock variant (left out of the framework comparison)
 
 
 def analyse(
@@ -693,20 +777,32 @@ def analyse(
     timings: pd.DataFrame | None,
     target: float | None = None,
     gpus: list[str] | None = None,
+    targets: dict[str, float] | None = None,
 ) -> Analysis:
     """Every statistic of a results folder's tables, computed once (``target``: the test
     accuracy to reach, None to choose it with :func:`choose_target`; ``gpus``: the GPU names
-    of environment.json, for the fraction of peak)."""
-    tgt, why = choose_target(runs, curves, target)
-    rates = block_rates(runs, timings) if timings is not None else None
-    by_batch = throughput(rates, ["batch_size", *GROUP]) if rates is not None else None
+    of environment.json, for the fraction of peak; ``targets``: the validation accuracy to
+    reach per data set for the optimizer verdict, from the sweep's settings, see
+    :func:`benchmarks.report.optimizers.analyse_optimizers`).
+
+    The framework comparison (throughput, verdict, accuracies, disagreements) uses the spec
+    runs; the problems every run."""
+    # here: the optimizer analysis builds on this module's functions
+    from benchmarks.report.optimizers import analyse_optimizers
+
+    runs, curves = with_defaults(runs), curves_with_defaults(curves)
+    spec = spec_runs(runs)
+    tgt, why = choose_target(spec, curves, target)
+    rates = block_rates(spec, timings) if timings is not None else None
+    by_batch = throughput(rates, ["dataset", "batch_size", *GROUP]) if rates is not None else None
+    opt_by = [*GROUP, "dataset", "optimizer", "batch_size"]
     by_opt = (
-        throughput(rates, [*GROUP, "optimizer", "batch_size"])
+        throughput(rates, opt_by)
         if rates is not None and len(rates)
-        else pd.DataFrame(columns=[*GROUP, "optimizer", "batch_size", *THROUGHPUT_COLUMNS])
+        else pd.DataFrame(columns=[*opt_by, *THROUGHPUT_COLUMNS])
     )
-    means = config_means(runs)
-    ttt = time_to_target(runs, curves, tgt)
+    means = config_means(spec)
+    ttt = time_to_target(spec, curves, tgt)
     on_gpu = "device" in runs and (runs["device"] == "gpu").any()
     peak = peak_of(gpus or []) if on_gpu else None
     return Analysis(
@@ -717,10 +813,13 @@ def analyse(
         by_opt,
         means,
         ttt,
-        verdict(runs, by_batch, means, ttt, peak[1] if peak else None),
+        verdict(spec, by_batch, means, ttt, peak[1] if peak else None),
         stable_lrs(means),
         convergence_lrs(means),
         problems(runs),
-        disagreements(runs),
+        disagreements(spec),
         peak,
+        spec,
+        analyse_optimizers(runs, curves, targets),
+        int((runs["variant"] == STOCK).sum()),
     )

@@ -317,15 +317,22 @@ def heatmap_grid(cells: pd.DataFrame, panels: list[tuple[str, Key]], ncols: int 
 # --- the report's figures --------------------------------------------------------------
 
 
-def _grid_cells(runs: pd.DataFrame) -> list[tuple[str, int]]:
-    """(optimizer, batch size) panels: a row per optimizer, a column per batch size."""
+def _grid_cells(runs: pd.DataFrame) -> list[tuple[str, str, int]]:
+    """(data set, optimizer, batch size) panels: a row per data set and optimizer, a column
+    per batch size."""
+    sets = list(dict.fromkeys(runs["dataset"]))
     opts = list(dict.fromkeys(runs["optimizer"]))  # the sweep's order
     bss = sorted(int(b) for b in runs["batch_size"].dropna().unique())
-    return [(o, b) for o in opts for b in bss]
+    return [(d, o, b) for d in sets for o in opts for b in bss]
 
 
-def _ncols(cells: list[tuple[str, int]]) -> int:
-    return max(1, len({b for _, b in cells}))
+def _ncols(cells: list[tuple[str, str, int]]) -> int:
+    return max(1, len({b for *_, b in cells}))
+
+
+def _cell_title(cells: list[tuple[str, str, int]], ds: str, opt: str, bs: int) -> str:
+    """ "opt, batch 32", led by the data set where the panels hold several."""
+    return (f"{ds}: " if len({c[0] for c in cells}) > 1 else "") + f"{opt}, batch {bs}"
 
 
 def _seed_band(df: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
@@ -382,12 +389,13 @@ def convergence(
     figures = []
     for x, y, xlabel, ylabel, logx, logy, caption in CONVERGENCE:
         panels = []
-        for opt, bs in cells:
-            lr = lrs.get((opt, bs))
-            sub = c[(c["optimizer"] == opt) & (c["batch_size"] == bs) & (c["lr"] == lr)]
+        for ds, opt, bs in cells:
+            lr = lrs.get((ds, opt, bs))
+            at = (c["dataset"] == ds) & (c["optimizer"] == opt) & (c["batch_size"] == bs)
+            sub = c[at & (c["lr"] == lr)]
             lines = {k: _seed_band(g, x, y) for k, g in sub.groupby(GROUP)}
             lines = {k: v for k, v in lines.items() if len(v)}
-            title = f"{opt}, batch {bs}" + (f", lr {lr:g}" if lr is not None else "")
+            title = _cell_title(cells, ds, opt, bs) + (f", lr {lr:g}" if lr is not None else "")
             panels.append(Panel(title, lines, note="" if lines else "no ok run"))
         fig = line_grid(
             panels, _ncols(cells), xlabel, ylabel, style, logx=logx, logy=logy, nest=not logx
@@ -407,8 +415,9 @@ def learning_rate(runs: pd.DataFrame, means: pd.DataFrame, style: dict[Key, Styl
         ("loss", "final test loss (cross-entropy)", "Final test loss vs learning rate"),
     ):
         panels = []
-        for opt, bs in cells:
-            sub = means[(means["optimizer"] == opt) & (means["batch_size"] == bs)]
+        for ds, opt, bs in cells:
+            at = (means["dataset"] == ds) & (means["optimizer"] == opt)
+            sub = means[at & (means["batch_size"] == bs)]
             lines, marks = {}, {}
             for k, g in sub.groupby(GROUP):
                 pts = g[g["ok"] > 0]
@@ -417,7 +426,7 @@ def learning_rate(runs: pd.DataFrame, means: pd.DataFrame, style: dict[Key, Styl
             lrs = sorted(means.loc[means["optimizer"] == opt, "lr"].unique())
             panels.append(
                 Panel(
-                    f"{opt}, batch {bs}",
+                    _cell_title(cells, ds, opt, bs),
                     {k: v for k, v in lines.items() if v is not None},
                     {k: v for k, v in marks.items() if v},
                     xticks=lrs,
@@ -437,19 +446,22 @@ def learning_rate(runs: pd.DataFrame, means: pd.DataFrame, style: dict[Key, Styl
 
 
 def heatmaps(means: pd.DataFrame) -> list[Figure]:
-    """Final test accuracy per learning rate x batch size, a figure per optimizer."""
+    """Final test accuracy per learning rate x batch size, a figure per (data set and)
+    optimizer."""
     if means.empty:
         return []
     label = labeller(means)
     means = means.assign(text=[_cell_text(r) for r in means.itertuples()])
+    several = means["dataset"].nunique() > 1
     figures = []
-    for opt, df in means.groupby("optimizer", sort=False):
+    for (ds, opt), df in means.groupby(["dataset", "optimizer"], sort=False):
         if df["ok"].sum() + df["diverged"].sum() == 0:
             continue
         panels = [(label(dict(zip(GROUP, k))), k) for k in sorted(series(df))]
         fig = heatmap_grid(df, panels)
+        name = f"{ds}, {opt}" if several else opt
         figures.append(
-            Figure(f"{opt}: final test accuracy per learning rate x batch size", to_data_uri(fig))
+            Figure(f"{name}: final test accuracy per learning rate x batch size", to_data_uri(fig))
         )
     return figures
 
@@ -474,10 +486,18 @@ def throughput(
     series and per series x optimizer x batch size."""
     if rates is None or rates.empty or by_batch is None:
         return []
-    subsets = [("all optimizers pooled", by_batch)] + [
-        (f"{o} only", by_optimizer[by_optimizer["optimizer"] == o])
-        for o in dict.fromkeys(rates["optimizer"])
-    ]
+    sets = list(dict.fromkeys(rates["dataset"]))
+    subsets = []
+    for ds in sets:  # a data set's input size sets the step's cost: never pooled
+        head = f"{ds}: " if len(sets) > 1 else ""
+        subsets.append((f"{head}all optimizers pooled", by_batch[by_batch["dataset"] == ds]))
+        subsets += [
+            (
+                f"{head}{o} only",
+                by_optimizer[(by_optimizer["optimizer"] == o) & (by_optimizer["dataset"] == ds)],
+            )
+            for o in dict.fromkeys(rates.loc[rates["dataset"] == ds, "optimizer"])
+        ]
     panels = []
     for title, tp in subsets:
         lines = {
@@ -494,7 +514,7 @@ def throughput(
         panels.append(Panel(title, lines))
     fig = line_grid(
         panels,
-        len(panels),
+        1 + int(rates.groupby("dataset")["optimizer"].nunique().max()),  # a row per data set
         "batch size (samples, log scale)",
         "samples/s (log scale)",
         style,
@@ -511,3 +531,103 @@ def throughput(
             to_data_uri(fig),
         )
     ]
+
+
+# --- the optimizer verdict's figures ---------------------------------------------------
+
+SOLVER_COLORS = plt.get_cmap("tab10").colors
+
+
+def performance_profile(
+    ratios: pd.DataFrame, labels: dict[tuple[str, str], str], tau_max: float = 10.0
+) -> list[Figure]:
+    """Dolan-More performance profiles: rho(tau), the fraction of workloads where an
+    optimizer's time to the target is within tau of the fastest's, a step line per optimizer
+    on a log tau axis from 1 to ``tau_max``. ``ratios``: per workload x (optimizer, schedule),
+    ``ratio`` (inf: never reached); ``labels``: the legend's name of each."""
+    if ratios.empty:
+        return []
+    fig = plt.figure(figsize=(WIDTH_IN, 3.8))
+    ax = fig.add_axes((0.07, 0.14, 0.55, 0.82))  # the right 40% for the legend
+    groups = list(ratios.groupby(["optimizer", "schedule"], sort=True))
+    for i, (key, g) in enumerate(groups):
+        r = np.sort(np.maximum(g["ratio"].to_numpy(float), 1.0))
+        inside = r[r <= tau_max]
+        xs = np.concatenate([[1.0], inside, [tau_max]])
+        ys = [float((r <= x * (1 + 1e-12)).mean()) for x in xs]
+        ax.step(
+            xs,
+            ys,
+            where="post",
+            color=SOLVER_COLORS[i % len(SOLVER_COLORS)],
+            ls=LINESTYLES[(i // len(SOLVER_COLORS)) % len(LINESTYLES)],
+            lw=1.6 + 1.6 * (len(groups) - 1 - i) / max(len(groups) - 1, 1),  # ties stay visible
+            label=labels.get(key, key[0]),
+            alpha=0.9,
+        )
+    ax.set_xscale("log")
+    ax.set_xlim(1.0, tau_max)
+    ax.set_ylim(-0.03, 1.03)
+    ticks = [t for t in (1, 1.5, 2, 3, 4, 6, 10, 20, 50, 100) if t <= tau_max]
+    ax.set_xticks(ticks)
+    ax.set_xticklabels([f"{t:g}" for t in ticks])
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.set_xlabel("tau: time to target within tau x the fastest (log scale)")
+    ax.set_ylabel("fraction of workloads")
+    ax.grid(True, alpha=0.3)
+    # beside the axes, not over the steps (saved with bbox_inches="tight", so it stays whole)
+    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False, fontsize=9)
+    n = ratios[["dataset", "batch_size"]].drop_duplicates().shape[0]
+    return [
+        Figure(
+            f"Performance profiles over {n} workload(s) (data set x batch size): time to the "
+            "validation target at each optimizer's best learning rate",
+            to_data_uri(fig),
+        )
+    ]
+
+
+def stock_drift(drawn: pd.DataFrame, series_label: str, style: dict[Key, Style]) -> list[Figure]:
+    """Per optimizer: its spec curve (the verdict series' spec runs) and each framework's
+    stock curve at the best spec learning rate, a panel per workload. ``drawn``: the curves
+    of :func:`benchmarks.report.optimizers.stock_drift`; ``style``: of the stock series."""
+    if drawn.empty:
+        return []
+    spec_key: Key = ("spec", "", "", "")
+    style = {**style, spec_key: Style(f"spec ({series_label})", "#222222", "--", "o")}
+    names = {
+        "val_acc": "validation accuracy",
+        "train_loss": "training loss (log scale)",
+    }
+    figures = []
+    for (opt, sched), df in drawn.groupby(["optimizer", "schedule"], sort=True):
+        panels = []
+        metrics = set(df["metric"])
+        several = df["dataset"].nunique() > 1
+        for (ds, bs), g in df.groupby(["dataset", "batch_size"], sort=True):
+            lines = {}
+            for key, line in g.groupby(["line", *GROUP], sort=True):
+                k = spec_key if key[0] == "spec" else tuple(key[1:])
+                lines[k] = pd.DataFrame({"x": line["step"], "y": line["y"]})
+            lr = g["lr"].iloc[0] if "lr" in g else None
+            title = (f"{ds}: " if several else "") + f"batch {bs}"
+            panels.append(Panel(title + (f", lr {lr:g}" if lr else ""), lines))
+        metric = "val_acc" if metrics == {"val_acc"} else "train_loss"
+        fig = line_grid(
+            panels,
+            min(len(panels), 3),
+            "step",
+            names[metric] if len(metrics) == 1 else "validation accuracy or training loss",
+            style,
+            logy=metric == "train_loss" and len(metrics) == 1,
+            nest=True,
+        )
+        name = opt if sched == "constant" else f"{opt} ({sched})"
+        figures.append(
+            Figure(
+                f"{name}: the spec curve and each framework's stock optimizer (its own defaults) "
+                "at the best spec learning rate, mean over seeds",
+                to_data_uri(fig),
+            )
+        )
+    return figures

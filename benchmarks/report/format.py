@@ -32,10 +32,10 @@ def interval(lo: Any, hi: Any) -> str:
 
 
 def drop_constant(
-    df: pd.DataFrame, cols: tuple[str, ...] = ("mode", "compiler", "device")
+    df: pd.DataFrame, cols: tuple[str, ...] = ("dataset", "mode", "compiler", "device")
 ) -> pd.DataFrame:
-    """Drop mode/compiler/device columns where every row has the same value (the page says
-    them once)."""
+    """Drop dataset/mode/compiler/device columns where every row has the same value (the
+    page says them once)."""
     return df.drop(columns=[c for c in cols if c in df and len(df) and df[c].nunique() == 1])
 
 

@@ -11,11 +11,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from benchmarks.report.analysis import GROUP
+from benchmarks.report.analysis import GROUP, RUN_DEFAULTS, curves_with_defaults
 from benchmarks.schema import Status
 from benchmarks.store import Store
 
-TEXT = ("run_id", *GROUP, "optimizer", "status", "error")
+TEXT = ("run_id", *GROUP, "dataset", "optimizer", "variant", "schedule", "status", "error")
 NUMERIC = (
     "lr",
     "batch_size",
@@ -27,6 +27,8 @@ NUMERIC = (
     "train_wall_s",
     "final_test_loss",
     "final_test_acc",
+    "final_val_loss",
+    "final_val_acc",
     "block_steps",
     "num_params",
 )
@@ -37,7 +39,7 @@ class Results:
     path: Path
     env: dict[str, Any]
     runs: pd.DataFrame  # every column of TEXT and NUMERIC present, even with no runs
-    curves: pd.DataFrame | None
+    curves: pd.DataFrame | None  # with val_loss and val_acc (NaN where not recorded)
     timings: pd.DataFrame | None
     parity: dict[str, Any] | None
     notes: list[str] = field(default_factory=list)  # what is missing or unreadable
@@ -47,6 +49,12 @@ class Results:
         """The GPUs environment.json names (for the fraction of peak)."""
         gpus = self.env.get("gpus") or []
         return [str(g.get("name", "")) for g in gpus if isinstance(g, dict)]
+
+    @property
+    def targets(self) -> dict[str, float]:
+        """The sweep's validation-accuracy targets per data set (settings ``targets``)."""
+        t = ((self.env.get("sweep") or {}).get("settings") or {}).get("targets") or {}
+        return {str(k): float(v) for k, v in t.items()} if isinstance(t, dict) else {}
 
 
 def load(path: Path | str) -> Results:
@@ -73,15 +81,22 @@ def load(path: Path | str) -> Results:
     except ValueError as exc:
         notes.append(f"{exc}.")
         parity = None
-    return Results(store.path, env, _normalise(runs), curves, timings, parity, notes)
+    dataset = ((env.get("sweep") or {}).get("settings") or {}).get("dataset") or ""
+    runs = _normalise(runs, str(dataset))
+    return Results(store.path, env, runs, curves_with_defaults(curves), timings, parity, notes)
 
 
-def _normalise(runs: pd.DataFrame) -> pd.DataFrame:
+def _normalise(runs: pd.DataFrame, dataset: str = "") -> pd.DataFrame:
+    """Every TEXT and NUMERIC column, of its type; columns an older folder lacks at
+    :data:`~benchmarks.report.analysis.RUN_DEFAULTS` (its data set: the sweep's)."""
     runs = runs.copy()
+    defaults = {**RUN_DEFAULTS, "dataset": dataset, "status": Status.ERROR.value}
     for col in TEXT:
         if col not in runs:
-            runs[col] = Status.ERROR.value if col == "status" else ""
+            runs[col] = defaults.get(col, "")
         runs[col] = runs[col].fillna("").astype(str)
+        if col in ("variant", "schedule"):
+            runs[col] = runs[col].replace("", defaults[col])
     for col in NUMERIC:
         values = pd.to_numeric(runs[col], errors="coerce") if col in runs else np.nan
         if isinstance(values, pd.Series) and pd.api.types.is_extension_array_dtype(values):

@@ -16,17 +16,24 @@ from benchmarks.report.sections import (
     convergence,
     environment,
     lr_sensitivity,
+    optimizers,
     parity,
     problems,
+    stock_drift,
     throughput,
     verdict,
 )
 
-QUESTION = "Which framework trains this MLP fastest on this machine, and do the optimizers behave the same?"
+QUESTION = (
+    "Which framework trains this MLP fastest on this machine, which optimizer trains it best, "
+    "and do the optimizers behave the same in every framework?"
+)
 
-# The verdict first: what a reader came for, on the first screen; the environment after it.
+# The verdicts first: what a reader came for, on the first screen; the environment after them.
 SECTIONS = (
     verdict.build,
+    optimizers.build,
+    stock_drift.build,
     environment.build,
     convergence.build,
     lr_sensitivity.build,
@@ -62,6 +69,7 @@ table.kv thead{display:none}table.kv{font-size:.84em}
 table.verdict th{white-space:normal;vertical-align:bottom}table.verdict th,table.verdict td{padding:4px 6px}
 table.tp td{white-space:nowrap;font-variant-numeric:tabular-nums}td.small{font-size:.88em;color:#4a5563}table.verdict td:nth-child(2){font-weight:600}
 code{background:#f0f2f5;padding:1px 4px;border-radius:3px}
+table.opts th{white-space:normal;vertical-align:bottom}table.opts th,table.opts td{padding:4px 6px}
 """
 
 

@@ -12,7 +12,7 @@ from benchmarks.report.load import Results
 def build(res: Results, an: Analysis) -> Section:
     figs = (
         figures.convergence(
-            res.runs, res.curves, an.convergence_lrs, figures.styles(series(res.runs))
+            an.spec, res.curves, an.convergence_lrs, figures.styles(series(an.spec))
         )
         if not res.runs.empty
         else []

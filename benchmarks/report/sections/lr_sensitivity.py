@@ -25,7 +25,7 @@ def build(res: Results, an: Analysis) -> Section:
             cls="note",
         ),
         figure_block(
-            figures.learning_rate(res.runs, an.means, style) if ran else [],
+            figures.learning_rate(an.spec, an.means, style) if ran else [],
             "No run finished: nothing to plot.",
         ),
         figure_block(figures.heatmaps(an.means) if ran else []),
@@ -62,6 +62,7 @@ def disagreement_blocks(d: pd.DataFrame) -> list:
         return [head, para("Nowhere: every configuration ends within that of the others.")]
     shown = pd.DataFrame(
         {
+            "dataset": d["dataset"],
             "device": d["device"],
             "optimizer": d["optimizer"],
             "lr": d["lr"].map(lambda v: f"{v:g}"),
@@ -79,5 +80,5 @@ def disagreement_blocks(d: pd.DataFrame) -> list:
             "by as much as their spread.",
             cls="note",
         ),
-        table(fmt.drop_constant(shown, ("device",))),
+        table(fmt.drop_constant(shown, ("dataset", "device"))),
     ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from benchmarks.report import format as fmt
 from benchmarks.report.analysis import Analysis, problem_groups
 from benchmarks.report.document import Section, para, table
 from benchmarks.report.load import Results
@@ -29,6 +30,6 @@ def build(res: Results, an: Analysis) -> Section:
             ),
             para("Every run:", cls="note"),
         ]
-    per_run = bad.drop(columns="last_frames")
+    per_run = fmt.drop_constant(bad.drop(columns="last_frames"), ("dataset", "variant"))
     blocks.append(table(per_run, "problems", numeric=("lr", "batch_size", "seed")))
     return Section("problems", "Problems", blocks)

@@ -48,6 +48,7 @@ def by_optimizer(tp: pd.DataFrame) -> pd.DataFrame:
             for r in tp.itertuples()
         ]
     )
-    wide = tp.pivot(index=[*GROUP, "optimizer"], columns="batch_size", values="cell").fillna("-")
+    index = [*GROUP, "dataset", "optimizer"]
+    wide = tp.pivot(index=index, columns="batch_size", values="cell").fillna("-")
     wide.columns = [f"batch {int(c)}" for c in wide.columns]
     return fmt.drop_constant(wide.reset_index())

@@ -44,6 +44,7 @@ def build(res: Results, an: Analysis) -> Section:
             [para("No runs were recorded, so there is nothing to compare.", cls="warn")],
         )
     v = an.verdict
+    several = v["dataset"].nunique() > 1
     shown = fmt.drop_constant(display(v, an.target, res.curves is not None))
     if v["fraction_of_peak"].isna().all():  # no GPU with a known peak
         shown = shown.drop(columns="of peak")
@@ -95,9 +96,29 @@ def build(res: Results, an: Analysis) -> Section:
                 + ".",
             )
         )
-    same = [f"{c} {res.runs[c].iloc[0]}" for c in ("mode", "device") if res.runs[c].nunique() == 1]
+    same = [
+        f"{c} {res.runs[c].iloc[0]}"
+        for c in ("dataset", "mode", "device")
+        if res.runs[c].nunique() == 1 and res.runs[c].iloc[0] != ""
+    ]
     if same:
         notes.append(note("Every run used " + ", ".join(same) + "."))
+    if an.stock_runs:
+        notes.append(
+            note(
+                Bold("Spec runs only"),
+                f": every framework on the same formulas; the {an.stock_runs} stock-variant runs "
+                "(each framework's own optimizer at its defaults) are compared in What the stock "
+                "defaults change.",
+            )
+        )
+    if several:
+        notes.append(
+            note(
+                Bold("One row per data set"),
+                ": the input size sets the step's cost, so speeds are compared within a data set.",
+            )
+        )
     if (v["throughput_source"] == FROM_RUNS).any():
         notes.append(
             note(
@@ -176,10 +197,15 @@ def headline(v: pd.DataFrame) -> Paragraph:
         )
     label = fmt.labeller(timed)
     spans: list[Span] = ["Fastest at "]
+    several = timed["dataset"].nunique() > 1
     for i, r in enumerate(fastest(v).to_dict("records")):
-        spans += ["; " if i else "", f"batch {r['batch_size']}: ", Bold(label(r))]
+        where = (
+            f"{r['dataset']}, batch {r['batch_size']}" if several else f"batch {r['batch_size']}"
+        )
+        spans += ["; " if i else "", f"{where}: ", Bold(label(r))]
         if not r["separable"]:
-            same = timed[(timed["batch_size"] == r["batch_size"]) & ~timed["separable"]]
+            at = (timed["dataset"] == r["dataset"]) & (timed["batch_size"] == r["batch_size"])
+            same = timed[at & ~timed["separable"]]
             others = [label(o) for o in same.to_dict("records") if label(o) != label(r)]
             spans.append(f" (not separable from {', '.join(others)}: 95% intervals overlap)")
     ranks = ranking(v).to_dict("records")
@@ -207,6 +233,7 @@ def display(v: pd.DataFrame, target: float, have_curves: bool = True) -> pd.Data
         reached = r["target_time_s"] == r["target_time_s"]
         rows.append(
             {
+                "dataset": r["dataset"],
                 "batch": int(r["batch_size"]),
                 "backend": r["backend"],
                 "mode": r["mode"],

@@ -1,0 +1,692 @@
+"""The optimizer verdict: which optimizer to train with, per data set and batch size, and how
+sure the sweep lets us be. DataFrames in, DataFrames out, no formatting; where the data
+cannot support a number, a ``*_note`` column says why instead of inventing one.
+
+The figures come from one backend's spec runs (:func:`verdict_series`: the spec series with
+the most seeds per configuration; ties go to the registry's order, whose first entry is the
+float64 reference), so that seeds, not frameworks, make the spread. Per (data set, batch
+size, optimizer, schedule):
+
+- **best learning rate**: the highest mean final *validation* accuracy over seeds, among
+  the learning rates where no seed diverged (ties to the smaller lr). Test accuracy is
+  reported at that lr and never used to choose.
+- **interval**: the min-max of the final test accuracy over the seeds (with the two or three
+  seeds a sweep affords, a t-interval would rest on an assumed normal error and mostly show
+  its t quantile); none with one seed.
+- **time to target**: per seed, the step and the training clock (curve ``wall_s`` less the
+  first step, as the framework verdict counts it) of the first evaluation whose validation
+  accuracy reaches the data set's target; the median over seeds, a seed that never reaches
+  it counting as infinitely slow. The target is the sweep's (settings ``targets``) or
+  :data:`TARGET_FRACTION` x the best mean validation accuracy of any optimizer on that data
+  set, rounded down to :data:`TARGET_STEP` (:func:`choose_targets`).
+- **robustness**: the width in decades (log10 max/min) of the run of neighbouring learning
+  rates around the best whose mean validation accuracy is within ``tolerance`` of the best,
+  none diverged; **largest stable lr**: the largest with no diverged seed.
+
+Across workloads (data set x batch size), :func:`performance_profile` gives Dolan & More's
+profiles of the time to target, with AlgoPerf's score. :func:`agreement` flags the cells
+where the backends' spec runs part; :func:`stock_drift` what each framework's stock
+optimizer (its own defaults) changes at the best spec learning rate.
+
+    oa = analyse_optimizers(runs, curves, targets={"digits": 0.95})
+    oa.recommended  # one row per data set x batch size
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from backends import registry
+from benchmarks.report.analysis import (
+    DIVERGED,
+    GROUP,
+    OK,
+    SPEC,
+    STOCK,
+    counts,
+    curves_with_defaults,
+    disagreements,
+    with_defaults,
+)
+from benchmarks.schema import FINISHED
+
+WORKLOAD = ["dataset", "batch_size"]  # what a performance profile counts
+SOLVER = ["optimizer", "schedule"]  # a named optimizer configuration with its lr schedule
+KEY = [*WORKLOAD, *SOLVER]
+#: mean validation accuracies this close to the best count as as good (robustness, choice)
+TOLERANCE = 0.01
+TARGET_FRACTION = 0.97
+TARGET_STEP = 0.005
+#: the profile's table columns, and the upper end of its score's integral (AlgoPerf's 4)
+TAUS = (1.0, 1.5, 2.0, 4.0)
+TAU_MAX = 4.0
+
+# the notes that stand in for a number the data cannot give
+ONLY_ONE = "the only one"
+SMALLEST, LARGEST = "the smallest tried", "the largest tried"
+ONE_LR = "cannot conclude (one learning rate)"
+ONE_SEED = "one seed: no interval"
+AT_EDGE = "reaches the edge of the grid: at least this wide"
+NO_VAL = "no validation accuracy"
+ALL_DIVERGED = "a seed diverged at every learning rate"
+NONE_OK = "no run finished ok"
+NONE_STABLE = "none: a seed diverged at every learning rate"
+STABLE_EDGE = "the largest tried: the edge lies beyond"
+NO_CURVE = "no validation curve"
+#: why a workload's recommendation is the one it is: the best validation accuracy, no other
+#: within the tolerance of it; or the fastest to the target of those within it
+BEST_VAL = "best validation accuracy"
+FASTEST_NEAR = "fastest to the target within the tolerance of the best validation accuracy"
+TARGET_SET = "set by the sweep"
+
+LR_COLUMNS = [
+    *KEY,
+    "lr",
+    "runs",
+    "ok",
+    "diverged",
+    "failed",
+    "skipped",
+    "seeds",
+    "val_acc",
+    "test_acc",
+    "test_min",
+    "test_max",
+    "test_loss",
+    "candidate",
+]
+VERDICT_COLUMNS = [
+    *KEY,
+    "lrs",
+    "best_lr",
+    "best_lr_note",
+    "val_acc",
+    "test_acc",
+    "test_low",
+    "test_high",
+    "interval_note",
+    "seeds",
+    "test_loss",
+    "target",
+    "target_source",
+    "target_seeds",
+    "reached",
+    "steps",
+    "time_s",
+    "reach_note",
+    "robust_low",
+    "robust_high",
+    "decades",
+    "robust_note",
+    "stable_lr",
+    "stable_note",
+    "runs",
+    "ok",
+    "diverged",
+    "failed",
+    "skipped",
+]
+DRIFT_COLUMNS = [
+    *KEY,
+    "lr",
+    *GROUP,
+    "stock_runs",
+    "stock_ok",
+    "stock_diverged",
+    "stock_acc",
+    "spec_acc",
+    "acc_diff",
+    "gap",
+    "gap_metric",
+    "gap_step",
+    "stock_spread",
+]
+
+
+@dataclass
+class OptimizerAnalysis:
+    series: dict[str, str] | None  # the verdict backend's series (GROUP -> value)
+    series_why: str
+    tolerance: float
+    lrs: pd.DataFrame  # lr_table: per KEY x lr
+    verdict: pd.DataFrame  # one row per KEY (VERDICT_COLUMNS)
+    targets: pd.DataFrame  # per data set: target, source
+    recommended: pd.DataFrame  # one row per workload
+    ratios: pd.DataFrame  # per workload x solver: time_s, ratio
+    profile: pd.DataFrame  # per solver: rho at TAUS, score
+    agreement: pd.DataFrame  # disagreements of spec runs, with at_best
+    drift: pd.DataFrame  # DRIFT_COLUMNS
+    drift_curves: pd.DataFrame  # the curves the drift figure draws
+    stock_runs: int = 0
+    missing: list[str] = field(default_factory=list)  # what the folder lacks, as sentences
+
+
+def _of(df: pd.DataFrame, cols: list[str], values: dict[str, Any]) -> pd.Series:
+    """Rows of ``df`` whose ``cols`` equal ``values`` (none where ``values`` is empty)."""
+    mask = pd.Series(bool(values), index=df.index)
+    for c in cols if values else []:
+        mask &= df[c] == values[c]
+    return mask
+
+
+# --- which backend --------------------------------------------------------------------
+
+
+def verdict_series(runs: pd.DataFrame) -> tuple[dict[str, str] | None, str]:
+    """The series whose spec runs the verdict uses, and why: the most seeds per configuration
+    (median over its configurations, finished runs); ties go to the registry's order (its
+    first entry is the reference), then to the series' names. None where no spec run
+    finished."""
+    runs = with_defaults(runs)
+    done = runs[(runs["variant"] == SPEC) & runs["status"].isin(FINISHED)]
+    if done.empty:
+        return None, "no spec run finished"
+    per_config = done.groupby([*GROUP, *KEY, "lr"])["seed"].nunique()
+    seeds = per_config.groupby(level=list(range(len(GROUP)))).median()
+    order = {n: i for i, n in enumerate(registry.NAMES)}
+    ranked = sorted(seeds.items(), key=lambda kv: (-kv[1], order.get(kv[0][0], len(order)), kv[0]))
+    (key, n), rest = ranked[0], ranked[1:]
+    tied = ["/".join(map(str, k)) for k, m in rest if m == n]
+    if not rest:
+        why = f"the only spec series, with {n:g} seed(s) per configuration"
+    else:
+        why = f"{n:g} seed(s) per configuration, the most of any spec series"
+        if tied:
+            why += f"; tied with {', '.join(tied)}, the registry's order decides"
+    return dict(zip(GROUP, key)), why
+
+
+# --- per learning rate, and the best ---------------------------------------------------
+
+
+def lr_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per (KEY, lr) of one series' spec runs: status counts, seeds (ok runs), the means over
+    them of final validation and test accuracy and test loss, the test accuracy's min and
+    max, and whether the lr is a ``candidate`` for the best (no seed diverged, a validation
+    accuracy known)."""
+    runs = with_defaults(runs)
+    rows = []
+    for key, df in runs.groupby([*KEY, "lr"], sort=True):
+        ok = df[df["status"] == OK]
+        n = counts(df["status"])
+        val = ok["final_val_acc"].dropna()
+        test = ok["final_test_acc"].dropna()
+        rows.append(
+            {
+                **dict(zip([*KEY, "lr"], key)),
+                **n,
+                "seeds": int(ok["seed"].nunique()),
+                "val_acc": val.mean() if len(val) else math.nan,
+                "test_acc": test.mean() if len(test) else math.nan,
+                "test_min": test.min() if len(test) else math.nan,
+                "test_max": test.max() if len(test) else math.nan,
+                "test_loss": ok["final_test_loss"].mean() if len(ok) else math.nan,
+                "candidate": n["diverged"] == 0 and len(val) > 0,
+            }
+        )
+    return pd.DataFrame(rows, columns=LR_COLUMNS)
+
+
+def robust_range(g: pd.DataFrame, best: int, tolerance: float) -> tuple[int, int]:
+    """Indices (into ``g``, sorted by lr) of the widest run of neighbouring candidate lrs
+    around ``best`` whose mean validation accuracy is within ``tolerance`` of the best's."""
+    floor = g["val_acc"].iloc[best] - tolerance - 1e-12
+    good = (g["candidate"] & (g["val_acc"] >= floor)).to_list()
+    lo = hi = best
+    while lo > 0 and good[lo - 1]:
+        lo -= 1
+    while hi < len(g) - 1 and good[hi + 1]:
+        hi += 1
+    return lo, hi
+
+
+def best_lrs(lrs: pd.DataFrame, tolerance: float = TOLERANCE) -> pd.DataFrame:
+    """Per KEY of :func:`lr_table`: the best lr (see the module), its figures, robustness and
+    largest stable lr, with the notes where a figure cannot be given."""
+    rows = []
+    for key, g in lrs.groupby(KEY, sort=True):
+        g = g.sort_values("lr").reset_index(drop=True)
+        row: dict[str, Any] = dict(zip(KEY, key))
+        row.update({c: int(g[c].sum()) for c in ("runs", "ok", "diverged", "failed", "skipped")})
+        row.update(lrs=len(g), **_stable(g))
+        cand = g[g["candidate"]]
+        if cand.empty:
+            if g["ok"].sum() == 0 and g["diverged"].sum() == 0:
+                note = NONE_OK
+            elif ((g["diverged"] > 0) | (g["ok"] == 0)).all():
+                note = ALL_DIVERGED
+            else:
+                note = NO_VAL
+            rows.append({**row, "best_lr": math.nan, "best_lr_note": note})
+            continue
+        i = int(cand.sort_values(["val_acc", "lr"], ascending=[False, True]).index[0])
+        b = g.iloc[i]
+        if len(g) == 1:
+            best_note = ONLY_ONE
+        else:
+            best_note = SMALLEST if i == 0 else LARGEST if i == len(g) - 1 else ""
+        row.update(
+            best_lr=float(b["lr"]),
+            best_lr_note=best_note,
+            val_acc=b["val_acc"],
+            test_acc=b["test_acc"],
+            seeds=int(b["seeds"]),
+            test_loss=b["test_loss"],
+        )
+        if b["seeds"] > 1:
+            row.update(
+                test_low=b["test_min"],
+                test_high=b["test_max"],
+                interval_note=f"min-max over {int(b['seeds'])} seeds",
+            )
+        else:
+            row.update(interval_note=ONE_SEED)
+        if len(g) == 1:
+            row.update(robust_note=ONE_LR)
+        else:
+            lo, hi = robust_range(g, i, tolerance)
+            edge = lo == 0 or hi == len(g) - 1
+            row.update(
+                robust_low=float(g["lr"].iloc[lo]),
+                robust_high=float(g["lr"].iloc[hi]),
+                decades=math.log10(g["lr"].iloc[hi] / g["lr"].iloc[lo]),
+                robust_note=AT_EDGE if edge else "",
+            )
+        rows.append(row)
+    return pd.DataFrame(rows).reindex(columns=BEST_COLUMNS)
+
+
+#: what :func:`best_lrs` gives: the verdict less the target and the time to it
+BEST_COLUMNS = [
+    c
+    for c in VERDICT_COLUMNS
+    if c
+    not in ("target", "target_source", "target_seeds", "reached", "steps", "time_s", "reach_note")
+]
+
+
+def _stable(g: pd.DataFrame) -> dict[str, Any]:
+    """The largest lr of ``g`` (sorted by lr) with no diverged seed and a run finished ok."""
+    stable = g[(g["diverged"] == 0) & (g["ok"] > 0)]["lr"]
+    if stable.empty:
+        return {
+            "stable_lr": math.nan,
+            "stable_note": NONE_STABLE if g["diverged"].any() else NONE_OK,
+        }
+    top = float(stable.max())
+    return {"stable_lr": top, "stable_note": STABLE_EDGE if top >= g["lr"].max() else ""}
+
+
+# --- the target and the time to it ----------------------------------------------------
+
+
+def choose_targets(best: pd.DataFrame, targets: dict[str, float] | None = None) -> pd.DataFrame:
+    """Per data set of ``best`` (:func:`best_lrs`): the validation accuracy to reach and where
+    it comes from: ``targets`` (the sweep's settings) where it names the data set, else
+    :data:`TARGET_FRACTION` x the best mean validation accuracy (at the best lr) of any
+    optimizer and batch size, rounded down to :data:`TARGET_STEP`."""
+    targets = targets or {}
+    rows = []
+    for ds in sorted(best["dataset"].unique()) if len(best) else []:
+        if ds in targets:
+            rows.append({"dataset": ds, "target": float(targets[ds]), "source": TARGET_SET})
+            continue
+        vals = best.loc[best["dataset"] == ds, "val_acc"].dropna() if "val_acc" in best else []
+        if len(vals) == 0:
+            rows.append({"dataset": ds, "target": math.nan, "source": f"none: {NO_VAL}"})
+            continue
+        top = float(vals.max())
+        t = round(math.floor(TARGET_FRACTION * top / TARGET_STEP + 1e-9) * TARGET_STEP, 6)
+        rows.append(
+            {
+                "dataset": ds,
+                "target": t,
+                "source": f"{TARGET_FRACTION:g} x the best mean validation accuracy "
+                f"({top:.3f}), rounded down to {TARGET_STEP:g}",
+            }
+        )
+    return pd.DataFrame(rows, columns=["dataset", "target", "source"])
+
+
+def seed_reach(
+    runs: pd.DataFrame, curves: pd.DataFrame | None, best: pd.DataFrame, targets: pd.DataFrame
+) -> pd.DataFrame:
+    """Per ok run at its KEY's best lr: the step and training clock (``wall_s`` less
+    ``compile_s``) of the first evaluation with validation accuracy >= its data set's target;
+    inf where its validation curve never gets there, NaN where it has none."""
+    cols = [*KEY, "lr", "seed", "run_id", "has_curve", "step", "time_s"]
+    runs = with_defaults(runs)
+    curves = curves_with_defaults(curves)
+    if best.empty or "best_lr" not in best:
+        return pd.DataFrame(columns=cols)
+    at = best.dropna(subset=["best_lr"]).merge(targets[["dataset", "target"]], on="dataset")
+    ok = runs[runs["status"] == OK].merge(at[[*KEY, "best_lr", "target"]], on=KEY)
+    ok = ok[np.isclose(ok["lr"], ok["best_lr"])]
+    val = (
+        curves.dropna(subset=["val_acc"]).sort_values(["run_id", "step"])
+        if curves is not None
+        else pd.DataFrame(columns=["run_id", "step", "wall_s", "val_acc"])
+    )
+    by_run = dict(tuple(val.groupby("run_id")))
+    rows = []
+    for r in ok.to_dict("records"):
+        c = by_run.get(r["run_id"])
+        row = {**{k: r[k] for k in [*KEY, "lr", "seed", "run_id"]}, "has_curve": c is not None}
+        if c is None or not r["target"] == r["target"]:
+            row.update(step=math.nan, time_s=math.nan)
+        else:
+            hit = c[c["val_acc"] >= r["target"] - 1e-12]
+            if hit.empty:
+                row.update(step=math.inf, time_s=math.inf)
+            else:
+                first = hit.iloc[0]
+                compile_s = r.get("compile_s")
+                compile_s = compile_s if compile_s == compile_s and compile_s is not None else 0.0
+                row.update(
+                    step=float(first["step"]), time_s=max(float(first["wall_s"]) - compile_s, 0.0)
+                )
+        rows.append(row)
+    return pd.DataFrame(rows, columns=cols)
+
+
+def _reach_summary(reach: pd.DataFrame) -> pd.DataFrame:
+    """Per KEY of :func:`seed_reach`: seeds with a curve, seeds that reached the target,
+    and the median step and time (inf where most did not)."""
+    rows = []
+    for key, g in reach.groupby(KEY, sort=True):
+        known = g[g["has_curve"] & g["time_s"].notna()]
+        n, hit = len(known), int(np.isfinite(known["time_s"]).sum())
+        row = {**dict(zip(KEY, key)), "target_seeds": n, "reached": hit}
+        if n == 0:
+            row.update(steps=math.nan, time_s=math.nan, reach_note=NO_CURVE)
+        else:
+            row.update(
+                steps=float(np.median(known["step"])),
+                time_s=float(np.median(known["time_s"])),
+                reach_note="" if hit == n else f"reached by {hit} of {n} seeds",
+            )
+        rows.append(row)
+    return pd.DataFrame(
+        rows, columns=[*KEY, "target_seeds", "reached", "steps", "time_s", "reach_note"]
+    )
+
+
+# --- the recommendation ----------------------------------------------------------------
+
+
+def recommend(verdict: pd.DataFrame, tolerance: float = TOLERANCE) -> pd.DataFrame:
+    """Per workload: the optimizer to use: the best mean validation accuracy (at its best lr)
+    where no other is within ``tolerance`` of it, else the fastest to the target of those
+    that are (a difference that small is seed noise with a handful of seeds; the best
+    validation accuracy where none of them reaches the target); ``reason`` says which, ``near``
+    how many were within the tolerance, ``compared`` how many had a best lr. Rows of
+    ``verdict`` plus those and ``best_val_optimizer``; ``optimizer`` is "" where none has a
+    best lr."""
+    rows = []
+    for _, g in verdict.groupby(WORKLOAD, sort=True):
+        c = g.dropna(subset=["val_acc"]) if "val_acc" in g else g.iloc[0:0]
+        if c.empty:
+            empty = {k: g.iloc[0][k] if k in WORKLOAD else "" for k in KEY}
+            rows.append({**empty, "reason": "", "near": 0, "compared": 0, "best_val_optimizer": ""})
+            continue
+        by_val = c.sort_values(["val_acc", "time_s", "optimizer"], ascending=[False, True, True])
+        top = by_val.iloc[0]
+        near = c[c["val_acc"] >= top["val_acc"] - tolerance - 1e-12]
+        fast = near[np.isfinite(near["time_s"].astype(float))]
+        pick, reason = top, BEST_VAL
+        if len(near) > 1 and len(fast):
+            by_time = fast.sort_values(
+                ["time_s", "val_acc", "optimizer"], ascending=[True, False, True]
+            )
+            pick, reason = by_time.iloc[0], FASTEST_NEAR
+        rows.append(
+            {
+                **pick.to_dict(),
+                "reason": reason,
+                "near": len(near),
+                "compared": len(c),
+                "best_val_optimizer": top["optimizer"],
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+# --- performance profiles --------------------------------------------------------------
+
+
+def profile_ratios(verdict: pd.DataFrame) -> pd.DataFrame:
+    """Per workload x solver (every solver of the sweep on every workload): its time to the
+    target (inf where it has no best lr, did not reach it, or did not run there) and its
+    ratio to the workload's fastest (inf where no solver reached it). Empty where no time to
+    target is known at all (no validation curves)."""
+    cols = [*KEY, "time_s", "ratio"]
+    if verdict.empty or "time_s" not in verdict or verdict["time_s"].isna().all():
+        return pd.DataFrame(columns=cols)
+    times = {
+        tuple(r[k] for k in KEY): float(r["time_s"])
+        for r in verdict.to_dict("records")
+        if r["time_s"] == r["time_s"]
+    }
+    workloads = sorted({tuple(r) for r in verdict[WORKLOAD].itertuples(index=False)})
+    solvers = sorted({tuple(r) for r in verdict[SOLVER].itertuples(index=False)})
+    rows = []
+    for w in workloads:
+        t = {s: times.get((*w, *s), math.inf) for s in solvers}
+        fastest = min(t.values())
+        for s in solvers:
+            if not math.isfinite(fastest) or not math.isfinite(t[s]):
+                ratio = math.inf
+            else:  # a target reached at the first evaluation takes 0 s: a tie at 1
+                ratio = t[s] / fastest if fastest > 0 else (1.0 if t[s] == 0 else math.inf)
+            rows.append({**dict(zip(KEY, (*w, *s))), "time_s": t[s], "ratio": ratio})
+    return pd.DataFrame(rows, columns=cols)
+
+
+def rho(ratios: pd.DataFrame, taus: list[float] | tuple[float, ...]) -> pd.DataFrame:
+    """rho_s(tau): the fraction of workloads where solver s is within tau of the fastest,
+    per solver (rows) and tau (columns)."""
+    taus = list(taus)
+    out = {}
+    for key, g in ratios.groupby(SOLVER, sort=True):
+        r = g["ratio"].to_numpy(float)
+        out[key] = [float((r <= tau * (1 + 1e-12)).mean()) for tau in taus]
+    idx = pd.MultiIndex.from_tuples(list(out), names=SOLVER)
+    return pd.DataFrame(list(out.values()), index=idx, columns=taus)
+
+
+def performance_profile(
+    ratios: pd.DataFrame, taus: tuple[float, ...] = TAUS, tau_max: float = TAU_MAX
+) -> pd.DataFrame:
+    """Per solver: workloads, solved (target reached), rho at ``taus`` (columns
+    ``rho_<tau>``) and the score: the area under rho over [1, tau_max] divided by
+    ``tau_max - 1`` (AlgoPerf's benchmark score; 1 = fastest on every workload), computed
+    exactly: each workload adds ``max(0, tau_max - ratio)``."""
+    cols = ["optimizer", "schedule", "workloads", "solved", *(f"rho_{t:g}" for t in taus), "score"]
+    if ratios.empty:
+        return pd.DataFrame(columns=cols)
+    r = rho(ratios, taus)
+    rows = []
+    for key, g in ratios.groupby(SOLVER, sort=True):
+        x = g["ratio"].to_numpy(float)
+        area = np.clip(tau_max - np.maximum(x, 1.0), 0.0, None)
+        rows.append(
+            {
+                **dict(zip(SOLVER, key)),
+                "workloads": len(x),
+                "solved": int(np.isfinite(x).sum()),
+                **{f"rho_{t:g}": r.loc[key, t] for t in taus},
+                "score": float(area.mean() / (tau_max - 1)),
+            }
+        )
+    out = pd.DataFrame(rows, columns=cols)
+    return out.sort_values(["score", "optimizer"], ascending=[False, True]).reset_index(drop=True)
+
+
+# --- do the backends agree -------------------------------------------------------------
+
+
+def agreement(runs: pd.DataFrame, verdict: pd.DataFrame) -> pd.DataFrame:
+    """:func:`benchmarks.report.analysis.disagreements` of the spec runs (cells of data set,
+    device, optimizer, lr, batch size), with ``at_best``: whether the cell's lr is its
+    optimizer's best in the verdict (so the verdict's figures depend on the backend)."""
+    d = disagreements(runs)
+    if d.empty:
+        return d.assign(at_best=pd.Series(dtype=bool))
+    best = set()
+    if len(verdict) and "best_lr" in verdict:
+        for r in verdict.dropna(subset=["best_lr"]).to_dict("records"):
+            best.add((r["dataset"], r["optimizer"], int(r["batch_size"]), round(r["best_lr"], 12)))
+    d["at_best"] = [
+        (r["dataset"], r["optimizer"], int(r["batch_size"]), round(r["lr"], 12)) in best
+        for r in d.to_dict("records")
+    ]
+    return d
+
+
+# --- what the stock defaults change ----------------------------------------------------
+
+
+def _mean_curve(curves: pd.DataFrame, run_ids: list[str], metric: str) -> pd.DataFrame:
+    c = curves[curves["run_id"].isin(run_ids)].dropna(subset=[metric])
+    return c.groupby("step")[metric].mean().rename("y").reset_index()
+
+
+def stock_drift(
+    runs: pd.DataFrame,
+    curves: pd.DataFrame | None,
+    verdict: pd.DataFrame,
+    series: dict[str, str] | None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per KEY at its best spec lr and per series with stock runs there: the stock runs'
+    mean final test accuracy minus the spec runs' (the verdict series' spec runs, at the
+    seeds the stock runs used where it ran them: same initial weights and batches), the
+    largest gap between their mean validation-accuracy curves (training loss where either
+    lacks one) and its step, and the spread (max - min) of the stock accuracies across
+    series. Returns (:data:`DRIFT_COLUMNS` rows, the curves: ``line`` "spec" or "stock",
+    the series, lr, metric, step, y)."""
+    curve_cols = [*KEY, "lr", "line", *GROUP, "metric", "step", "y"]
+    runs = with_defaults(runs)
+    curves = curves_with_defaults(curves)
+    stock = runs[runs["variant"] == STOCK]
+    empty = pd.DataFrame(columns=DRIFT_COLUMNS), pd.DataFrame(columns=curve_cols)
+    if stock.empty or series is None or verdict.empty or "best_lr" not in verdict:
+        return empty
+    spec = runs[(runs["variant"] == SPEC) & _of(runs, GROUP, series)]
+    rows, lines, drawn = [], [], set()
+    for v in verdict.dropna(subset=["best_lr"]).to_dict("records"):
+
+        def at(df: pd.DataFrame, v: dict = v) -> pd.DataFrame:
+            return df[_of(df, KEY, v) & np.isclose(df["lr"], v["best_lr"])]
+
+        st = at(stock)
+        if st.empty:
+            continue
+        ref_all = at(spec)
+        ref_all = ref_all[ref_all["status"] == OK]
+        first = len(rows)
+        for g, sdf in st.groupby(GROUP, sort=True):
+            ok = sdf[sdf["status"] == OK]
+            ref = ref_all[ref_all["seed"].isin(sdf["seed"])]
+            ref = ref if len(ref) else ref_all
+            row = {
+                **{k: v[k] for k in KEY},
+                "lr": v["best_lr"],
+                **dict(zip(GROUP, g)),
+                "stock_runs": len(sdf),
+                "stock_ok": len(ok),
+                "stock_diverged": int((sdf["status"] == DIVERGED).sum()),
+                "stock_acc": ok["final_test_acc"].mean() if len(ok) else math.nan,
+                "spec_acc": ref["final_test_acc"].mean() if len(ref) else math.nan,
+            }
+            row["acc_diff"] = row["stock_acc"] - row["spec_acc"]
+            row.update(gap=math.nan, gap_metric="", gap_step=math.nan)
+            if curves is not None and len(ok) and len(ref):
+                metric = "val_acc"
+                s_c = _mean_curve(curves, list(ok["run_id"]), metric)
+                r_c = _mean_curve(curves, list(ref["run_id"]), metric)
+                if s_c.empty or r_c.empty:
+                    metric = "train_loss"
+                    s_c = _mean_curve(curves, list(ok["run_id"]), metric)
+                    r_c = _mean_curve(curves, list(ref["run_id"]), metric)
+                both = s_c.merge(r_c, on="step", suffixes=("_stock", "_spec"))
+                if len(both):
+                    diff = (both["y_stock"] - both["y_spec"]).abs()
+                    j = int(diff.to_numpy().argmax())
+                    step = float(both["step"].iloc[j])
+                    row.update(gap=float(diff.iloc[j]), gap_metric=metric, gap_step=step)
+                    base = {**{k: v[k] for k in KEY}, "lr": v["best_lr"], "metric": metric}
+                    lines.append(s_c.assign(**base, line=STOCK, **dict(zip(GROUP, g))))
+                    if (*base.values(),) not in drawn:  # the spec line once per panel
+                        drawn.add((*base.values(),))
+                        lines.append(r_c.assign(**base, line=SPEC, **series))
+            rows.append(row)
+        accs = [r["stock_acc"] for r in rows[first:] if r["stock_acc"] == r["stock_acc"]]
+        spread = max(accs) - min(accs) if len(accs) > 1 else math.nan
+        for r in rows[first:]:
+            r["stock_spread"] = spread
+    drift = pd.DataFrame(rows, columns=DRIFT_COLUMNS)
+    drawn_curves = pd.concat(lines, ignore_index=True)[curve_cols] if lines else empty[1]
+    return drift, drawn_curves
+
+
+# --- everything, once ------------------------------------------------------------------
+
+
+def analyse_optimizers(
+    runs: pd.DataFrame,
+    curves: pd.DataFrame | None,
+    targets: dict[str, float] | None = None,
+    tolerance: float = TOLERANCE,
+) -> OptimizerAnalysis:
+    """The optimizer verdict of a results folder's tables (see the module). ``targets``:
+    the validation accuracy to reach per data set (the sweep settings' ``targets``; a data
+    set it does not name gets :func:`choose_targets`' rule)."""
+    runs, curves = with_defaults(runs), curves_with_defaults(curves)
+    series, why = verdict_series(runs)
+    stock_n = int((runs["variant"] == STOCK).sum())
+    missing = []
+    mine = runs[(runs["variant"] == SPEC) & _of(runs, GROUP, series or {})]
+    if series is None:
+        missing.append("No spec run finished: there is nothing to choose from")
+    elif mine[mine["status"] == OK]["final_val_acc"].isna().all():
+        missing.append(
+            "runs.parquet holds no validation accuracy (final_val_acc; the sweep predates the "
+            "validation split): the best learning rate is chosen on validation accuracy only, "
+            "never on test accuracy, so none is chosen"
+        )
+    elif curves is None or curves["val_acc"].isna().all():
+        missing.append(
+            "curves.parquet holds no validation curve (val_acc): no steps or time to the "
+            "target, and no performance profile"
+        )
+    lrs = lr_table(mine)
+    best = best_lrs(lrs, tolerance)
+    tg = choose_targets(best, targets)
+    reach = _reach_summary(seed_reach(mine, curves, best, tg))
+    verdict = pd.DataFrame(columns=VERDICT_COLUMNS)
+    if len(best):
+        verdict = best.merge(tg.rename(columns={"source": "target_source"}), on="dataset")
+        verdict = verdict.merge(reach, on=KEY, how="left").reindex(columns=VERDICT_COLUMNS)
+    ratios = profile_ratios(verdict)
+    drift, drawn = stock_drift(runs, curves, verdict, series)
+    return OptimizerAnalysis(
+        series,
+        why,
+        tolerance,
+        lrs,
+        verdict,
+        tg,
+        recommend(verdict, tolerance),
+        ratios,
+        performance_profile(ratios),
+        agreement(runs, verdict),
+        drift,
+        drawn,
+        stock_n,
+        missing,
+    )

@@ -193,6 +193,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         return dry_run(sweep, out, resume=args.resume)
     executor = _executor(args, sweep.threads)  # before the folder is touched
     try:
+        if executor is not None:  # a data file it cannot send: refused before anything runs
+            executor.data_files(sweep.runs)
         return bench(
             sweep,
             out,

@@ -32,6 +32,24 @@ the scheduler gives up (``KilledWorker``) or the task fails otherwise (the proje
 on a worker, say), each run of the unit not delivered is recorded ``crashed`` (or
 ``error``) with the reason.
 
+Data sets travel with the tasks: the client reads each ``npz:PATH`` data set of the units
+once (:meth:`DaskExecutor.data_files`) and sends its bytes by value, in one task of the graph
+that the unit tasks depend on (the scheduler holds it, so a unit run again after a death
+gets it again; each worker fetches it once). On the worker the unit task writes the bytes to
+a private temporary folder and runs each run on that copy
+(:func:`_on_copy`), recording it under the name and run id it was sent with
+(:func:`_as_sent`): the rows are those of the same file run locally. The built-in data sets
+are made on the worker. A file above :data:`MAX_DATA_BYTES` is not sent: it must be at the
+same path, with the same bytes, on every connected worker, or the sweep is refused before
+anything runs, with the fix.
+
+Where the runs ran: each row says its ``host``, and, since a cluster's hosts may differ,
+that host's ``cpu_model``, ``cpu_cores`` (physical) and ``gpu_name`` (its GPU models, "" where
+none), as ``environment.json`` says them for the machine that ran ``optbench run``
+(:func:`describe_host`, once per Dask worker process); ``framework_version`` is the
+framework that ran it there. The "start" message names the worker (host and Dask address)
+to ``on_start``, so that the progress line of a started run says where it runs.
+
 Stopping: closing the results (Ctrl-C in the driver) cancels the tasks and kills their
 framework processes at once (``Client.run`` on every worker); a task whose client went away
 stops before its next run.
@@ -41,19 +59,28 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import functools
+import hashlib
+import math
 import multiprocessing as mp
 import os
 import pickle
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 import threading
 import time
 import traceback
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
+from benchmarks import environment
+from benchmarks.data import DataError
 from benchmarks.execute import (
     RUN_TASK,
     Executor,
@@ -75,6 +102,9 @@ INSTALL_HINT = "pip install -e '.[dask]'"
 #: how long a unit that needs a resource (a GPU) waits for a worker that offers it before
 #: its runs are recorded skipped with the reason
 RESOURCE_WAIT_S = 120.0
+#: the largest ``npz:`` data file sent to the workers with the tasks: it travels in memory,
+#: through the scheduler, and stays in the memory of each worker that runs a unit on it
+MAX_DATA_BYTES = 256 * 2**20
 
 
 def queue_name(token: str) -> str:
@@ -85,6 +115,11 @@ def queue_name(token: str) -> str:
 def noted_name(token: str, index: int) -> str:
     """The Dask Variable listing the runs unit ``index`` of sweep ``token`` delivered."""
     return f"optbench-{token}-{index}"
+
+
+def data_key(token: str, index: int) -> str:
+    """The Dask task holding the bytes of sweep ``token``'s data file ``index``."""
+    return f"optbench-data-{index}-{token}"
 
 
 #: a Dask worker's threads per run, and the CPUs its runs take them from
@@ -169,8 +204,45 @@ class DaskExecutor(Executor):
 
     # -- the client's side -----------------------------------------------------------------
     def run(
-        self, units: list[WorkUnit], on_start: Callable[[RunSpec], None] | None = None
+        self, units: list[WorkUnit], on_start: Callable[..., None] | None = None
     ) -> Iterator[tuple[RunSpec, Result]]:
+        """See :meth:`Executor.run`; ``on_start(spec, where)`` names the worker that runs it
+        (``HOST (tcp://ADDRESS)``). Reads the data files to send first: DataError, before
+        anything runs, where one cannot travel (:meth:`data_files`)."""
+        data = self.data_files([s for u in units for s in u.specs])
+        return self._run(units, data, on_start)
+
+    def data_files(self, specs: list[RunSpec]) -> dict[str, bytes]:
+        """The bytes of each ``npz:PATH`` data set of ``specs``, read once, to send with the
+        tasks; a file above :data:`MAX_DATA_BYTES` is left out where every connected worker
+        holds the same bytes at that path (they read their own), and is DataError, naming
+        the file, its size, the limit and the fix, where one does not."""
+        out = {}
+        for name in dict.fromkeys(s.dataset for s in specs if s.dataset.startswith("npz:")):
+            path = Path(name[4:])
+            try:
+                size = path.stat().st_size
+                if size <= MAX_DATA_BYTES:
+                    out[name] = path.read_bytes()
+                    continue
+                mine = file_digest(str(path))
+            except OSError as exc:
+                raise DataError(f"dataset {name!r}: cannot read {str(path)!r} ({exc})") from None
+            held = self.client.run(file_digest, str(path))
+            have = sum(digest == mine for digest in held.values())
+            if not held or have < len(held):
+                raise DataError(
+                    f"dataset {name!r}: {str(path)!r} is {_size(size)}, above the "
+                    f"{_size(MAX_DATA_BYTES)} that optbench sends to Dask workers with the tasks, "
+                    f"and {have} of the {len(held)} connected workers hold the same file there; "
+                    f"copy it to the same path on every worker (it is then read there, not sent)"
+                )
+        return out
+
+    def _run(
+        self, units: list[WorkUnit], data: dict[str, bytes], on_start
+    ) -> Iterator[tuple[RunSpec, Result]]:
+        import dask
         from distributed import Queue, Variable
 
         token = uuid.uuid4().hex[:12]
@@ -180,6 +252,15 @@ class DaskExecutor(Executor):
         delivered = [Variable(noted_name(token, i), client=self.client) for i in left]
         for var in delivered:  # set before the tasks read them (an unset one makes them wait)
             var.set([])
+        # one task per data file, by value: its bytes are in the graph once, however many
+        # units read it (Dask warns of a graph above 10 MB; these are within our own limit)
+        with dask.config.set(
+            {"distributed.admin.large-graph-warning-threshold": 2 * MAX_DATA_BYTES}
+        ):
+            held = {
+                name: self.client.submit(_hold, blob, key=data_key(token, k), pure=False)
+                for k, (name, blob) in enumerate(data.items())
+            }
         plan = self._placement()
         futures = {
             i: self.client.submit(
@@ -189,6 +270,7 @@ class DaskExecutor(Executor):
                 index=i,
                 threads=self.threads,
                 plan=plan,
+                data={s.dataset: held[s.dataset] for s in unit.specs if s.dataset in held},
                 key=f"optbench-{unit.backend}-{unit.device}-{i}-{token}",
                 resources={"GPU": 1} if unit.device == "gpu" else None,
                 priority=-i,  # the sweep's order where workers are fewer than units
@@ -206,9 +288,9 @@ class DaskExecutor(Executor):
                     todo = left.get(i, {})
                     if kind == "start":
                         started.add(i)
-                        run_id, hosts[i] = payload
+                        run_id, hosts[i], where = payload
                         if on_start is not None and run_id in todo:
-                            on_start(todo[run_id])
+                            on_start(todo[run_id], where)
                     elif (spec := todo.pop(payload["run"]["run_id"], None)) is not None:
                         yield spec, payload  # else: delivered before, by an earlier attempt
                 for i in finished:
@@ -221,6 +303,9 @@ class DaskExecutor(Executor):
         finally:
             if futures:  # closed early (Ctrl-C): stop every run still going
                 self._stop(token, list(futures.values()))
+            for future in held.values():
+                with contextlib.suppress(Exception):
+                    future.release()
             with contextlib.suppress(Exception):
                 queue.close()
             for var in delivered:
@@ -335,11 +420,17 @@ _CPU_LOCK = threading.Lock()
 
 
 def run_unit(
-    unit: WorkUnit, token: str, index: int, threads: int | None, plan: dict[str, Placement]
+    unit: WorkUnit,
+    token: str,
+    index: int,
+    threads: int | None,
+    plan: dict[str, Placement],
+    data: dict[str, bytes] | None = None,
 ) -> int:
     """The Dask task of one unit: its runs in one framework process on this host (pinned as
-    ``plan`` says for this Dask worker), each result put on the sweep's queue as it
-    finishes; returns how many ran."""
+    ``plan`` says for this Dask worker), each on a copy of its ``npz:`` data set's bytes
+    where ``data`` holds them, each result put on the sweep's queue as it finishes; returns
+    how many ran."""
     from distributed import Queue, Variable, get_worker
 
     queue = Queue(queue_name(token))
@@ -350,12 +441,16 @@ def run_unit(
         return 0
     dask_worker = get_worker()
     host = socket.gethostname()
+    where = f"{host} ({dask_worker.address})"
+    described = describe_host()
     if dask_worker.address in plan:
         threads, block = plan[dask_worker.address]
     else:  # joined after the sweep started
         threads = threads or max(1, default_threads() // dask_worker.state.nthreads)
         block = []
     _allow_children()
+    folder = tempfile.mkdtemp(prefix=f"optbench-data-{token}-")  # ours alone (mode 0700)
+    copies = _write_copies(data or {}, folder)
     cpus = _claim(block, threads)
     worker = Worker(threads=threads, label=unit.label, cpus=cpus)
     _RUNNING.setdefault(token, set()).add(worker)
@@ -366,12 +461,15 @@ def run_unit(
                 continue
             if token in _STOPPED or not _wanted(dask_worker):
                 break
-            queue.put(pickle.dumps(("start", index, (spec.run_id, host))))
+            queue.put(pickle.dumps(("start", index, (spec.run_id, host, where))))
+            local = _on_copy(spec, copies)
             try:
-                result = worker.call(RUN_TASK, {"spec": spec}, timeout=spec.timeout_s)
+                result = worker.call(RUN_TASK, {"spec": local}, timeout=spec.timeout_s)
             except WorkerFailure as exc:
-                result = result_of_failure(spec, exc)
-            queue.put(pickle.dumps(("result", index, stamp_host(result, host))))
+                result = result_of_failure(local, exc)
+            result = stamp_host(_as_sent(result, local, spec), host)
+            result["run"].update(described)
+            queue.put(pickle.dumps(("result", index, result)))
             done.add(spec.run_id)
             noted.set(sorted(done))
             ran += 1
@@ -379,7 +477,75 @@ def run_unit(
         _RUNNING[token].discard(worker)
         worker.close()
         _release(cpus)
+        shutil.rmtree(folder, ignore_errors=True)
     return ran
+
+
+@functools.cache
+def describe_host() -> dict[str, Any]:
+    """This host as each row of a run here records it (see the module docstring):
+    ``cpu_model``, ``cpu_cores`` and ``gpu_name``, from :func:`benchmarks.environment.capture`
+    (what ``environment.json`` says of the machine that ran ``optbench run``)."""
+    env = environment.capture()
+    return {
+        "cpu_model": env["cpu_model"],
+        "cpu_cores": env["cpu_cores_physical"] or math.nan,
+        "gpu_name": ", ".join(dict.fromkeys(g["name"] for g in env["gpus"])),
+    }
+
+
+def _hold(blob: bytes) -> bytes:
+    """The task that holds a data file's bytes for the unit tasks that read it."""
+    return blob
+
+
+def _write_copies(data: dict[str, bytes], folder: str) -> dict[str, str]:
+    """Each data set's bytes written to a file in ``folder``: its name -> that file."""
+    copies = {}
+    for k, (name, blob) in enumerate(data.items()):
+        copies[name] = os.path.join(folder, f"{k}-{os.path.basename(name[4:]) or 'data.npz'}")
+        with open(copies[name], "wb") as f:
+            f.write(blob)
+    return copies
+
+
+def _on_copy(spec: RunSpec, copies: dict[str, str]) -> RunSpec:
+    """``spec``, reading this host's copy of its data file where it has one."""
+    copy = copies.get(spec.dataset)
+    return spec if copy is None else dataclasses.replace(spec, dataset=f"npz:{copy}")
+
+
+def _as_sent(result: Result, local: RunSpec, spec: RunSpec) -> Result:
+    """``result`` of ``local`` (``spec`` on this host's copy of its data file) as ``spec``'s:
+    the data set's name and the run id it was sent with, in every table, and the file's path
+    where a message names the copy's."""
+    if local is spec:
+        return result
+    for table, rows in result.items():
+        for row in [rows] if table == "run" else rows:
+            row["run_id"] = spec.run_id
+    run = result["run"]
+    run["dataset"] = spec.dataset
+    for key in ("error", "traceback"):
+        run[key] = str(run.get(key) or "").replace(local.dataset[4:], spec.dataset[4:])
+    return result
+
+
+def file_digest(path: str) -> str | None:
+    """The SHA-256 of the file at ``path`` here (None where there is none): run on each Dask
+    worker by the client, to learn whether it holds a data file too large to send."""
+    h = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            while chunk := f.read(2**20):
+                h.update(chunk)
+    except OSError:
+        return None
+    return h.hexdigest()
+
+
+def _size(n: int) -> str:
+    return f"{n / 2**20:,.1f} MiB" if n >= 2**20 else f"{n:,} bytes"
 
 
 def host_cpus() -> tuple[int, list[int]]:

@@ -68,7 +68,8 @@ class Executor(abc.ABC):
     ) -> Iterator[tuple[RunSpec, Result]]:
         """Yield ``(spec, result)`` for every spec of ``units`` as each finishes.
 
-        ``on_start(spec)`` is called as a run starts, where the executor knows. Closing the
+        ``on_start(spec)`` is called as a run starts, where the executor knows; an executor
+        that runs on other machines names the one: ``on_start(spec, where)``. Closing the
         iterator, or a KeyboardInterrupt while it runs, stops every run still going.
         """
 

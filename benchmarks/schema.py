@@ -136,6 +136,10 @@ DESCRIBED_COLUMNS = (
     # executor fills it in for a run that did not finish (benchmarks.execute.stamp_host)
     "host",
 )
+#: the machine a run ran on, beyond its ``host``: filled in by an executor that runs units
+#: on other machines (``benchmarks.dask_executor.describe_host``); empty where
+#: environment.json's machine ran every run
+HOST_COLUMNS = ("cpu_model", "cpu_cores", "gpu_name")
 #: the outcome
 OUTCOME_COLUMNS = ("status", "error", "traceback")
 CURVE_COLUMNS = (
@@ -178,6 +182,9 @@ RUN_COLUMN_DEFAULTS: dict[str, Any] = {
     "validation_fraction": 0.0,
     "final_val_loss": math.nan,
     "final_val_acc": math.nan,
+    "cpu_model": "",
+    "cpu_cores": math.nan,
+    "gpu_name": "",
 }
 #: version 1's ``compiler`` text, as each backend wrote it -> the path it describes
 V1_COMPILERS = {

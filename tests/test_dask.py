@@ -1,23 +1,30 @@
 """The Dask executor on a real cluster on 127.0.0.1: the same rows as local workers, a Dask
-worker killed mid-sweep (nothing lost, nothing written twice), Ctrl-C and resume, and an
-unreachable scheduler (a clear error, exit 2, quickly)."""
+worker killed mid-sweep (nothing lost, nothing written twice), Ctrl-C and resume, an
+unreachable scheduler (a clear error, exit 2, quickly), npz data files sent with the tasks,
+each row's host hardware, and progress lines that name the worker."""
 
 from __future__ import annotations
 
+import glob
+import io
 import os
 import pickle
 import signal
 import socket
+import tempfile
 import time
 from collections import Counter
 
+import numpy as np
 import pandas as pd
 import psutil
 import pytest
 
-from benchmarks import exitcodes
-from benchmarks.driver import run_sweep
+from benchmarks import environment, exitcodes
+from benchmarks.data import DataError
+from benchmarks.driver import Progress, run_sweep
 from benchmarks.execute import Executor, LocalExecutor, work_units
+from benchmarks.schema import RunSpec, Status, failed_record
 from benchmarks.sweep import load_sweep
 
 distributed = pytest.importorskip(
@@ -93,6 +100,11 @@ def test_a_sweep_on_the_cluster_gives_the_rows_of_a_local_one(tiny, tmp_path, ex
         assert there[col].to_numpy() == pytest.approx(here[col].to_numpy(), rel=1e-6), col
     assert set(there["host"]) == {socket.gethostname()} == set(here["host"])
     assert (there["threads"] == 1).all()
+    # the worker's host hardware beside each run (on loopback: this machine's)
+    env = environment.capture()
+    assert set(there["cpu_model"]) == {env["cpu_model"]}
+    assert set(there["cpu_cores"]) == {env["cpu_cores_physical"]}
+    assert set(there["gpu_name"]) == {", ".join(dict.fromkeys(g["name"] for g in env["gpus"]))}
     # the framework process closed with its unit
     assert not framework_processes(executor)
 
@@ -104,10 +116,10 @@ class CallingAtStart(Executor):
         self.inner, self.at_start = inner, at_start
 
     def run(self, units, on_start=None):
-        def started(spec):
+        def started(spec, *where):
             self.at_start(spec)
             if on_start is not None:
-                on_start(spec)
+                on_start(spec, *where)
 
         return self.inner.run(units, started)
 
@@ -178,16 +190,24 @@ def test_a_dask_worker_killed_mid_unit_loses_nothing_and_writes_nothing_twice(
 
 def test_runs_delivered_before_a_dask_worker_died_are_not_run_or_written_again(tiny, tmp_path):
     """The Dask worker dies as the unit's second run starts (or, on a busy machine, later):
-    the unit's task runs again on the restarted worker, and each run lands once."""
-    sweep = load_sweep(tiny, {"learning_rates": [0.05, 0.1, 0.2, 0.3], "max_steps": 60})
+    the unit's task runs again on the restarted worker (with the data file it was sent,
+    held by the scheduler, not the dead worker), and each run lands once."""
+    name = write_npz(tmp_path / "mine.npz")
+    sweep = load_sweep(
+        tiny, {"learning_rates": [0.05, 0.1, 0.2, 0.3], "max_steps": 60, "dataset": name}
+    )
     landed: list[dict] = []
+    killed: list[RunSpec] = []
     with (
         local_cluster() as cluster,
         DaskExecutor.connect(cluster.scheduler_address, threads=1, log=lambda m: None) as ex,
     ):
 
         def kill_at_the_second(spec):
-            if spec == sweep.runs[1]:
+            # once: where the death lands before the run is delivered, the task run again
+            # starts it again, and a second death each time would exhaust allowed-failures
+            if spec == sweep.runs[1] and not killed:
+                killed.append(spec)
                 kill_dask_worker(ex)
 
         result = run_sweep(
@@ -197,9 +217,10 @@ def test_runs_delivered_before_a_dask_worker_died_are_not_run_or_written_again(t
             executor=CallingAtStart(ex, kill_at_the_second),
             on_result=landed.append,
         )
+    assert killed
     ids = Counter(r["run"]["run_id"] for r in landed)
     assert sorted(ids) == sorted(s.run_id for s in sweep.runs) and set(ids.values()) == {1}
-    assert result.counts == {"ok": 4}
+    assert result.counts == {"ok": 4} and {r["run"]["dataset"] for r in landed} == {name}
 
 
 def test_a_unit_task_run_again_skips_the_runs_already_delivered(tiny, executor):
@@ -300,3 +321,136 @@ def test_a_gpu_unit_no_worker_can_take_is_skipped_after_the_stated_wait(tiny, cl
     assert len(cpu) == 2 and status == {("gpu", "skipped"): 2, ("cpu", "ok"): 2}
     reason = next(r["run"]["error"] for s, r in got if s.device == "gpu")
     assert "no Dask worker offers a GPU after 1 s" in reason and "--resources GPU=1" in reason
+
+
+# --- data files, host hardware and progress ------------------------------------------------
+
+
+def write_npz(path) -> str:
+    """A small npz data set (three classes, eight features) at ``path``; its dataset name."""
+    rng = np.random.default_rng(3)
+    y_train, y_test = np.arange(240) % 3, np.arange(60) % 3
+    np.savez(
+        path,
+        x_train=rng.standard_normal((240, 8)) + y_train[:, None],
+        y_train=y_train,
+        x_test=rng.standard_normal((60, 8)) + y_test[:, None],
+        y_test=y_test,
+    )
+    return f"npz:{path}"
+
+
+def data_folders() -> set[str]:
+    return set(glob.glob(os.path.join(tempfile.gettempdir(), "optbench-data-*")))
+
+
+def test_an_npz_data_set_travels_with_the_tasks(tiny, tmp_path, executor):
+    """The file is read once, before the tasks start, and moved away before they run: the
+    runs read the bytes they were sent, and give the rows of the same file run locally."""
+    path = tmp_path / "mine.npz"
+    name = write_npz(path)
+    sweep = load_sweep(tiny, {"dataset": name, "learning_rates": [0.05, 0.1]})
+    units = work_units(sweep.runs)
+    here = {s.run_id: r for s, r in LocalExecutor(threads=1).run(units)}
+    folders = data_folders()
+    results = executor.run(units)  # reads the file now
+    path.rename(tmp_path / "moved.npz")  # not there for the runs: they read what was sent
+    there = {s.run_id: r for s, r in results}
+    assert sorted(there) == sorted(here) == sorted(s.run_id for s in sweep.runs)
+    for rid, result in there.items():
+        run, local = result["run"], here[rid]["run"]
+        assert run["status"] == "ok", run["error"]
+        assert run["dataset"] == name and run["run_id"] == rid
+        for col in ("final_train_loss", "final_test_loss", "final_test_acc", "steps"):
+            assert run[col] == pytest.approx(local[col], rel=1e-6), col
+        assert {r["run_id"] for r in result["curves"] + result["timings"]} == {rid}
+        assert len(result["curves"]) == len(here[rid]["curves"])
+    assert data_folders() == folders  # the task removed its copy
+
+
+def test_a_run_on_a_copy_is_recorded_as_the_file_it_was_sent_from(tiny, tmp_path):
+    """A run that fails on its copy (the file there unreadable, say) names the user's file,
+    under its run id, not the copy's."""
+    name = write_npz(tmp_path / "mine.npz")
+    (spec,) = load_sweep(tiny, {"dataset": name}).runs
+    local = dask_executor._on_copy(spec, {name: "/tmp/optbench-data-x/0-mine.npz"})
+    assert local.dataset == "npz:/tmp/optbench-data-x/0-mine.npz" and local.run_id != spec.run_id
+    failed = failed_record(local, Status.ERROR, "cannot read '/tmp/optbench-data-x/0-mine.npz'")
+    run = dask_executor._as_sent(failed, local, spec)["run"]
+    assert run["run_id"] == spec.run_id and run["dataset"] == name
+    assert run["error"] == f"cannot read '{tmp_path / 'mine.npz'}'"
+    assert dask_executor._on_copy(spec, {}) is spec
+
+
+def test_a_data_file_above_the_limit_is_refused_unless_every_worker_holds_it(
+    tiny, tmp_path, executor, monkeypatch
+):
+    """Above the limit the file is not sent: refused, before any task, with the fix, where a
+    worker does not hold the same file at that path (a relative path: the loopback worker's
+    working directory is not this test's); read on the workers where they all do."""
+    write_npz(tmp_path / "big.npz")
+    size = (tmp_path / "big.npz").stat().st_size
+    monkeypatch.setattr(dask_executor, "MAX_DATA_BYTES", 1000)
+    monkeypatch.chdir(tmp_path)
+    relative = load_sweep(tiny, {"dataset": "npz:big.npz"}).runs
+    with pytest.raises(DataError) as refused:
+        executor.run(work_units(relative))
+    msg = str(refused.value)
+    assert f"'big.npz' is {size:,} bytes, above the 1,000 bytes" in msg
+    assert "0 of the 1 connected workers hold the same file there" in msg
+    assert "copy it to the same path on every worker" in msg
+    assert not executor.client.futures  # nothing submitted
+    absolute = load_sweep(tiny, {"dataset": f"npz:{tmp_path / 'big.npz'}"}).runs
+    assert executor.data_files(absolute) == {}  # every worker holds it: not sent
+
+
+def test_optbench_run_refuses_a_data_file_too_large_to_send(
+    tiny, tmp_path, cluster, monkeypatch, capsys
+):
+    from benchmarks.cli import main
+
+    write_npz(tmp_path / "big.npz")
+    monkeypatch.setattr(dask_executor, "MAX_DATA_BYTES", 1000)
+    monkeypatch.chdir(tmp_path)  # npz:big.npz is here, not in the loopback worker's folder
+    argv = ["run", "--sweep", tiny, "--dataset", "npz:big.npz", "--quiet"]
+    code = main([*argv, "--out", str(tmp_path / "r"), "--scheduler", cluster.scheduler_address])
+    err = capsys.readouterr().err
+    assert code == exitcodes.BAD_INPUT and "Traceback" not in err
+    assert "optbench run: error: dataset 'npz:big.npz': 'big.npz' is " in err
+    assert "copy it to the same path on every worker" in err
+    assert not (tmp_path / "r").exists()  # nothing touched
+
+
+def test_each_started_run_names_its_worker_in_the_progress(tiny, executor):
+    """The executor names the worker to ``on_start``, and the driver's progress (given as
+    ``on_start``, as the driver does) prints it on the run's line."""
+    sweep = load_sweep(tiny, {"learning_rates": [0.05, 0.1]})
+    (address,) = executor.client.scheduler_info()["workers"]
+    where = f"{socket.gethostname()} ({address})"
+    seen = []
+    progress = Progress(sweep.runs, quiet=False, stream=io.StringIO())
+
+    def started(spec, *named):
+        seen.append((spec, *named))
+        progress.start(spec, *named)
+
+    for spec, result in executor.run(work_units(sweep.runs), started):
+        progress.finish(spec, result["run"])
+    assert seen == [(spec, where) for spec in sweep.runs]
+    lines = progress.stream.getvalue().splitlines()
+    assert [line.split(": ok ")[0] for line in lines] == [
+        f"[{n}/2] {spec.label()} on {where}" for n, spec in enumerate(sweep.runs, 1)
+    ]
+
+
+def test_the_progress_bar_names_the_worker_of_the_run_going_on(tiny):
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    (spec,) = load_sweep(tiny).runs
+    progress = Progress([spec], quiet=False, stream=Terminal())
+    progress.start(spec, "node7 (tcp://10.0.0.5:40123)")
+    bar = progress.stream.getvalue()
+    assert bar.rstrip().endswith(" on node7 (tcp://10.0.0.5:40123)")
+    assert spec.label()[:20] in bar and len(bar) <= 125  # fits the line it redraws

@@ -3,6 +3,8 @@ learning rate x batch size, and the largest stable learning rate of each backend
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 
 from benchmarks.report import figures
@@ -60,6 +62,21 @@ def disagreement_blocks(d: pd.DataFrame) -> list:
     )
     if d.empty:
         return [head, para("Nowhere: every configuration ends within that of the others.")]
+    return [
+        head,
+        para(
+            "Parity shows the same step in every backend; here the trajectories still part: compare "
+            "these configurations' accuracies with care, and `optbench compare` allows them to move "
+            "by as much as their spread.",
+            cls="note",
+        ),
+        disagreement_table(d),
+    ]
+
+
+def disagreement_table(d: pd.DataFrame) -> Any:
+    """``analysis.disagreements`` rows as a table (also the optimizer verdict's, at its
+    best learning rates)."""
     shown = pd.DataFrame(
         {
             "dataset": d["dataset"],
@@ -72,13 +89,4 @@ def disagreement_blocks(d: pd.DataFrame) -> list:
             "reason": d["reason"],
         }
     )
-    return [
-        head,
-        para(
-            "Parity shows the same step in every backend; here the trajectories still part: compare "
-            "these configurations' accuracies with care, and `optbench compare` allows them to move "
-            "by as much as their spread.",
-            cls="note",
-        ),
-        table(fmt.drop_constant(shown, ("dataset", "device"))),
-    ]
+    return table(fmt.drop_constant(shown, ("dataset", "device")))

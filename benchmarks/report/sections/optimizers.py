@@ -17,6 +17,7 @@ from benchmarks.report.analysis import DISAGREE_ACC, Analysis
 from benchmarks.report.document import Bold, Heading, Paragraph, Section, Span, para, table
 from benchmarks.report.document import figures as figure_block
 from benchmarks.report.load import Results
+from benchmarks.report.sections.lr_sensitivity import disagreement_table
 
 TITLE = "Optimizer verdict: which optimizer, at which learning rate"
 NUMERIC = (
@@ -332,27 +333,25 @@ def agreement_blocks(oa: opt.OptimizerAnalysis, backends: int) -> list[Any]:
                 cls="note",
             ),
         ]
-    at_best = int(d["at_best"].sum())
-    shown = pd.DataFrame(
-        {
-            "dataset": d["dataset"],
-            "device": d["device"],
-            "optimizer": d["optimizer"],
-            "lr": d["lr"].map(lambda v: f"{v:g}"),
-            "batch": d["batch_size"].astype(int),
-            "best lr?": d["at_best"].map({True: "yes", False: ""}),
-            "between backends": (100 * d["backend_spread"]).map(lambda v: f"{v:.1f} points"),
-            "between seeds": (100 * d["seed_spread"]).map(lambda v: f"{v:.1f} points"),
-            "reason": d["reason"],
-        }
-    )
+    best = d[d["at_best"]]
+    if best.empty:
+        return [
+            head,
+            para(
+                f"At every best learning rate above, yes: the {len(d)} configuration(s) that end "
+                f"more than {100 * DISAGREE_ACC:g} points apart between backends are at other "
+                "learning rates (listed under Learning-rate sensitivity).",
+                cls="note",
+            ),
+        ]
     return [
         head,
         para(
-            f"{len(d)} configuration(s) end more than {100 * DISAGREE_ACC:g} points apart "
-            f"between backends; {at_best} of them at a best learning rate above, where the "
-            "verdict's figures would differ had another backend given them.",
-            cls="warn" if at_best else "note",
+            f"{len(best)} best learning rate(s) above end more than {100 * DISAGREE_ACC:g} "
+            "points apart between backends: the verdict's figures there would differ had "
+            f"another backend given them ({len(d)} such configuration(s) in all, listed under "
+            "Learning-rate sensitivity).",
+            cls="warn",
         ),
-        table(fmt.drop_constant(shown, ("dataset", "device"))),
+        disagreement_table(best),
     ]

@@ -226,6 +226,17 @@ def test_time_to_target_is_the_median_over_seeds_and_says_who_did_not_reach_it()
     )
 
 
+def test_time_to_target_is_at_the_runs_steady_step_time_not_a_stall():
+    """A run whose training clock took a stall (a busy shared machine) is timed at its
+    median step time: steps x batch / samples_per_s."""
+    runs = df(
+        [ok("s0", val=0.95, test=0.95, samples_per_s=3200.0)]  # batch 32: 10 ms a step
+    )
+    curves = df(val_curve("s0", [(0, 0.0, 0.1), (20, 9.0, 0.92)]))  # 9 s on the clock: a stall
+    r = row(verdict_of(runs, curves, targets={"digits": 0.9}))
+    assert r["steps"] == 20 and r["time_s"] == pytest.approx(0.2)
+
+
 def test_the_target_rule_and_the_sweeps_targets():
     runs = df(
         [

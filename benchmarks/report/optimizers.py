@@ -13,9 +13,10 @@ size, optimizer, schedule):
 - **interval**: the min-max of the final test accuracy over the seeds (with the two or three
   seeds a sweep affords, a t-interval would rest on an assumed normal error and mostly show
   its t quantile); none with one seed.
-- **time to target**: per seed, the step and the training clock (curve ``wall_s`` less the
-  first step, as the framework verdict counts it) of the first evaluation whose validation
-  accuracy reaches the data set's target; the median over seeds, a seed that never reaches
+- **time to target**: per seed, the step of the first evaluation whose validation accuracy
+  reaches the data set's target, and that many steps at the run's median step time (robust
+  to a busy machine's stalls, which the raw training clock is not); the median over seeds, a
+  seed that never reaches
   it counting as infinitely slow. The target is the sweep's (settings ``targets``) or
   :data:`TARGET_FRACTION` x the best mean validation accuracy of any optimizer on that data
   set, rounded down to :data:`TARGET_STEP` (:func:`choose_targets`).
@@ -356,9 +357,11 @@ def choose_targets(best: pd.DataFrame, targets: dict[str, float] | None = None) 
 def seed_reach(
     runs: pd.DataFrame, curves: pd.DataFrame | None, best: pd.DataFrame, targets: pd.DataFrame
 ) -> pd.DataFrame:
-    """Per ok run at its KEY's best lr: the step and training clock (``wall_s`` less
-    ``compile_s``) of the first evaluation with validation accuracy >= its data set's target;
-    inf where its validation curve never gets there, NaN where it has none."""
+    """Per ok run at its KEY's best lr: the step of the first evaluation with validation
+    accuracy >= its data set's target, and the time to it: that many steps at the run's
+    median step time (``samples_per_s``; the training clock, ``wall_s`` less ``compile_s``,
+    where it has no timed block); inf where its validation curve never gets there, NaN where
+    it has none."""
     cols = [*KEY, "lr", "seed", "run_id", "has_curve", "step", "time_s"]
     runs = with_defaults(runs)
     curves = curves_with_defaults(curves)
@@ -384,12 +387,17 @@ def seed_reach(
             if hit.empty:
                 row.update(step=math.inf, time_s=math.inf)
             else:
-                first = hit.iloc[0]
-                compile_s = r.get("compile_s")
-                compile_s = compile_s if compile_s == compile_s and compile_s is not None else 0.0
-                row.update(
-                    step=float(first["step"]), time_s=max(float(first["wall_s"]) - compile_s, 0.0)
-                )
+                step = float(hit.iloc[0]["step"])
+                rate = r.get("samples_per_s")
+                if rate is not None and rate == rate and rate > 0:
+                    # at the run's steady-state step time (its median timed block): a stall
+                    # of a shared machine in one run must not decide the ranking
+                    time_s = step * float(r["batch_size"]) / float(rate)
+                else:  # no timed block (a short run): the training clock after the first step
+                    compile_s = r.get("compile_s")
+                    compile_s = compile_s if compile_s == compile_s and compile_s is not None else 0
+                    time_s = max(float(hit.iloc[0]["wall_s"]) - compile_s, 0.0)
+                row.update(step=step, time_s=time_s)
         rows.append(row)
     return pd.DataFrame(rows, columns=cols)
 

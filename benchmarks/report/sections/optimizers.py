@@ -252,10 +252,12 @@ def method(oa: opt.OptimizerAnalysis) -> list[Paragraph]:
             Bold("steps"),
             " and ",
             Bold("time"),
-            " are the median over seeds of the first evaluation reaching it, time on the training "
-            "clock after the first step (evaluation excluded); a seed that never reaches it counts "
-            "as infinitely slow, so the median is 'not reached' where most do not. The sweep's "
-            "settings may set a target per data set (targets).",
+            " are the median over seeds of the first evaluation reaching it; the time is that "
+            "many steps at the run's median step time (its timed blocks: a stall of a busy "
+            "machine in one run does not decide the ranking; the first step, compilation, is "
+            "not counted); a seed that never reaches it counts as infinitely slow, so the median "
+            "is 'not reached' where most do not. The sweep's settings may set a target per data "
+            "set (targets).",
         ),
         note(
             Bold("Lr robustness"),

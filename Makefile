@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 comma  := ,
 STAMP  := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
-.PHONY: install bench smoke report compare bench-micro bench-steps bench-steps-compare gpu-check parity test test-all test-slow lint format clean
+.PHONY: install bench optimizers smoke report compare bench-micro bench-steps bench-steps-compare gpu-check parity test test-all test-slow lint format clean
 
 install: $(STAMP)
 
@@ -19,6 +19,9 @@ $(STAMP): pyproject.toml
 
 bench: install            ## the default sweep: results/default (and results/latest); RESUME=1 continues
 	$(BIN)/optbench run --sweep default --parity --report $(if $(RESUME),--resume)
+
+optimizers: install       ## the optimizer comparison (every kind, two schedules, spec and stock): about 10 minutes on 2 cores
+	$(BIN)/optbench run --sweep optimizers --report $(if $(RESUME),--resume)
 
 smoke: install            ## a tiny sweep, seconds; RESUME=1 continues
 	$(BIN)/optbench run --sweep smoke $(if $(RESUME),--resume)

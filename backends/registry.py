@@ -7,7 +7,7 @@ import importlib.util
 import os
 from dataclasses import dataclass
 
-from backends.base import MODE_PATHS, Backend, CompilePath, SpecError
+from backends.base import KINDS, MODE_PATHS, Backend, CompilePath, SpecError
 
 
 @dataclass(frozen=True)
@@ -25,8 +25,11 @@ class Entry:
     #: the ways it runs a step, in order of preference per mode and device (the first is
     #: the default where nothing was measured; see README "Compiled paths")
     paths: tuple[CompilePath, ...] = MODE_PATHS
-    #: the optimizer variants it runs (``backends.base.VARIANTS``), as its class says
-    variants: tuple[str, ...] = ("spec",)
+    #: the optimizer variants it runs (``backends.base.VARIANTS``) and the kinds it maps, as
+    #: its class says (a contract test holds the built-in ones to it); None: not declared
+    #: here, asked of the class (an adapter from outside the tree, see :func:`capabilities`)
+    variants: tuple[str, ...] | None = ("spec",)
+    kinds: tuple[str, ...] | None = tuple(KINDS)
 
     def missing(self) -> list[str]:
         return [m for m in self.requires if importlib.util.find_spec(m) is None]
@@ -132,7 +135,8 @@ def parse_extra(text: str) -> list[Entry]:
     for item in filter(None, text.split(",")):
         name, _, target = item.partition("=")
         target = target.strip()
-        out.append(Entry(name.strip(), target, (target.split(".")[0].split(":")[0],), ""))
+        module = target.split(".")[0].split(":")[0]
+        out.append(Entry(name.strip(), target, (module,), "", variants=None, kinds=None))
     return out
 
 
@@ -178,6 +182,18 @@ def load(name: str) -> type[Backend]:
     """The backend class; raises BackendNotInstalled with the install command if missing."""
     module, cls = require(name).target.split(":")
     return getattr(importlib.import_module(module), cls)
+
+
+def capabilities(name: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The optimizer kinds and variants a backend runs, without importing a built-in
+    framework (its entry declares them); an adapter registered from outside the tree
+    (OPTBENCH_BACKENDS) is imported and asked, so that a sweep it cannot run fails before
+    anything runs."""
+    e = entry(name)
+    if e.kinds is not None and e.variants is not None:
+        return e.kinds, e.variants
+    cls = load(name)
+    return tuple(cls.kinds), tuple(cls.variants)
 
 
 def create(

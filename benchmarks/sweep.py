@@ -490,13 +490,22 @@ def expand(s: dict[str, Any], where: str) -> list[RunSpec]:
                 (name, OptimizerSpec(cfg["kind"], lr=float(lr), schedule=schedule, **cfg["hyper"]))
             )
     t = s["timing"]
+    runs_what = {b: _capabilities(b) for b in backends}
+    for b, (kinds, _) in runs_what.items():
+        for name, cfg in s["optimizers"].items():
+            if cfg["kind"] not in kinds:
+                raise SweepError(
+                    f"{where}: optimizers.{name}: backend {b!r} does not implement kind "
+                    f"{cfg['kind']!r}; it maps {', '.join(kinds)} (leave it out with --backend, "
+                    "or the optimizer with --optimizer)"
+                )
     cells = [
         (b, d, m, c, v)
         for b in backends
         for d in devices
         for m, c in path_axis(b, d, s["modes"], s["compilers"])
         for v in s["variants"]
-        if v in registry.entry(b).variants  # the NumPy reference has no stock optimizers
+        if v in runs_what[b][1]  # the NumPy reference has no stock optimizers
     ]
     check_compilers(backends, devices, s["compilers"], cells, where)
 
@@ -549,6 +558,15 @@ def expand(s: dict[str, Any], where: str) -> list[RunSpec]:
             why = f"none of {', '.join(backends)} runs variants {s['variants']}"
         raise SweepError(f"{where}: the grid expands to no run ({why})")
     return runs
+
+
+def _capabilities(backend: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The kinds and variants ``backend`` runs; every one where it is not installed (its
+    runs are recorded skipped where they would run)."""
+    try:
+        return registry.capabilities(backend)
+    except registry.BackendNotInstalled:
+        return tuple(KINDS), VARIANTS
 
 
 def _requested(backend: str, compilers: list[str]) -> list[str]:

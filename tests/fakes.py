@@ -89,6 +89,13 @@ class MirrorBackend(NumpyBackend):
         return state, loss
 
 
+class SgdOnlyBackend(NumpyBackend):
+    """An adapter from outside the tree that maps one optimizer kind."""
+
+    name = "sgdonly"
+    kinds = ("sgd",)
+
+
 class InlineExecutor(Executor):
     """Runs every spec in this process, in order: the executor seam, and fast driver tests
     (NumPy only: a fault-injecting backend would take the test process with it)."""

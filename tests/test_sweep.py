@@ -235,3 +235,25 @@ def test_bad_new_axes(tmp_path, text, needle):
     with pytest.raises(SweepError) as e:
         load_sweep(path)
     assert needle in str(e.value)
+
+
+def test_a_kind_an_adapter_does_not_map_fails_before_anything_runs(tmp_path, monkeypatch):
+    """An adapter from outside the tree is asked what it maps (built-in ones declare it in
+    the registry, and a contract test holds them to it)."""
+    from backends import registry
+
+    (entry,) = registry.parse_extra("sgdonly=tests.fakes:SgdOnlyBackend")
+    monkeypatch.setitem(registry.REGISTRY, "sgdonly", entry)
+    assert registry.capabilities("sgdonly") == (("sgd",), ("spec",))
+    text = BASE.replace('backends = ["numpy"]', 'backends = ["numpy", "sgdonly"]')
+    path = write(tmp_path, text)
+    with pytest.raises(SweepError) as e:
+        load_sweep(path)
+    assert (
+        f"{path}: optimizers.adam: backend 'sgdonly' does not implement kind 'adam'; it maps sgd"
+        in str(e.value)
+    )
+    assert {r.backend for r in load_sweep(path, {"optimizers": ["sgd"]}).runs} == {
+        "numpy",
+        "sgdonly",
+    }

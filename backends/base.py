@@ -309,9 +309,8 @@ class Schedule:
     def text(self) -> str:
         """A compact form for tables (and :meth:`parse`): ``constant``,
         ``cosine:lr_warmup_steps=50,final_fraction=0``, ``step:boundaries=0.5/0.75,gamma=0.1``."""
-        keys = [k for k in ("lr_warmup_steps", *SCHEDULES[self.name]) if k != "horizon"]
         parts = []
-        for k in keys:
+        for k in ("lr_warmup_steps", *SCHEDULES[self.name]):
             v = getattr(self, k)
             if k == "lr_warmup_steps" and not v:
                 continue

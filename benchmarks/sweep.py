@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -273,7 +273,7 @@ def _schedule(where: str, name: str, cfg: Any) -> dict[str, Any]:
     names = ", ".join(SCHEDULES)
     if not isinstance(cfg, dict):
         raise SweepError(f'{at} must be a table, e.g. {{ name = "cosine", lr_warmup_steps = 50 }}')
-    allowed = ("name", "lr_warmup_steps", "boundaries", "gamma", "final_fraction")
+    allowed = [f.name for f in fields(Schedule) if f.name != "horizon"]  # each run's length
     for k in cfg:
         if k not in allowed:
             raise SweepError(f"{at}: unknown key {k!r}; allowed: {', '.join(allowed)}")
@@ -432,8 +432,9 @@ def apply_overrides(
         else:
             given["seeds"] = "--seed"
         s["seeds"] = seeds
-    if o.get("dataset") is not None:  # one data set, replacing the file's
+    if o.get("dataset") is not None:  # one data set, replacing the file's (and its targets)
         s["dataset"], s["datasets"] = o["dataset"], []
+        s["targets"] = {k: v for k, v in s["targets"].items() if k == o["dataset"]}
     if o.get("learning_rates") is not None:
         s["learning_rates"] = o["learning_rates"]
         for cfg in s["optimizers"].values():

@@ -212,6 +212,12 @@ def test_a_schedule_reaches_the_run_spec_and_its_row(tmp_path):
     assert RunSpec.from_row(row).run_id == run.run_id
 
 
+def test_a_dataset_override_keeps_the_targets_of_that_data_set():
+    s = load_sweep("optimizers", {"backends": ["numpy"], "dataset": "digits"})
+    assert {r.dataset for r in s.runs} == {"digits"}
+    assert s.settings["targets"] == {"digits": 0.95}
+
+
 @pytest.mark.parametrize(
     "text, needle",
     [

@@ -62,15 +62,17 @@ def loss_fn(params: Params, x: jax.Array, y: jax.Array) -> jax.Array:
     return optax.softmax_cross_entropy_with_integer_labels(forward(params, x), y).mean()
 
 
-def _learning_rate(lr: float, table: np.ndarray | None) -> optax.ScalarOrSchedule:
-    """``lr`` itself for a constant schedule (the plain path); otherwise an optax schedule
-    reading ``table`` (``OptimizerSpec.lr_table``: update t's lr at t-1, the last held).
+def _learning_rate(opt: OptimizerSpec) -> optax.ScalarOrSchedule:
+    """``opt.lr`` itself for a constant schedule (the plain path); otherwise an optax
+    schedule reading ``opt.lr_table()`` (update t's lr at t-1, the last held). Stock
+    optimizers take the same: lr and its schedule are stock arguments.
 
     Jitted, with the float32 table a constant inside it: one dispatch per eager step and
     no host sync (``min`` on the count would read it), on whichever device the count is.
     """
+    table = opt.lr_table()
     if table is None:
-        return lr
+        return opt.lr
     lrs, last = table.astype(np.float32), len(table) - 1
 
     @jax.jit
@@ -89,7 +91,7 @@ def _l2(opt: OptimizerSpec) -> list[optax.GradientTransformation]:
 def _sgd(opt: OptimizerSpec) -> optax.GradientTransformation:
     # optax.trace: buf = g + mu*buf; nesterov g + mu*buf -- torch's form, as the spec; the
     # lr (and its schedule) scales after the trace, outside the buffer, as the spec.
-    lr = _learning_rate(opt.lr, opt.lr_table())
+    lr = _learning_rate(opt)
     sgd = optax.sgd(lr, momentum=opt.momentum or None, nesterov=opt.nesterov)
     return optax.chain(*_l2(opt), sgd) if opt.weight_decay else sgd  # L2: g += wd*w
 
@@ -103,7 +105,7 @@ def _adam(opt: OptimizerSpec) -> optax.GradientTransformation:
         optax.scale_by_adam(b1=opt.beta1, b2=opt.beta2, eps=opt.eps),
         optax.scale_by_schedule(_bias_correction_fix(opt.beta1, opt.beta2)),
         *([optax.add_decayed_weights(opt.weight_decay)] if opt.weight_decay else []),
-        optax.scale_by_learning_rate(_learning_rate(opt.lr, opt.lr_table())),
+        optax.scale_by_learning_rate(_learning_rate(opt)),
     )
 
 
@@ -116,7 +118,7 @@ def _rmsprop(opt: OptimizerSpec) -> optax.GradientTransformation:
         *_l2(opt),
         scale(decay=opt.rho, eps=opt.eps, initial_scale=0.0, eps_in_sqrt=False),
         *([optax.trace(decay=opt.momentum)] if opt.momentum else []),
-        optax.scale_by_learning_rate(_learning_rate(opt.lr, opt.lr_table())),
+        optax.scale_by_learning_rate(_learning_rate(opt)),
     )
 
 
@@ -124,7 +126,7 @@ def _adagrad(opt: OptimizerSpec) -> optax.GradientTransformation:
     return optax.chain(
         *_l2(opt),
         _scale_by_root_sum_of_squares(opt.initial_accumulator, opt.eps),
-        optax.scale_by_learning_rate(_learning_rate(opt.lr, opt.lr_table())),
+        optax.scale_by_learning_rate(_learning_rate(opt)),
     )
 
 
@@ -154,10 +156,7 @@ def _scale_by_root_sum_of_squares(initial: float, eps: float) -> optax.GradientT
 
 def _stock(opt: OptimizerSpec) -> tuple[dict[str, Any], optax.ScalarOrSchedule]:
     """What a stock optimizer takes from the spec (``base.stock_arguments``), and its lr."""
-    args = stock_arguments(opt)
-    sched = args["schedule"]
-    table = None if sched.is_constant else args["lr"] * sched.multipliers()
-    return args, _learning_rate(args["lr"], table)
+    return stock_arguments(opt), _learning_rate(opt)
 
 
 def _stock_sgd(opt: OptimizerSpec) -> optax.GradientTransformation:

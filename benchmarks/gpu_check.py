@@ -32,6 +32,9 @@ from benchmarks.report.analysis import tflops
 
 MAX_RATIO = 1.05
 MIN_TFLOPS = 45.0  # issue 8: H100/H200 float32 peak is ~67 without tensor cores
+#: seconds each step may take before it counts as missed: the whole check is meant to fit
+#: in about 5 minutes on one H100/H200 (a hung step must not eat the machine's lease)
+STEP_TIMEOUT_S = {"parity": 240, "sweep": 180, "overhead": 240, "pytest": 240}
 
 
 def _run(args: list[str], timeout: float, log: Path) -> tuple[int, str]:
@@ -86,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         print("parity on the GPU")
         code, text = _run(
             ["benchmarks.cli", "parity", "--device", "gpu", "--backend", backends],
-            600,
+            STEP_TIMEOUT_S["parity"],
             out / "parity.log",
         )
         targets.append(
@@ -117,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
                     "--quiet",
                     "--report",
                 ],
-                900,
+                STEP_TIMEOUT_S["sweep"],
                 out / f"{sweep}.log",
             )
             runs = _runs(folder)
@@ -153,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
                 "--steps",
                 "100",
             ],
-            900,
+            STEP_TIMEOUT_S["overhead"],
             out / "overhead.log",
         )
         rows = _json_rows(text)
@@ -174,7 +177,9 @@ def main(argv: list[str] | None = None) -> int:
     if "pytest" not in skip:
         print("pytest -m gpu")
         code, text = _run(
-            ["pytest", "-m", "gpu", "-q", "-p", "no:cacheprovider"], 600, out / "pytest.log"
+            ["pytest", "-m", "gpu", "-q", "-p", "no:cacheprovider"],
+            STEP_TIMEOUT_S["pytest"],
+            out / "pytest.log",
         )
         targets.append(
             ("pytest -m gpu", code == 0, text.strip().splitlines()[-1] if text.strip() else "")

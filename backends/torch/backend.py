@@ -14,6 +14,7 @@ kernel); and on a GPU ``cudagraph``, the whole step captured once in a CUDA grap
 
 from __future__ import annotations
 
+import functools
 import types
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -71,6 +72,9 @@ def _compiled_loss(key: tuple) -> LossFn:
 # with momentum 257 vs 257 us) and is the multi-tensor path on a GPU.
 # capturable: Adam and RMSprop keep their step count on the device, as a CUDA graph needs
 # (SGD has no host-side state; fused Adagrad keeps its step on the device anyway).
+# Adagrad's fused kernel is CPU-only before torch 2.12 (pytorch#177672 adds CUDA); there the
+# foreach implementation runs, which reads its step on the host (`.item()`) and so cannot be
+# captured: see _graph_update.
 # ``lr`` is a float, or on the cudagraph path with a schedule a 0-d float32 device tensor
 # (see DeviceLR) that every one of these implementations reads on the device.
 # The stock variant uses the same implementations: they change the speed, not the numbers,
@@ -124,7 +128,7 @@ def _spec_adagrad(params, o: OptimizerSpec, lr, capturable: bool) -> torch.optim
         weight_decay=o.weight_decay,
         initial_accumulator_value=o.initial_accumulator,
         eps=o.eps,
-        fused=True,
+        **_adagrad_impl(params),
     )
 
 
@@ -156,7 +160,33 @@ def _stock_rmsprop(params, a: dict[str, Any], lr, capturable: bool) -> torch.opt
 
 
 def _stock_adagrad(params, a: dict[str, Any], lr, capturable: bool) -> torch.optim.Optimizer:
-    return torch.optim.Adagrad(params, lr=lr, fused=True)
+    return torch.optim.Adagrad(params, lr=lr, **_adagrad_impl(params))
+
+
+@functools.cache
+def _fused_adagrad_on(device_type: str) -> bool:
+    """Whether this torch has Adagrad's fused kernel on ``device_type`` (asked by trying it:
+    CPU always, CUDA from torch 2.12)."""
+    if device_type == "cpu":
+        return True
+    p = torch.zeros(1, device=device_type, requires_grad=True)
+    p.grad = torch.ones(1, device=device_type)
+    try:
+        torch.optim.Adagrad([p], lr=0.1, fused=True).step()
+    except (RuntimeError, NotImplementedError):
+        return False
+    return True
+
+
+def _adagrad_impl(params: list[torch.Tensor]) -> dict[str, bool]:
+    return {"fused": True} if _fused_adagrad_on(params[0].device.type) else {"foreach": True}
+
+
+def _graph_update(kind: str, device: torch.device) -> bool:
+    """Whether the optimizer's update can be captured in the CUDA graph with the rest of the
+    step (every kind but Adagrad without its fused CUDA kernel; there the graph holds the
+    forward and backward, and the update runs eagerly after each replay)."""
+    return kind != "adagrad" or _fused_adagrad_on(device.type)
 
 
 #: variant -> kind -> ``(params, spec or stock_arguments, lr, capturable) -> optimizer``
@@ -186,7 +216,7 @@ def make_optimizer(
     """The kind's ``torch.optim`` optimizer in ``variant``, at ``lr`` (``opt.lr`` if None)."""
     make = for_kind(OPTIMIZERS[variant], opt.kind, f"the torch backend ({variant})")
     args = opt if variant == "spec" else stock_arguments(opt)
-    return make(params, args, opt.lr if lr is None else lr, capturable)
+    return make(list(params), args, opt.lr if lr is None else lr, capturable)
 
 
 class HostLR:
@@ -230,20 +260,32 @@ class GraphedStep:
     the first batch, then replayed: one launch per step instead of dozens, which is what
     small steps on a GPU wait on. Batches are copied into static input buffers, and the
     loss lives in a static buffer that each replay overwrites (callers get a copy). A
-    schedule (``lr``) is advanced inside the graph, before the update."""
+    schedule (``lr``) is advanced inside the graph, before the update.
+
+    With ``host_lr`` (an optimizer whose update cannot be captured, see
+    :func:`_graph_update`) the graph holds the forward and backward only; the gradients it
+    leaves in its static buffers are applied by an eager update after each replay, its
+    schedule set from the host."""
 
     def __init__(
-        self, module: nn.Module, optimizer: torch.optim.Optimizer, lr: DeviceLR | None = None
+        self,
+        module: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        lr: DeviceLR | None = None,
+        host_lr: HostLR | None = None,
+        update_in_graph: bool = True,
     ):
-        self.module, self.optimizer, self.lr = module, optimizer, lr
+        self.module, self.optimizer, self.lr, self.host_lr = module, optimizer, lr, host_lr
+        self.update_in_graph = update_in_graph
         self.graph: torch.cuda.CUDAGraph | None = None
 
-    def _step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def _step(self, x: torch.Tensor, y: torch.Tensor, update: bool = True) -> torch.Tensor:
         loss = _forward_loss(self.module, x, y)
         loss.backward()
-        if self.lr is not None:
-            self.lr.advance()
-        self.optimizer.step()
+        if update:
+            if self.lr is not None:
+                self.lr.advance()
+            self.optimizer.step()
         return loss
 
     def _tensors(self) -> list[torch.Tensor]:
@@ -280,7 +322,7 @@ class GraphedStep:
         self.optimizer.zero_grad(set_to_none=True)  # backward allocates grads in the graph
         self.graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(self.graph):
-            self.loss = self._step(self.x, self.y)
+            self.loss = self._step(self.x, self.y, update=self.update_in_graph)
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if self.graph is None:
@@ -289,6 +331,10 @@ class GraphedStep:
             self.x.copy_(x)
             self.y.copy_(y)
         self.graph.replay()
+        if not self.update_in_graph:
+            if self.host_lr is not None:
+                self.host_lr.apply(self.optimizer)
+            self.optimizer.step()
         return self.loss.detach().clone()
 
 
@@ -351,6 +397,11 @@ class TorchBackend(Backend):
 
         graphed = self.path.name == "cudagraph"
         table = opt.lr_table()
+        if graphed and not _graph_update(opt.kind, self._device):
+            optimizer = make_optimizer(module.parameters(), opt, self.variant)
+            host_lr = None if table is None else HostLR(table)
+            step = GraphedStep(module, optimizer, host_lr=host_lr, update_in_graph=False)
+            return TorchState(module, optimizer, _forward_loss, graphed=step)
         if graphed:
             device_lr = None if table is None else DeviceLR(table, self._device)
             lr = None if device_lr is None else device_lr.lr
@@ -425,8 +476,10 @@ class TorchBackend(Backend):
             extra={
                 "threads": torch.get_num_threads(),
                 "matmul_precision": torch.get_float32_matmul_precision(),
-                # RMSprop has no fused kernel in torch
-                "optimizer_impl": "fused (rmsprop: foreach)",
+                # RMSprop has no fused kernel in torch, Adagrad none on CUDA before 2.12
+                "optimizer_impl": "fused (rmsprop: foreach"
+                + ("" if _fused_adagrad_on(self._device.type) else "; adagrad: foreach")
+                + ")",
                 "variant": self.variant,
             },
         )

@@ -75,6 +75,11 @@ def main(argv: list[str] | None = None) -> int:
         default="",
         help="comma-separated steps to leave out: parity,sweeps,overhead,pytest",
     )
+    p.add_argument(
+        "--sweeps",
+        default="smoke,gpu,gpu-wide",
+        help="comma-separated sweeps to run on the GPU (default: smoke,gpu,gpu-wide)",
+    )
     args = p.parse_args(argv)
     if not gpu_present():
         print("gpu-check: no GPU is visible here (nvidia-smi finds none)", file=sys.stderr)
@@ -102,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         )
 
     if "sweeps" not in skip:
-        for sweep in ("smoke", "gpu", "gpu-wide"):
+        for sweep in filter(None, args.sweeps.split(",")):
             print(f"sweep {sweep} on the GPU")
             folder = out / sweep
             code, _ = _run(

@@ -38,27 +38,26 @@ STEP_TIMEOUT_S = {"parity": 240, "sweep": 180, "overhead": 240, "pytest": 240}
 
 
 def _run(args: list[str], timeout: float, log: Path) -> tuple[int, str]:
-    """``python -m ARGS`` from the source tree; (exit code, stdout); stdout and stderr are
-    kept in ``log``."""
+    """``python -m ARGS`` from the source tree; (exit code, stdout). stdout goes to ``log``
+    and stderr beside it (``.stderr``) as they are written, so a step that is stopped part-way
+    (here at ``timeout``, or the whole check by its caller) leaves what it printed."""
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join(filter(None, [".", os.environ.get("PYTHONPATH")])),
+        "PYTHONUNBUFFERED": "1",
     }
     t0 = time.monotonic()
-    try:
-        p = subprocess.run(
-            [sys.executable, "-m", *args], env=env, capture_output=True, text=True, timeout=timeout
-        )
-        code, out, err = p.returncode, p.stdout, p.stderr
-    except subprocess.TimeoutExpired as exc:
-        code, out, err = (
-            124,
-            str(exc.stdout or ""),
-            f"{exc.stderr or ''}\ntimed out after {timeout:.0f} s",
-        )
-    log.write_text(f"{out}\n--- stderr ---\n{err}")
+    err_log = log.with_suffix(".stderr")
+    with open(log, "w") as out, open(err_log, "w") as err:
+        try:
+            code = subprocess.run(
+                [sys.executable, "-m", *args], env=env, stdout=out, stderr=err, timeout=timeout
+            ).returncode
+        except subprocess.TimeoutExpired:
+            code = 124
+            err.write(f"\ntimed out after {timeout:.0f} s\n")
     print(f"  {' '.join(args[:3])}... exit {code} in {time.monotonic() - t0:.0f} s (log: {log})")
-    return code, out
+    return code, log.read_text()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -148,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if "overhead" not in skip:
         print("overhead benchmark on the GPU")
+        (out / "overhead.rows.jsonl").unlink(missing_ok=True)  # rows of an earlier check
         code, text = _run(
             [
                 "benchmarks.overhead",
@@ -160,11 +160,13 @@ def main(argv: list[str] | None = None) -> int:
                 "7",
                 "--steps",
                 "100",
+                "--progress",
+                str(out / "overhead.rows.jsonl"),
             ],
             STEP_TIMEOUT_S["overhead"],
             out / "overhead.log",
         )
-        rows = _json_rows(text)
+        rows = _json_rows(text) or _progress_rows(out / "overhead.rows.jsonl")
         for r in rows:
             case = f"{r['backend']} {r['optimizer']} {r['hidden']} batch {r['batch_size']}"
             targets.append(
@@ -203,6 +205,14 @@ def _runs(folder: Path) -> pd.DataFrame | None:
         return pd.read_parquet(folder / "runs.parquet")
     except Exception:  # noqa: BLE001 - a missing or broken table is a missed target
         return None
+
+
+def _progress_rows(path: Path) -> list[dict]:
+    """The rows a stopped overhead benchmark had finished (JSON lines)."""
+    try:
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    except (OSError, ValueError):
+        return []
 
 
 def _json_rows(text: str) -> list[dict]:

@@ -71,9 +71,23 @@ def _suite_paths(name: str, device: str, case: Case, weights, x, y) -> dict[str,
     return out
 
 
-def measure(backend: str, device: str, rounds: int, steps: int) -> list[dict[str, Any]]:
+#: the fewest steps in a timed block, and how long a block should last: a block of the
+#: fastest variant lasts about BLOCK_S (at most ``steps`` steps), so a 10 ms step on a GPU
+#: is timed in blocks of 20, not 200 (the whole GPU check must fit in minutes)
+MIN_STEPS, BLOCK_S = 10, 0.2
+
+
+def block_steps(fastest_s: float, max_steps: int) -> int:
+    """Steps per timed block for a case whose fastest variant takes ``fastest_s`` a step."""
+    return min(max_steps, max(MIN_STEPS, round(BLOCK_S / max(fastest_s, 1e-9))))
+
+
+def measure(
+    backend: str, device: str, rounds: int, steps: int, progress: str | None = None
+) -> list[dict[str, Any]]:
     """Worker task: interleaved suite/bare blocks for one backend; fastest step times
-    ([] where the backend sees no such device)."""
+    ([] where the backend sees no such device). Each finished case's row is also appended
+    to ``progress`` (JSON lines), so a run stopped part-way keeps what it measured."""
     from benchmarks.data import cached_dataset
 
     if device not in registry.load(backend).devices():
@@ -90,10 +104,12 @@ def measure(backend: str, device: str, rounds: int, steps: int) -> list[dict[str
         blocks = {("suite", k): v for k, v in suite.items()} | {
             ("bare", k): v for k, v in bare.items()
         }
-        warm = {}
-        for k, block in blocks.items():  # compile and warm up each
+        probe, first = {}, min(MIN_STEPS, steps)
+        for k, block in blocks.items():  # compile, then a first estimate of each
             block(1)
-            warm[k] = block(steps) / steps
+            probe[k] = block(first) / first
+        n = block_steps(min(probe.values()), steps)
+        warm = {k: block(n) / n for k, block in blocks.items()}  # warm up each
         # a variant more than twice as slow as its side's best after warm-up cannot be the
         # fastest: it is timed no further (eager JAX or TensorFlow: 10-100x, many seconds)
         for side in ("suite", "bare"):
@@ -103,7 +119,7 @@ def measure(backend: str, device: str, rounds: int, steps: int) -> list[dict[str
         order = list(blocks.items())
         for r in range(rounds):  # the order alternates, so order effects cancel
             for k, block in order if r % 2 == 0 else reversed(order):
-                times[k].append(block(steps) / steps)
+                times[k].append(block(n) / n)
         # the fastest round of each: the per-step cost with the least interference from the
         # machine (as timeit does); medians swing +-15% between runs on 2 shared cores
         best = {k: min(v) for k, v in times.items()}
@@ -117,6 +133,7 @@ def measure(backend: str, device: str, rounds: int, steps: int) -> list[dict[str
                 "optimizer": case.optimizer,
                 "hidden": ",".join(map(str, case.hidden)),
                 "batch_size": case.batch_size,
+                "block_steps": n,
                 "suite_path": s_path,
                 "suite_ms": s * 1e3,
                 "bare_loop": b_loop,
@@ -130,6 +147,9 @@ def measure(backend: str, device: str, rounds: int, steps: int) -> list[dict[str
                 },
             }
         )
+        if progress:
+            with open(progress, "a") as f:
+                f.write(json.dumps(rows[-1]) + "\n")
     return rows
 
 
@@ -158,7 +178,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--backend", default=",".join(registry.installed()))
     p.add_argument("--device", choices=tuple(CASES), default="cpu")
     p.add_argument("--rounds", type=int, default=15)
-    p.add_argument("--steps", type=int, default=200)
+    p.add_argument(
+        "--steps",
+        type=int,
+        default=200,
+        help=f"most steps in a timed block (fewer where a block of the fastest variant "
+        f"would last over {BLOCK_S} s; at least {MIN_STEPS})",
+    )
+    p.add_argument(
+        "--progress", default=None, help="append each finished case's row to this file (JSON lines)"
+    )
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--json", action="store_true")
     p.add_argument(
@@ -176,6 +205,7 @@ def main(argv: list[str] | None = None) -> int:
                     "device": args.device,
                     "rounds": args.rounds,
                     "steps": args.steps,
+                    "progress": args.progress,
                 },
                 label=f"overhead-{name}",
                 threads=args.threads,

@@ -34,3 +34,21 @@ def test_gpu_check_fails_on_any_missed_target(monkeypatch, tmp_path, capsys):
     assert gpu_check.main(argv) == 1
     out = capsys.readouterr().out
     assert "FAIL" in out and "cudagraph 0.300 ms vs cuda_graph 0.145 ms = 2.07" in out
+
+
+def test_a_step_stopped_part_way_keeps_what_it_printed(tmp_path):
+    """A step past its time keeps its output in the log (it is written as it runs), and the
+    overhead rows finished before the stop still count."""
+    from benchmarks import gpu_check
+
+    log = tmp_path / "step.log"
+    setup = "import time; print('started', flush=True)"
+    code, text = gpu_check._run(["timeit", "-n1", "-r1", "-s", setup, "time.sleep(60)"], 3, log)
+    assert code == 124 and text == log.read_text() and "started" in text
+    assert "timed out after 3 s" in log.with_suffix(".stderr").read_text()
+    (tmp_path / "rows.jsonl").write_text('{"backend": "torch"}\n{"backend": "jax"}\n')
+    assert [r["backend"] for r in gpu_check._progress_rows(tmp_path / "rows.jsonl")] == [
+        "torch",
+        "jax",
+    ]
+    assert gpu_check._progress_rows(tmp_path / "missing.jsonl") == []

@@ -56,3 +56,20 @@ def test_every_path_and_bare_loop_runs(name):
         }
         assert timed == paths
         assert all(v > 0 for v in r["all_ms"].values())
+
+
+def test_blocks_last_about_block_s_within_the_step_limits():
+    assert overhead.block_steps(0.010, 200) == round(overhead.BLOCK_S / 0.010)  # a wide GPU step
+    assert overhead.block_steps(1e-5, 200) == 200  # never more than asked
+    assert overhead.block_steps(1.0, 200) == overhead.MIN_STEPS  # never fewer than the floor
+    assert overhead.block_steps(1.0, 5) == 5  # ...unless fewer are asked for
+
+
+def test_each_finished_case_is_kept_in_the_progress_file(tmp_path, capsys):
+    progress = tmp_path / "rows.jsonl"
+    args = ["--backend", "numpy", "--rounds", "1", "--steps", "5", "--json"]
+    overhead.main([*args, "--progress", str(progress)])
+    printed = json.loads(capsys.readouterr().out)
+    kept = [json.loads(line) for line in progress.read_text().splitlines()]
+    assert [r["optimizer"] for r in kept] == [r["optimizer"] for r in printed]
+    assert all(r["block_steps"] == 5 for r in kept)

@@ -26,9 +26,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from benchmarks import baselines, stats
+from benchmarks import baselines, reference, stats
 from benchmarks.report.analysis import (
     CELL,
     FASTER,
@@ -127,11 +128,28 @@ def compare(
     warnings = _environment_warnings(*envs)
     warnings += _path_changes(b, c)
     floor, floor_from = baselines.floors(Path(baseline), envs[1])
+    c_rates = stats.block_rates(c.reset_index(), cur.table("timings"), GROUP)
+    scaled = ""
+    if reference.numpy_versions_differ(envs):
+        scaled = (
+            "throughput not scaled by the machine's speed: the NumPy versions differ, and "
+            "with them the reference kernel"
+        )
+    else:
+        factor = reference.machine_factor(b, c)
+        c_rates = reference.rescale(c_rates, factor)
+        if len(factor):
+            scaled = (
+                f"throughput scaled by the machine's speed (a reference kernel timed around "
+                f"each run) for {len(factor)} of {len(ids)} matched runs: during the current "
+                f"runs the machine was {_speed_change(float(np.median(factor)))} during the "
+                "baseline's (median over runs)"
+            )
 
     groups = throughput_change(
         b.reset_index(),
         stats.block_rates(b.reset_index(), base.table("timings"), GROUP),
-        stats.block_rates(c.reset_index(), cur.table("timings"), GROUP),
+        c_rates,
         GROUP,
         threshold,
         {tuple(r[:-2]): r[-2] for r in floor.itertuples(index=False)},
@@ -194,6 +212,8 @@ def compare(
         "this machine (optbench baseline save ... --repeat FOLDER learns it); sweep-to-sweep "
         "drift on a busy machine may be flagged"
     )
+    if scaled:
+        notes.append(scaled)
     if absorbed:
         notes.append(
             f"{absorbed} accuracy drop(s) above {acc_tolerance:g} not counted: within their "
@@ -209,6 +229,15 @@ def compare(
         warnings,
         notes,
     )
+
+
+def _speed_change(factor: float) -> str:
+    """``factor`` (current reference time / baseline's) in words."""
+    if abs(factor - 1) < 0.005:
+        return "as fast as"
+    if factor > 1:
+        return f"{factor - 1:.0%} slower than"
+    return f"{1 / factor - 1:.0%} faster than"
 
 
 def _path_changes(b: pd.DataFrame, c: pd.DataFrame) -> list[str]:

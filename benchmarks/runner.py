@@ -31,6 +31,7 @@ from backends import registry
 from backends.base import ModelSpec, init_weights, num_parameters
 from benchmarks import stats
 from benchmarks.data import cached_dataset, epoch_permutation, validation_split
+from benchmarks.reference import reference_ms
 from benchmarks.schema import RunSpec, Status, failed_record, run_steps
 
 
@@ -119,6 +120,7 @@ def execute_run(spec: RunSpec) -> dict[str, Any]:
 
     start_loss, _ = be.evaluate(state, x_train_eval, y_train_eval)
     evaluate(0, 0.0, 0.0, start_loss)
+    reference = [reference_ms()]  # the machine's speed around the run (benchmarks.reference)
     limit = spec.diverge_factor * max(start_loss, 1e-3)
 
     step, wall, block = 0, 0.0, 0
@@ -188,6 +190,7 @@ def execute_run(spec: RunSpec) -> dict[str, Any]:
                 log(step, ep, wall, last_train_loss)
         epoch += 1
 
+    reference.append(reference_ms())
     # samples/s by the same rule as the report and the comparison (benchmarks.stats)
     status = Status.DIVERGED if diverged_step is not None else Status.OK
     this = {
@@ -218,6 +221,7 @@ def execute_run(spec: RunSpec) -> dict[str, Any]:
             "train_wall_s": wall,
             "eval_s": eval_s,
             "run_s": time.perf_counter() - t_start,
+            "reference_ms": float(np.mean(reference)),
             "final_train_loss": last_train_loss,
             "final_test_loss": math.nan if diverged_step is not None else last_eval["test_loss"],
             "final_test_acc": math.nan if diverged_step is not None else last_eval["test_acc"],

@@ -113,6 +113,8 @@ MEASURED_COLUMNS = (
     "train_wall_s",
     "eval_s",
     "run_s",
+    # the reference kernel's ms around the run: the machine's speed then (benchmarks.reference)
+    "reference_ms",
     "final_train_loss",
     "final_test_loss",
     "final_test_acc",
@@ -182,6 +184,7 @@ RUN_COLUMN_DEFAULTS: dict[str, Any] = {
     "validation_fraction": 0.0,
     "final_val_loss": math.nan,
     "final_val_acc": math.nan,
+    "reference_ms": math.nan,  # not timed: compare leaves such runs unscaled
     "cpu_model": "",
     "cpu_cores": math.nan,
     "gpu_name": "",

@@ -106,3 +106,53 @@ def test_an_accuracy_change_at_a_chaotic_cell_counts_only_beyond_its_spread(tmp_
     large = _variant(base, tmp_path, acc_drop=0.05)
     drops = compare(base, large).accuracy_drops
     assert len(drops) == 1 and drops["allowed_drop"].iloc[0] == pytest.approx(0.0285, abs=1e-3)
+
+
+def _with_reference(folder, ms, device=None):
+    """Give every run of ``folder`` a reference time (and optionally a device)."""
+    runs = pd.read_parquet(folder / "runs.parquet")
+    runs["reference_ms"] = ms
+    if device:
+        runs["device"] = device
+    runs.to_parquet(folder / "runs.parquet", index=False)
+
+
+def test_a_slower_machine_is_not_a_slower_framework(baseline, tmp_path):
+    """Every block 40% slower, and the reference kernel around each run 40% slower too: the
+    machine was busy, the framework was not slower; the note says by how much."""
+    cur = _variant(baseline, tmp_path, slow="jax", factor=1.4)
+    _with_reference(baseline, 0.2)
+    _with_reference(cur, 0.28)
+    cmp = compare(baseline, cur)
+    assert set(cmp.groups.loc[cmp.groups["backend"] == "jax", "verdict"]) == {"same"}
+    # numpy's blocks did not slow down while the machine did: that is numpy getting faster
+    assert set(cmp.groups.loc[cmp.groups["backend"] == "numpy", "verdict"]) == {"faster"}
+    assert any("the machine was 40% slower than during the baseline's" in n for n in cmp.notes)
+
+
+def test_a_slower_framework_on_an_equally_fast_machine_is_flagged(baseline, tmp_path):
+    """The reference unchanged (e.g. the run was given half the threads: the kernel runs on
+    one thread whatever the run's count): the slowdown is the run's."""
+    cur = _variant(baseline, tmp_path, slow="jax", factor=1.4)
+    _with_reference(baseline, 0.2)
+    _with_reference(cur, 0.2)
+    cmp = compare(baseline, cur)
+    assert set(cmp.groups.loc[cmp.groups["backend"] == "jax", "verdict"]) == {"slower"}
+
+
+def test_no_scaling_across_numpy_versions_or_on_a_gpu(baseline, tmp_path):
+    cur = _variant(baseline, tmp_path, slow="jax", factor=1.4)
+    _with_reference(baseline, 0.2)
+    _with_reference(cur, 0.28)
+    env = json.loads((cur / "environment.json").read_text())
+    env.setdefault("packages", {})["numpy"] = "0.0.1"
+    (cur / "environment.json").write_text(json.dumps(env))
+    cmp = compare(baseline, cur)
+    assert set(cmp.groups.loc[cmp.groups["backend"] == "jax", "verdict"]) == {"slower"}
+    assert any("NumPy versions differ" in n for n in cmp.notes)
+    shutil.rmtree(cur)
+    cur = _variant(baseline, tmp_path, slow="jax", factor=1.4)
+    _with_reference(baseline, 0.2, device="gpu")
+    _with_reference(cur, 0.28, device="gpu")
+    cmp = compare(baseline, cur)
+    assert set(cmp.groups.loc[cmp.groups["backend"] == "jax", "verdict"]) == {"slower"}

@@ -14,6 +14,10 @@ repeated sweeps of an unchanged commit showed), a group is
 - ``faster`` when above ``1 + t`` and its lower bound above 1,
 - ``same`` otherwise (a change smaller than ``t``, or within the noise).
 
+Each matched run's throughput is first scaled by the machine's speed then and in the
+baseline (:mod:`benchmarks.reference`: a reference kernel timed around each run), so a
+machine that was busier for everything does not read as a slower framework.
+
 Besides speed, a run that finished in the baseline but diverged or failed now, and a final
 test accuracy lower by more than ``acc_tolerance``, are regressions too. ``optbench
 compare`` exits 1 when there is any regression, so CI can fail loudly on it.

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from backends import registry
-from benchmarks import reference, stats
+from benchmarks import stats
 from benchmarks.store import Store, StoreError, json_safe, write_json
 
 ROOT = Path("results") / "baselines"
@@ -147,11 +147,8 @@ def noise_floor(tables: list[tuple[pd.DataFrame, pd.DataFrame]]) -> pd.DataFrame
     1 - smallest / largest (the largest change between sweeps of an unchanged commit; 0
     with one sweep), and ``sweeps``."""
     medians: dict[tuple, list[float]] = {}
-    first = tables[0][0].set_index("run_id") if tables else None
     for runs, timings in tables:
         rates = stats.block_rates(runs, timings, GROUP)
-        # at the first sweep's machine speed, as compare scales them (benchmarks.reference)
-        rates = reference.rescale(rates, reference.machine_factor(first, runs.set_index("run_id")))
         for key, g in rates.groupby(GROUP, sort=True):
             medians.setdefault(key, []).append(float(np.median(g["rate"])))
     rows = []

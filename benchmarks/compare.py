@@ -14,9 +14,9 @@ repeated sweeps of an unchanged commit showed), a group is
 - ``faster`` when above ``1 + t`` and its lower bound above 1,
 - ``same`` otherwise (a change smaller than ``t``, or within the noise).
 
-Each matched run's throughput is first scaled by the machine's speed then and in the
-baseline (:mod:`benchmarks.reference`: a reference kernel timed around each run), so a
-machine that was busier for everything does not read as a slower framework.
+Where both sides timed the reference kernel (:mod:`benchmarks.reference`), the change is
+also measured with each current run scaled to the baseline's machine speed, and a group is
+``slower`` or ``faster`` only where both measurements say so.
 
 Besides speed, a run that finished in the baseline but diverged or failed now, and a final
 test accuracy lower by more than ``acc_tolerance``, are regressions too. ``optbench
@@ -133,21 +133,22 @@ def compare(
     warnings += _path_changes(b, c)
     floor, floor_from = baselines.floors(Path(baseline), envs[1])
     c_rates = stats.block_rates(c.reset_index(), cur.table("timings"), GROUP)
-    scaled = ""
+    at_machine_speed, scaled = None, ""
     if reference.numpy_versions_differ(envs):
         scaled = (
-            "throughput not scaled by the machine's speed: the NumPy versions differ, and "
+            "throughput not checked at the machine's speed: the NumPy versions differ, and "
             "with them the reference kernel"
         )
     else:
         factor = reference.machine_factor(b, c)
-        c_rates = reference.rescale(c_rates, factor)
         if len(factor):
+            at_machine_speed = reference.rescale(c_rates, factor)
             scaled = (
-                f"throughput scaled by the machine's speed (a reference kernel timed around "
-                f"each run) for {len(factor)} of {len(ids)} matched runs: during the current "
-                f"runs the machine was {_speed_change(float(np.median(factor)))} during the "
-                "baseline's (median over runs)"
+                f"throughput also checked at the machine's speed (a reference kernel timed "
+                f"around each run) for {len(factor)} of {len(ids)} matched runs: during the "
+                f"current runs the machine was {_speed_change(float(np.median(factor)))} "
+                "during the baseline's (median over runs); a change is called only where "
+                "both views agree"
             )
 
     groups = throughput_change(
@@ -157,6 +158,7 @@ def compare(
         GROUP,
         threshold,
         {tuple(r[:-2]): r[-2] for r in floor.itertuples(index=False)},
+        at_machine_speed,
     )
 
     cfg = [

@@ -37,12 +37,31 @@ class WorkUnit:
 
 
 def work_units(specs: list[RunSpec]) -> list[WorkUnit]:
-    """Group specs by (backend, device), keeping the sweep's order within and between groups."""
+    """Group specs by (backend, device), in the sweep's order between groups; within one,
+    the runs that ``compare`` pools (one mode, optimizer and batch size: they differ in
+    learning rate and seed) are dealt out in turn, so that a few seconds in which a shared
+    machine runs slow fall on one run of several such groups, not on a whole group."""
     units: dict[tuple[str, str], WorkUnit] = {}
     for spec in specs:
         key = (spec.backend, spec.device)
         units.setdefault(key, WorkUnit(*key, [])).specs.append(spec)
+    for unit in units.values():
+        unit.specs = _dealt(unit.specs)
     return list(units.values())
+
+
+def _dealt(specs: list[RunSpec]) -> list[RunSpec]:
+    """``specs`` round robin over their compare groups (each group's own order kept)."""
+    groups: dict[tuple, list[RunSpec]] = {}
+    for s in specs:
+        key = (s.dataset, s.mode, s.chosen, s.variant, s.optimizer, s.batch_size)
+        groups.setdefault(key, []).append(s)
+    return [
+        g[i]
+        for i in range(max(map(len, groups.values()), default=0))
+        for g in groups.values()
+        if i < len(g)
+    ]
 
 
 def result_of_failure(spec: RunSpec, exc: WorkerFailure) -> Result:

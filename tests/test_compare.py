@@ -125,8 +125,10 @@ def test_a_slower_machine_is_not_a_slower_framework(baseline, tmp_path):
     _with_reference(cur, 0.28)
     cmp = compare(baseline, cur)
     assert set(cmp.groups.loc[cmp.groups["backend"] == "jax", "verdict"]) == {"same"}
-    # numpy's blocks did not slow down while the machine did: that is numpy getting faster
-    assert set(cmp.groups.loc[cmp.groups["backend"] == "numpy", "verdict"]) == {"faster"}
+    # numpy's blocks did not slow down while the machine did: faster at the machine's speed,
+    # the same as measured; the two views disagree, so nothing is called
+    numpy = cmp.groups[cmp.groups["backend"] == "numpy"]
+    assert set(numpy["verdict"]) == {"same"} and (numpy["machine_ratio"] > 1.3).all()
     assert any("the machine was 40% slower than during the baseline's" in n for n in cmp.notes)
 
 

@@ -66,3 +66,26 @@ def test_closing_the_results_stops_the_worker(tiny, fakes):
     with pytest.raises(StopIteration):
         next(it)
     assert not [p for p in multiprocessing.active_children() if p.name.startswith("optbench-")]
+
+
+def test_runs_compare_pools_are_dealt_out_in_turn(tiny):
+    """Within a unit, a group's runs (one optimizer and batch size, several learning rates
+    and seeds) are spread out in time: a slow spell of the machine hits one run of each."""
+    s = spec_of(tiny)
+    specs = [
+        dataclasses.replace(s, optimizer=o, seed=seed)
+        for o in ("sgd", "adam")
+        for seed in (0, 1, 2)
+    ]
+    specs.append(dataclasses.replace(s, optimizer="adam", batch_size=s.batch_size * 2))
+    (unit,) = work_units(specs)
+    order = [(x.optimizer, x.batch_size == s.batch_size, x.seed) for x in unit.specs]
+    assert order == [
+        ("sgd", True, 0),
+        ("adam", True, 0),
+        ("adam", False, 0),
+        ("sgd", True, 1),
+        ("adam", True, 1),
+        ("sgd", True, 2),
+        ("adam", True, 2),
+    ]

@@ -184,6 +184,7 @@ def throughput_change(
     by: list[str],
     threshold: float,
     floors: dict[tuple, float] | None = None,
+    at_machine_speed: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Per ``by`` group of ``runs`` (the runs both sides hold): the median samples/s of the
     pooled blocks on each side, and the change (current / baseline: the geometric mean of
@@ -195,12 +196,30 @@ def throughput_change(
     repeated sweeps of an unchanged commit, see :mod:`benchmarks.baselines`).
 
     ``baseline``/``current``: :func:`benchmarks.stats.block_rates` rows of each side.
+    ``at_machine_speed``: ``current``'s rows scaled to the baseline's machine speed
+    (:mod:`benchmarks.reference`); given, the change is measured both ways
+    (``machine_ratio`` the second) and a group is ``slower`` or ``faster`` only where both
+    say so: a change that the machine's own speed explains, or that only the scaling
+    shows, is not called.
     """
     rows = []
     floors = floors or {}
     # each run's block throughputs, once per side
     by_b = {r: g["rate"].to_numpy(float) for r, g in baseline.groupby("run_id")}
     by_c = {r: g["rate"].to_numpy(float) for r, g in current.groupby("run_id")}
+    by_m = (
+        {r: g["rate"].to_numpy(float) for r, g in at_machine_speed.groupby("run_id")}
+        if at_machine_speed is not None
+        else None
+    )
+
+    def verdict(ratio: float, lo: float, hi: float, t: float) -> str:
+        if ratio < 1 - t and hi < 1:
+            return SLOWER
+        if ratio > 1 + t and lo > 1:
+            return FASTER
+        return SAME
+
     for key, grp in runs.groupby(by, sort=True):
         rids = sorted(set(grp["run_id"]))
         # matched pairs: the same run (configuration) on each side, in run_id order
@@ -221,18 +240,19 @@ def throughput_change(
             mb, mc = (float(np.median(p)) for p in pooled)
             ratio, lo, hi = stats.paired_ratio([by_b[r] for r in both], [by_c[r] for r in both])
             t = max(threshold, floors.get(tuple(key), 0.0))
-            verdict = SAME
-            if ratio < 1 - t and hi < 1:
-                verdict = SLOWER
-            elif ratio > 1 + t and lo > 1:
-                verdict = FASTER
+            called = verdict(ratio, lo, hi, t)
+            if by_m is not None:
+                m = stats.paired_ratio([by_b[r] for r in both], [by_m[r] for r in both])
+                row.update(machine_ratio=m[0])
+                if verdict(*m, t) != called:
+                    called = SAME
             row.update(
                 baseline_samples_per_s=mb,
                 current_samples_per_s=mc,
                 ratio=ratio,
                 ci_low=lo,
                 ci_high=hi,
-                verdict=verdict,
+                verdict=called,
             )
         rows.append(row)
     return pd.DataFrame(rows)

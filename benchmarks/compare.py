@@ -295,7 +295,18 @@ def format_comparison(cmp: Comparison, baseline: Path, current: Path, threshold:
             f"{r:.3f} [{lo:.3f}, {hi:.3f}]" if r == r else "-"
             for r, lo, hi in zip(g["ratio"], g["ci_low"], g["ci_high"])
         ]
-        cols = [*_shown(g), "runs", "baseline samples/s", "current samples/s", "ratio", "verdict"]
+        speed = ["at machine speed"] if "machine_ratio" in g else []
+        if speed:
+            g["at machine speed"] = g["machine_ratio"].map(lambda v: f"{v:.3f}" if v == v else "-")
+        cols = [
+            *_shown(g),
+            "runs",
+            "baseline samples/s",
+            "current samples/s",
+            "ratio",
+            *speed,
+            "verdict",
+        ]
         lines.append(
             f"\nthroughput (ratio = current / baseline, one-sided 95% bounds; threshold {threshold:.0%}):"
         )
@@ -335,12 +346,16 @@ def format_markdown(cmp: Comparison, baseline: Path, current: Path, threshold: f
         f"current / baseline with one-sided 95% bounds, threshold {threshold:.0%}.",
     ]
     g = cmp.groups
-    cols = [*_shown(g), "ratio", "interval", "floor"]
+    speed = ["at machine speed"] if "machine_ratio" in g else []
+    cols = [*_shown(g), "ratio", "interval", *speed, "floor"]
     for title, verdict in (("Slower", SLOWER), ("Faster", FASTER)):
         sel = g[g["verdict"] == verdict] if len(g) else g
         if len(sel):
             shown = sel.assign(
                 ratio=sel["ratio"].map(lambda v: f"{v:.3f}"),
+                **{"at machine speed": sel["machine_ratio"].map(lambda v: f"{v:.3f}")}
+                if speed
+                else {},
                 interval=[f"[{lo:.3f}, {hi:.3f}]" for lo, hi in zip(sel["ci_low"], sel["ci_high"])],
                 floor=sel["floor"].map(lambda v: f"{v:.0%}" if v else "-"),
             )
@@ -355,7 +370,7 @@ def format_markdown(cmp: Comparison, baseline: Path, current: Path, threshold: f
     lines += ["", f"{same} group(s) unchanged."]
     if cmp.warnings:
         lines += ["", "Environment differs: " + "; ".join(cmp.warnings)]
-    lines += [f"- {note}" for note in cmp.notes]
+    lines += [""] + [f"- {note}" for note in cmp.notes]
     return "\n".join(lines)
 
 

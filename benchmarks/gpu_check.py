@@ -32,9 +32,9 @@ from benchmarks.report.analysis import tflops
 
 MAX_RATIO = 1.05
 MIN_TFLOPS = 45.0  # issue 8: H100/H200 float32 peak is ~67 without tensor cores
+PARITY_TEST = "tests/test_gpu.py::test_parity_on_the_gpu"
 #: seconds each step may take before it counts as missed: the whole check is meant to fit
 #: in about 5 minutes on one H100/H200 (a hung step must not eat the machine's lease)
-PARITY_TEST = "tests/test_gpu.py::test_parity_on_the_gpu"
 STEP_TIMEOUT_S = {"parity": 240, "sweep": 180, "overhead": 240, "pytest": 240}
 
 

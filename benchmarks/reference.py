@@ -2,13 +2,13 @@
 each run, so that a comparison can tell a slower framework from a slower machine.
 
 On a shared machine the level of a whole sweep moves: two sweeps of one commit 75 s apart
-measured torch Adam 0.65x apart, and no statistic of one sweep can see that. The same
-steal shows in any CPU work done at the same moment: on a 2-core VM, a one-thread NumPy
-matmul timed beside a torch MLP training loop for 150 s followed it with a correlation of
-0.89 (log times); in 15-s windows where the machine slowed by 40-50%, the loop's time
-over the kernel's moved by under 6%. ``optbench compare`` therefore scales each matched
-run's throughput by the ratio of its two reference times (``reference_ms``, the
-``reference`` note says so), and baselines' noise floors are learned the same way.
+measured torch Adam 0.65x apart, and no statistic of one sweep can see that. ``optbench
+compare`` therefore also measures each group's change with every current run scaled to
+the baseline's machine speed (the ratio of the two runs' ``reference_ms``), and calls a
+change only where that view and the plain one agree. The kernel is a noisy sample of the
+machine's speed (on a 2-core VM it followed a torch training loop with a correlation of
+0.89 over 150 s of large swings, but only 0.42-0.45 per 0.5 s window), so it only ever
+vetoes a call; README "Regression tracking" gives what that bought on real noise.
 
 The kernel runs on one thread, whatever the run's thread count: a run given half the
 threads is slower, and the kernel is not, so that slowdown is still seen. It is skipped for

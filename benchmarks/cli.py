@@ -332,17 +332,28 @@ def _size(n: float) -> str:
 def cmd_compare(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from benchmarks import baselines
+    from benchmarks import baselines, recheck
     from benchmarks.compare import FAIL_ON, compare, format_comparison, format_markdown
     from benchmarks.store import StoreError
 
+    if args.recheck is not None and args.recheck < 0:
+        raise UsageError(
+            f"--recheck {args.recheck} is invalid: give a number of rounds, 0 for none"
+        )
     fail_on = tuple(args.fail_on or FAIL_ON)
     bad = [k for k in fail_on if k not in FAIL_ON]
     if bad:
         raise UsageError(f"--fail-on {bad[0]!r} is invalid; choose from {', '.join(FAIL_ON)}")
     try:
         base = baselines.resolve(args.baseline, Path(args.current))
-        cmp = compare(base, Path(args.current), args.threshold, args.acc_tolerance)
+        cmp = compare(
+            base,
+            Path(args.current),
+            args.threshold,
+            args.acc_tolerance,
+            recheck.ROUNDS if args.recheck is None else args.recheck,
+            lambda line: print(line, file=sys.stderr, flush=True),
+        )
     except (StoreError, ValueError) as exc:
         raise UsageError(str(exc)) from None
     if args.format == "json":
@@ -618,6 +629,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     c.add_argument(
         "--format", choices=("table", "json", "md"), default="table", help="md: a PR comment"
+    )
+    c.add_argument(
+        "--recheck",
+        type=int,
+        default=None,  # recheck.ROUNDS, resolved in cmd_compare (importing it here is slow)
+        metavar="ROUNDS",
+        help="re-measure the groups called slower or faster with both sides' code, in turn "
+        "run by run, and keep a call only where that agrees (default: 3 rounds, about "
+        "a minute; 0: judge the stored runs alone)",
     )
     c.add_argument(
         "--fail-on",

@@ -26,6 +26,7 @@ compare`` exits 1 when there is any regression, so CI can fail loudly on it.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from benchmarks import baselines, reference, stats
+from benchmarks import baselines, recheck, reference, stats
 from benchmarks.report.analysis import (
     CELL,
     FASTER,
@@ -87,9 +88,17 @@ class Comparison:
 
 
 def compare(
-    baseline: Path, current: Path, threshold: float = 0.05, acc_tolerance: float = 0.01
+    baseline: Path,
+    current: Path,
+    threshold: float = 0.05,
+    acc_tolerance: float = 0.01,
+    recheck_rounds: int = 0,
+    log: Callable[[str], None] = lambda s: None,
 ) -> Comparison:
-    """Compare ``current`` against ``baseline`` (both results folders)."""
+    """Compare ``current`` against ``baseline`` (both results folders). With
+    ``recheck_rounds``, the groups called slower or faster are re-measured with both sides'
+    code, interleaved (:mod:`benchmarks.recheck`), and a call stands only where that agrees;
+    ``log`` hears its progress."""
     if not 0 < threshold < 1:
         raise ValueError(
             f"threshold={threshold} is invalid: give a fraction in (0, 1), e.g. 0.05 for 5%"
@@ -161,6 +170,10 @@ def compare(
         at_machine_speed,
     )
 
+    if recheck_rounds:
+        groups, rechecked = recheck.recheck(
+            groups, GROUP, Path(baseline), Path(current), threshold, recheck_rounds, log
+        )
     cfg = [
         "dataset",
         "backend",
@@ -220,6 +233,8 @@ def compare(
     )
     if scaled:
         notes.append(scaled)
+    if recheck_rounds and rechecked:
+        notes.append(rechecked)
     if absorbed:
         notes.append(
             f"{absorbed} accuracy drop(s) above {acc_tolerance:g} not counted: within their "
@@ -298,6 +313,9 @@ def format_comparison(cmp: Comparison, baseline: Path, current: Path, threshold:
         speed = ["at machine speed"] if "machine_ratio" in g else []
         if speed:
             g["at machine speed"] = g["machine_ratio"].map(lambda v: f"{v:.3f}" if v == v else "-")
+        again = ["re-measured"] if "recheck_ratio" in g else []
+        if again:
+            g["re-measured"] = recheck.describe(g)
         cols = [
             *_shown(g),
             "runs",
@@ -305,11 +323,15 @@ def format_comparison(cmp: Comparison, baseline: Path, current: Path, threshold:
             "current samples/s",
             "ratio",
             *speed,
+            *again,
             "verdict",
         ]
         lines.append(
             f"\nthroughput (ratio = current / baseline, one-sided 95% bounds; threshold {threshold:.0%}):"
         )
+        if again:  # a call the re-measurement took back says so
+            back = g["verdict"].ne(g["first_verdict"]) & g["first_verdict"].notna()
+            g.loc[back, "verdict"] = [f"same (was {v})" for v in g.loc[back, "first_verdict"]]
         lines.append(g[cols].to_string(index=False))
     if len(cmp.status_changes):
         lines.append("\nruns that finished in the baseline and do not now:")
@@ -347,11 +369,13 @@ def format_markdown(cmp: Comparison, baseline: Path, current: Path, threshold: f
     ]
     g = cmp.groups
     speed = ["at machine speed"] if "machine_ratio" in g else []
-    cols = [*_shown(g), "ratio", "interval", *speed, "floor"]
+    again = ["re-measured"] if "recheck_ratio" in g else []
+    cols = [*_shown(g), "ratio", "interval", *speed, *again, "floor"]
     for title, verdict in (("Slower", SLOWER), ("Faster", FASTER)):
         sel = g[g["verdict"] == verdict] if len(g) else g
         if len(sel):
             shown = sel.assign(
+                **{"re-measured": recheck.describe(sel)} if again else {},
                 ratio=sel["ratio"].map(lambda v: f"{v:.3f}"),
                 **{"at machine speed": sel["machine_ratio"].map(lambda v: f"{v:.3f}")}
                 if speed
@@ -360,6 +384,21 @@ def format_markdown(cmp: Comparison, baseline: Path, current: Path, threshold: f
                 floor=sel["floor"].map(lambda v: f"{v:.0%}" if v else "-"),
             )
             lines += ["", f"### {title}", "", _md_table(shown[cols])]
+    if again:
+        back = g[g["verdict"].ne(g["first_verdict"]) & g["first_verdict"].notna()]
+        if len(back):
+            shown = back.assign(
+                ratio=back["ratio"].map(lambda v: f"{v:.3f}"),
+                **{"re-measured": recheck.describe(back)},
+                **{"first call": back["first_verdict"]},
+            )
+            title = "Flagged, then taken back: re-measured in turn, the change was not there"
+            lines += [
+                "",
+                f"### {title}",
+                "",
+                _md_table(shown[[*_shown(g), "ratio", "re-measured", "first call"]]),
+            ]
     for title, df in (
         ("Runs that finished in the baseline and do not now", cmp.status_changes),
         ("Final test accuracy lower than the baseline's", cmp.accuracy_drops),

@@ -107,6 +107,17 @@ def _git() -> dict[str, Any]:
     return {"commit": commit or None, "dirty": dirty if commit else None}
 
 
+def package_versions() -> dict[str, str | None]:
+    """The installed version of each package :func:`packages` names (None: not installed)."""
+    versions: dict[str, str | None] = {}
+    for pkg in packages():
+        try:
+            versions[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            versions[pkg] = None
+    return versions
+
+
 def capture(
     threads: int | None = None,
     command: list[str] | None = None,
@@ -116,12 +127,6 @@ def capture(
     """A JSON-ready description of this machine and software."""
     import psutil
 
-    versions = {}
-    for pkg in packages():
-        try:
-            versions[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            versions[pkg] = None
     return {
         "captured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "host": socket.gethostname(),
@@ -133,7 +138,7 @@ def capture(
         "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
         "gpus": _gpus(),
         "python": sys.version.split()[0],
-        "packages": versions,
+        "packages": package_versions(),
         "env": {k: os.environ[k] for k in ENV_VARS if k in os.environ},
         "worker_env": worker_env or {},  # what each worker starts with (threads pinned there too)
         "dtype_note": "float32 throughout; GPU matmuls pinned to full float32 (no TF32) by each backend",

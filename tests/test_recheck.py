@@ -111,7 +111,9 @@ def test_why_a_pair_cannot_be_remeasured(tmp_path):
         recheck._check_comparable([b, c])
     with pytest.raises(recheck.CannotRecheck, match="records no git commit"):
         recheck._check_comparable([recheck.Side("baseline", tmp_path, {}), c])
-    with pytest.raises(recheck.CannotRecheck, match=r"commit 000000000000 is not in this repository"):
+    with pytest.raises(
+        recheck.CannotRecheck, match=r"commit 000000000000 is not in this repository"
+    ):
         recheck._source_tree(b, tmp_path, None)
 
 

@@ -33,7 +33,7 @@ import pandas as pd
 from backends import registry
 from benchmarks import baselines
 from benchmarks.compare import Comparison, compare
-from benchmarks.report.analysis import FASTER, SLOWER, analyse
+from benchmarks.report.analysis import FASTER, SAME, SLOWER, analyse
 from benchmarks.report.document import (
     Code,
     Figure,
@@ -101,6 +101,7 @@ class Step:
     current: Point
     comparison: Comparison | None
     error: str = ""  # why compare could not judge it (e.g. no run in common)
+    noise: int = 0  # speed changes compare called where nothing changed: not flagged
 
 
 @dataclass
@@ -289,16 +290,39 @@ def gather(targets: Sequence[str], results: Path) -> tuple[str, list[Point], lis
 
 
 def steps_of(points: list[Point]) -> list[Step]:
-    """Each point against the one before it of its machine's series, judged by compare."""
+    """Each point against the one before it of its machine's series, judged by compare on
+    the stored runs (a history does not re-measure old commits). Where nothing changed
+    between the two (:func:`same_software`), a speed change is the machine's own noise:
+    it is counted (``Step.noise``), not flagged."""
     out = []
     for prev, cur in zip(points, points[1:]):
         if prev.machine != cur.machine:
             continue
         try:
-            out.append(Step(prev, cur, compare(prev.path, cur.path)))
+            cmp = compare(prev.path, cur.path)
         except ValueError as exc:  # no run in common, say: not comparable, not bad input
             out.append(Step(prev, cur, None, str(exc)))
+            continue
+        noise = 0
+        if same_software(prev, cur) and len(cmp.groups):
+            moved = cmp.groups["verdict"].isin([SLOWER, FASTER])
+            noise = int(moved.sum())
+            cmp.groups.loc[moved, "verdict"] = SAME
+        out.append(Step(prev, cur, cmp, noise=noise))
     return out
+
+
+def same_software(prev: Point, cur: Point) -> bool:
+    """Whether two points of one machine ran the same code the same way: one commit, with
+    no uncommitted changes on either side, the same package versions and thread count."""
+    return bool(
+        prev.commit
+        and prev.commit == cur.commit
+        and prev.dirty is False
+        and cur.dirty is False
+        and prev.versions == cur.versions
+        and prev.threads == cur.threads
+    )
 
 
 def _flags(step: Step | None) -> pd.DataFrame:
@@ -548,7 +572,7 @@ def machine_figures(hist: History, machine: str) -> list[Figure]:
                 ax.set_xlim(-0.5, len(points) - 0.5)
         for ax in axes[-1]:
             ax.set_xticks(range(0, len(points), every))
-            ax.set_xticklabels(ticks[::every], fontsize=8)
+            ax.set_xticklabels(ticks[::every], fontsize=8, rotation=30, ha="right")
             ax.set_xlabel("results folder, oldest first (short commit, * = uncommitted changes)")
         handles = [
             Line2D(
@@ -642,6 +666,11 @@ def _verdict(step: Step) -> str:
         )
         if n
     ]
+    if step.noise:
+        said.append(
+            f"{step.noise} speed change(s) not flagged: the same commit, versions and threads "
+            "on both sides, so the machine's noise"
+        )
     return ", ".join(said) or "no change flagged"
 
 
@@ -678,6 +707,10 @@ HOW_TO_READ = (
     "barely moved: the table above lists which group and by how much.",
     "A dotted line between two points labels a change of the backend's framework version "
     "(or the thread count) there; the commit under each point says what else changed.",
+    "Steps are judged on the stored runs; `optbench compare` also re-measures what it "
+    "flags, which a history of old commits does not. Between two points where nothing "
+    "changed (one commit, no uncommitted changes, the same versions and threads), a speed "
+    "change is the machine's noise: the table counts it, and it is not ringed.",
 )
 
 

@@ -16,6 +16,7 @@ from benchmarks.cli import main
 from benchmarks.compare import compare
 from benchmarks.history import (
     MATCH,
+    _points_table,
     build,
     changes,
     machine_figures,
@@ -135,6 +136,31 @@ def test_flags_match_pairwise_compare(hist):
     assert last.loc["numpy", "status_changes"].sum() == 1  # and the failed run
     mid = hist.table[hist.table["commit"] == "bbbbbbb1"]
     assert not mid["flagged"].any()  # an identical copy is not
+
+
+def test_a_speed_change_where_nothing_changed_is_noise_not_a_flag(tmp_path):
+    """Two sweeps of one clean commit, same versions and threads: a 1.5x speed change
+    between them is the machine's, counted, not flagged; a failed run still is; with a
+    commit between them the same change is flagged."""
+    a = _edit_env(make_results(tmp_path / "a", seeds=(0, 1, 2)), commit="c0")
+    b = tmp_path / "b"
+    shutil.copytree(a, b)
+    _edit_env(b, commit="c0", date="2026-11-21T08:00:00+00:00")
+    _slow(b, "jax", 1.5)
+    (step,) = build([str(a), str(b)], tmp_path).steps
+    assert step.noise > 0 and not step.comparison.regressions
+    rows = build([str(a), str(b)], tmp_path).table
+    assert not rows["flagged"].any() and rows["slower"].sum() == 0
+    assert "not flagged: the same commit, versions and threads" in _points_table(
+        build([str(a), str(b)], tmp_path), step.current.machine
+    ).iloc[1]["compare vs. the point before"]
+    _fail_one(b, "numpy")
+    assert build([str(a), str(b)], tmp_path).steps[0].comparison.by_kind["status"] == 1
+    for change in ({"commit": "c1"}, {"threads_per_worker": 1}, {"packages": {"jax": "0.5"}}):
+        _edit_env(b, date="2026-11-21T08:00:00+00:00", **{"commit": "c0", **change})
+        (step,) = build([str(a), str(b)], tmp_path).steps
+        assert step.noise == 0 and step.comparison.by_kind["throughput"] > 0, change
+        _edit_env(b, commit="c0", threads_per_worker=2, packages={"jax": "0.4.30"})
 
 
 def test_version_changes_are_labelled_on_the_plot(hist, monkeypatch):

@@ -151,9 +151,12 @@ def test_a_speed_change_where_nothing_changed_is_noise_not_a_flag(tmp_path):
     assert step.noise > 0 and not step.comparison.regressions
     rows = build([str(a), str(b)], tmp_path).table
     assert not rows["flagged"].any() and rows["slower"].sum() == 0
-    assert "not flagged: the same commit, versions and threads" in _points_table(
-        build([str(a), str(b)], tmp_path), step.current.machine
-    ).iloc[1]["compare vs. the point before"]
+    assert (
+        "not flagged: the same commit, versions and threads"
+        in _points_table(build([str(a), str(b)], tmp_path), step.current.machine).iloc[1][
+            "compare vs. the point before"
+        ]
+    )
     _fail_one(b, "numpy")
     assert build([str(a), str(b)], tmp_path).steps[0].comparison.by_kind["status"] == 1
     for change in ({"commit": "c1"}, {"threads_per_worker": 1}, {"packages": {"jax": "0.5"}}):

@@ -392,7 +392,7 @@ def format_markdown(cmp: Comparison, baseline: Path, current: Path, threshold: f
                 **{"re-measured": recheck.describe(back)},
                 **{"first call": back["first_verdict"]},
             )
-            title = "Flagged, then taken back: re-measured in turn, the change was not there"
+            title = "Flagged, then taken back: re-measured in turn, the change was within the threshold or the noise"
             lines += [
                 "",
                 f"### {title}",

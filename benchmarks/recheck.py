@@ -129,8 +129,8 @@ def recheck(
         f"{len(idx)} flagged group(s) re-measured now with the baseline's code (commit "
         f"{b.commit[:10]}, {b.threads} thread(s)) and the current's (commit {c.commit[:10]}, "
         f"{c.threads} thread(s)), each run {rounds} time(s) a side, the two sides' runs back to "
-        f"back: {kept} confirmed, {len(idx) - kept} taken back (the re-measurement did not "
-        "show the change: noise)"
+        f"back: {kept} confirmed, {len(idx) - kept} taken back (re-measured, the change was within "
+        "the threshold or the noise)"
     )
     return out, note
 

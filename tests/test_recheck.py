@@ -14,6 +14,7 @@ from benchmarks.cli import main
 from benchmarks.compare import compare
 from benchmarks.environment import REPO
 from benchmarks.store import Store
+from tests.conftest import TINY
 from tests.synthetic_results import make_results
 
 
@@ -117,44 +118,34 @@ def test_why_a_pair_cannot_be_remeasured(tmp_path):
         recheck._source_tree(b, tmp_path, None)
 
 
-TINY_RUNS = """
-name = "recheck"
-dataset = "digits"
-hidden = [16]
-epochs = 1
-max_steps = 60
-eval_every = 0
-backends = ["numpy"]
-modes = ["eager"]
-devices = ["cpu"]
-batch_sizes = [32]
-seeds = [0]
-[timing]
-block_steps = 5
-warmup_steps = 2
-timeout_s = 120
-[optimizers.sgd]
-kind = "sgd"
-momentum = 0.9
-learning_rates = [0.01, 0.05]
-"""
+# conftest's tiny sweep, long enough for blocks of real work (a few ms each), two rates
+TINY_RUNS = (
+    TINY.replace("hidden = [16]", "hidden = [128]")
+    .replace("max_steps = 12", "max_steps = 150")
+    .replace("eval_every = 6", "eval_every = 50")
+    .replace("block_steps = 3", "block_steps = 10")
+    .replace("learning_rates = [0.05]", "learning_rates = [0.01, 0.05]")
+)
+assert "max_steps = 150" in TINY_RUNS and "block_steps = 10" in TINY_RUNS
 
 
 @pytest.mark.slow
 def test_an_injected_slowdown_is_taken_back_when_both_sides_run_again(tmp_path, capsys):
     """End to end with the NumPy reference: two sweeps of this code, the second's stored
-    timings doubled. The stored runs say 2x slower; running both again, in turn, does not."""
+    timings made 8x as long. The stored runs say several times slower; both sides run again,
+    in turn, do not. (Runs this short are noisy: sweeps of identical code came out up to 2x
+    apart, and re-measured 0.67-1.34, hence the 8x and the 50% threshold.)"""
     sweep = tmp_path / "recheck.toml"
     sweep.write_text(TINY_RUNS)
     for name in ("a", "b"):
         assert main(["run", "--sweep", str(sweep), "--out", str(tmp_path / name), "--quiet"]) == 0
-    slow = _slowed(tmp_path / "b", tmp_path / "slow", "numpy", 2.0)
-    args = ["compare", str(tmp_path / "a"), str(slow), "--threshold", "0.2", "--format", "json"]
+    slow = _slowed(tmp_path / "b", tmp_path / "slow", "numpy", 8.0)
+    args = ["compare", str(tmp_path / "a"), str(slow), "--threshold", "0.5", "--format", "json"]
     assert main([*args, "--recheck", "0"]) == 1
     capsys.readouterr()
-    assert main([*args, "--recheck", "2"]) == 0
+    assert main([*args, "--recheck", "3"]) == 0
     out = json.loads(capsys.readouterr().out)
     (g,) = out["groups"]
     assert g["first_verdict"] == "slower" and g["verdict"] == "same"
-    assert g["ratio"] == pytest.approx(0.5, rel=0.3) and 0.8 < g["recheck_ratio"] < 1.25
+    assert g["ratio"] < 0.5 and 0.5 < g["recheck_ratio"] < 2.0, g
     assert any("1 flagged group(s) re-measured now" in n for n in out["notes"])

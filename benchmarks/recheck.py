@@ -39,7 +39,7 @@ from typing import Any
 import pandas as pd
 
 from benchmarks import reference, stats
-from benchmarks.environment import REPO, gpu_present, package_versions
+from benchmarks.environment import REPO, cpu_model, gpu_present, package_versions
 from benchmarks.report.analysis import FASTER, SAME, SLOWER, throughput_change
 from benchmarks.store import Store
 
@@ -125,8 +125,12 @@ def recheck(
             out.loc[i, "verdict"] = SAME
     kept = int((out.loc[idx, "verdict"] == out.loc[idx, "first_verdict"]).sum())
     b, c = sides
+    here, there = cpu_model(), c.env.get("cpu_model")
+    where = (
+        f" on this machine ({here}; the runs were on {there})" if there and there != here else ""
+    )
     note = (
-        f"{len(idx)} flagged group(s) re-measured now with the baseline's code (commit "
+        f"{len(idx)} flagged group(s) re-measured now{where} with the baseline's code (commit "
         f"{b.commit[:10]}, {b.threads} thread(s)) and the current's (commit {c.commit[:10]}, "
         f"{c.threads} thread(s)), each run {rounds} time(s) a side, the two sides' runs back to "
         f"back: {kept} confirmed, {len(idx) - kept} taken back (re-measured, the change was within "

@@ -7,6 +7,7 @@ recorded per run by the worker.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import platform
 import shutil
@@ -94,18 +95,30 @@ def gpu_present() -> bool:
     return out.returncode == 0 and "GPU" in out.stdout
 
 
-def _git() -> dict[str, Any]:
+def git_state() -> dict[str, Any]:
+    """This checkout's ``commit``, whether tracked files have uncommitted changes
+    (``dirty``) and a hash of those changes (``diff_sha256``, "" when clean): with it,
+    ``compare``'s re-measurement can tell whether a working tree still holds the code a
+    dirty run had. None values where git cannot say."""
+
     def git(*args: str) -> str:
         return subprocess.run(
             ["git", *args], cwd=REPO, capture_output=True, text=True, timeout=20
-        ).stdout.strip()
+        ).stdout
 
     try:
-        commit = git("rev-parse", "HEAD")
-        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+        commit = git("rev-parse", "HEAD").strip()
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no").strip())
+        diff = git("diff", "HEAD", "--no-ext-diff", "--binary") if dirty else ""
     except (OSError, subprocess.TimeoutExpired):
-        return {"commit": None, "dirty": None}
-    return {"commit": commit or None, "dirty": dirty if commit else None}
+        return {"commit": None, "dirty": None, "diff_sha256": None}
+    if not commit:
+        return {"commit": None, "dirty": None, "diff_sha256": None}
+    return {
+        "commit": commit,
+        "dirty": dirty,
+        "diff_sha256": hashlib.sha256(diff.encode()).hexdigest() if dirty else "",
+    }
 
 
 def package_versions() -> dict[str, str | None]:
@@ -143,7 +156,7 @@ def capture(
         "env": {k: os.environ[k] for k in ENV_VARS if k in os.environ},
         "worker_env": worker_env or {},  # what each worker starts with (threads pinned there too)
         "dtype_note": "float32 throughout; GPU matmuls pinned to full float32 (no TF32) by each backend",
-        "git": _git(),
+        "git": git_state(),
         "command": command if command is not None else sys.argv,
         "sweep": sweep,
     }

@@ -39,7 +39,7 @@ from typing import Any
 import pandas as pd
 
 from benchmarks import reference, stats
-from benchmarks.environment import REPO, cpu_model, gpu_present, package_versions
+from benchmarks.environment import REPO, cpu_model, git_state, gpu_present, package_versions
 from benchmarks.report.analysis import FASTER, SAME, SLOWER, throughput_change
 from benchmarks.store import Store
 
@@ -176,12 +176,28 @@ def _git(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
 
 
 def _source_tree(side: Side, work: Path, stack: contextlib.ExitStack) -> Path:
-    """Where ``side``'s code is: this working tree where it is that commit (clean, or the
-    side was measured with uncommitted changes: the best copy of them there is), else a
-    temporary git worktree at the side's commit."""
-    head = _git("rev-parse", "HEAD").stdout.strip()
-    clean = not _git("status", "--porcelain", "--untracked-files=no").stdout.strip()
-    if side.commit == head and (clean or (side.env.get("git") or {}).get("dirty")):
+    """Where ``side``'s code is. A side measured at a clean commit: this working tree where
+    it is that commit and clean, else a temporary git worktree at the commit. A side measured
+    with uncommitted changes: this working tree, only where it is that commit with the same
+    changes (their hash, ``diff_sha256``); without a recorded hash (results from before it),
+    only for the current side, the newest code there is. CannotRecheck otherwise: re-running
+    other code than a side had would measure something else (two sides with one commit and
+    different edits would both run the same edits, and a real change would vanish)."""
+    here = git_state()
+    git = side.env.get("git") or {}
+    if git.get("dirty"):
+        recorded = git.get("diff_sha256")
+        same = here["commit"] == side.commit and (
+            here["diff_sha256"] == recorded if recorded else side.name == "current"
+        )
+        if not same:
+            raise CannotRecheck(
+                f"the {side.name} was measured with uncommitted changes to "
+                f"{side.commit[:12]}, which this checkout does not hold as they were; commit "
+                "each version before its sweep to compare edits"
+            )
+        return REPO
+    if side.commit == here["commit"] and not here["dirty"]:
         return REPO
     path = work / side.commit[:12]
     if path.exists():

@@ -149,3 +149,23 @@ def test_an_injected_slowdown_is_taken_back_when_both_sides_run_again(tmp_path, 
     assert g["first_verdict"] == "slower" and g["verdict"] == "same"
     assert g["ratio"] < 0.5 and 0.5 < g["recheck_ratio"] < 2.0, g
     assert any("1 flagged group(s) re-measured now" in n for n in out["notes"])
+
+
+def test_a_side_with_uncommitted_changes_runs_only_where_they_are_still_here(tmp_path, monkeypatch):
+    here = {"commit": "c" * 40, "dirty": True, "diff_sha256": "edits-now"}
+    monkeypatch.setattr(recheck, "git_state", lambda: here)
+
+    def side(name, **git):
+        return recheck.Side(name, tmp_path, {"git": {"commit": "c" * 40, "dirty": True, **git}})
+
+    assert recheck._source_tree(side("baseline", diff_sha256="edits-now"), tmp_path, None) == REPO
+    with pytest.raises(recheck.CannotRecheck, match="uncommitted changes to cccccccccccc"):
+        recheck._source_tree(side("baseline", diff_sha256="edits-then"), tmp_path, None)
+    # results from before the hash was recorded: the current side is this tree's newest code,
+    # a baseline's edits cannot be known
+    assert recheck._source_tree(side("current"), tmp_path, None) == REPO
+    with pytest.raises(recheck.CannotRecheck, match="does not hold as they were"):
+        recheck._source_tree(side("baseline"), tmp_path, None)
+    here["commit"] = "d" * 40  # committed since: the edits are not in this tree as they were
+    with pytest.raises(recheck.CannotRecheck):
+        recheck._source_tree(side("current", diff_sha256="edits-now"), tmp_path, None)

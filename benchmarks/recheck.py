@@ -330,30 +330,35 @@ def _interleave(
     """Each side's re-measured (runs, timings): every run of ``rows`` (one frame per side,
     the same configurations in the same order) ``rounds`` times, the two sides' runs of a
     configuration back to back, the order alternating (A B, then B A), so that what the
-    machine does in those seconds falls on both. Run ids get ``#round``."""
+    machine does in those seconds falls on both. One backend at a time: its two processes
+    (one a side) end before the next backend's start, so no idle framework spins beside a
+    timed run. Run ids get ``#round``."""
     got: dict[str, tuple[list, list]] = {s.name: ([], []) for s in sides}
-    procs: dict[tuple[str, str], _SideProcess] = {}
-    n = len(rows[sides[0].name])
+    first = rows[sides[0].name]
     t0 = time.perf_counter()
-    try:
-        for i in range(rounds):
-            log(f"recheck round {i + 1}/{rounds}: {n} run(s) each side, in turn ...")
-            for j in range(n):
-                order = sides if (i + j) % 2 == 0 else sides[::-1]
-                for side in order:
-                    row = rows[side.name].iloc[j].to_dict()
-                    key = (side.name, str(row["backend"]))
-                    if key not in procs:
-                        procs[key] = _SideProcess(side, work, key[1])
-                    timeout = 10 * float(row.get("run_s") or 60) + 120
-                    out = procs[key].run(row, timeout)
-                    rid = f"{row['run_id']}#{i}"
-                    got[side.name][0].append({**out["run"], "run_id": rid})
-                    got[side.name][1].extend({**t, "run_id": rid} for t in out.get("timings") or [])
-        log(f"recheck: {2 * n * rounds} runs in {time.perf_counter() - t0:.0f} s")
-    finally:
-        for proc in procs.values():
-            proc.close()
+    for backend in dict.fromkeys(first["backend"]):
+        at = [k for k, b in enumerate(first["backend"]) if b == backend]
+        log(f"recheck {backend}: {len(at)} run(s) x {rounds} round(s) a side, in turn ...")
+        procs = {s.name: _SideProcess(s, work, str(backend)) for s in sides}
+        try:
+            for i in range(rounds):
+                for j, k in enumerate(at):
+                    for side in sides if (i + j) % 2 == 0 else sides[::-1]:
+                        row = rows[side.name].iloc[k].to_dict()
+                        timeout = 10 * float(row.get("run_s") or 60) + 120
+                        out = procs[side.name].run(row, timeout)
+                        rid = f"{row['run_id']}#{i}"
+                        got[side.name][0].append({**out["run"], "run_id": rid})
+                        timed = out.get("timings") or []
+                        got[side.name][1].extend({**t, "run_id": rid} for t in timed)
+        except BaseException:  # Ctrl-C, say: stop the run that is going now, not after it
+            for proc in procs.values():
+                proc.proc.kill()
+            raise
+        finally:
+            for proc in procs.values():
+                proc.close()
+    log(f"recheck: {2 * len(first) * rounds} runs in {time.perf_counter() - t0:.0f} s")
     return {name: (pd.DataFrame(r), pd.DataFrame(t)) for name, (r, t) in got.items()}
 
 

@@ -87,11 +87,15 @@ def median_ci(
 
 
 def paired_ratio(
-    base: list[np.ndarray], cur: list[np.ndarray], n_boot: int = N_BOOT, seed: int = 0
+    base: list[np.ndarray],
+    cur: list[np.ndarray],
+    n_boot: int = N_BOOT,
+    seed: int = 0,
+    level: float = 0.95,
 ) -> tuple[float, float, float]:
     """The change between two sides whose runs are matched pairs (the same configuration,
-    ``base[i]`` and ``cur[i]``): current / baseline, with one-sided 95% bounds (a 90%
-    interval: "slower" and "faster" are one-sided questions).
+    ``base[i]`` and ``cur[i]``): current / baseline, with one-sided ``level`` bounds (95%:
+    a 90% interval; "slower" and "faster" are one-sided questions).
 
     Each run is summarised by the geometric mean of its block throughputs, each pair by
     the log ratio of those, and the group by the mean of the pairs' log ratios weighted by
@@ -117,5 +121,5 @@ def paired_ratio(
     logs = np.stack([boot(c) - boot(b) for b, c in pairs], axis=1)  # (n_boot, pairs)
     picks = rng.integers(0, len(pairs), size=(n_boot, len(pairs)))
     reps = (np.take_along_axis(logs, picks, axis=1) * w[picks]).sum(axis=1) / w[picks].sum(axis=1)
-    lo, hi = np.percentile(reps, [5, 95])
+    lo, hi = np.percentile(reps, [100 * (1 - level), 100 * level])
     return (math.exp(point), math.exp(lo), math.exp(hi))

@@ -185,6 +185,7 @@ def throughput_change(
     threshold: float,
     floors: dict[tuple, float] | None = None,
     at_machine_speed: pd.DataFrame | None = None,
+    level: float = 0.95,
 ) -> pd.DataFrame:
     """Per ``by`` group of ``runs`` (the runs both sides hold): the median samples/s of the
     pooled blocks on each side, and the change (current / baseline: the geometric mean of
@@ -200,7 +201,7 @@ def throughput_change(
     (:mod:`benchmarks.reference`); given, the change is measured both ways
     (``machine_ratio`` the second) and a group is ``slower`` or ``faster`` only where both
     say so: a change that the machine's own speed explains, or that only the scaling
-    shows, is not called.
+    shows, is not called. ``level``: the one-sided confidence of the bounds.
     """
     rows = []
     floors = floors or {}
@@ -238,11 +239,15 @@ def throughput_change(
         if both:
             pooled = [np.concatenate([side[r] for r in rids if r in side]) for side in (by_b, by_c)]
             mb, mc = (float(np.median(p)) for p in pooled)
-            ratio, lo, hi = stats.paired_ratio([by_b[r] for r in both], [by_c[r] for r in both])
+            ratio, lo, hi = stats.paired_ratio(
+                [by_b[r] for r in both], [by_c[r] for r in both], level=level
+            )
             t = max(threshold, floors.get(tuple(key), 0.0))
             called = verdict(ratio, lo, hi, t)
             if by_m is not None:
-                m = stats.paired_ratio([by_b[r] for r in both], [by_m[r] for r in both])
+                m = stats.paired_ratio(
+                    [by_b[r] for r in both], [by_m[r] for r in both], level=level
+                )
                 row.update(machine_ratio=m[0])
                 if verdict(*m, t) != called:
                     called = SAME

@@ -327,7 +327,9 @@ def format_comparison(cmp: Comparison, baseline: Path, current: Path, threshold:
             "verdict",
         ]
         lines.append(
-            f"\nthroughput (ratio = current / baseline, one-sided 95% bounds; threshold {threshold:.0%}):"
+            f"\nthroughput (ratio = current / baseline, one-sided 95% bounds; threshold {threshold:.0%}"
+            + (f"; re-measured: one-sided {recheck.LEVEL:.0%} bounds" if again else "")
+            + "):"
         )
         if again:  # a call the re-measurement took back says so
             back = g["verdict"].ne(g["first_verdict"]) & g["first_verdict"].notna()
@@ -365,7 +367,12 @@ def format_markdown(cmp: Comparison, baseline: Path, current: Path, threshold: f
         head,
         "",
         f"`{current}` against `{baseline}`: {cmp.matched} runs matched; throughput ratio = "
-        f"current / baseline with one-sided 95% bounds, threshold {threshold:.0%}.",
+        f"current / baseline with one-sided 95% bounds, threshold {threshold:.0%}"
+        + (
+            f"; re-measured: both sides run again in turn, one-sided {recheck.LEVEL:.0%} bounds."
+            if "recheck_ratio" in cmp.groups
+            else "."
+        ),
     ]
     g = cmp.groups
     speed = ["at machine speed"] if "machine_ratio" in g else []

@@ -4,20 +4,20 @@ On a shared machine the level of a whole sweep moves (two sweeps of one commit a
 apart: groups 27-36% apart), and nothing inside one stored sweep can tell that from a slower
 framework. The way out that benchmark tools use (asv's ``continuous``) is to measure both
 sides again, interleaved, so that whatever the machine does falls on both. ``optbench
-compare`` does that for the groups it flagged ``slower`` or ``faster``: it runs the flagged
-groups' configurations with the baseline's code (a git worktree at the baseline's commit)
-and with the current code, in the order A B B A (a slow spell in the middle falls on both
-sides; a trend cancels), each side with its own thread count, and calls a change only where
-the re-measurement agrees with the stored one. Like the machine-speed view
-(:mod:`benchmarks.reference`) it can only take a call back, never make one.
+compare`` does that for the groups it flagged ``slower`` or ``faster``: their runs go again
+with the baseline's code (a git worktree at its commit) and with the current's, the two
+sides' runs of a configuration back to back, the order alternating (A B, then B A), each
+side with its own thread count; a call stands only where the re-measurement agrees. Like
+the machine-speed view (:mod:`benchmarks.reference`) it can only take a call back.
 
-It runs through ``optbench run`` in each tree, the interface every commit has, so the
-baseline's own code (its runner, its sweep file, its compiled paths) is what is timed.
+Each side runs in a process per backend, in its own tree, through its own runner
+(:data:`SIDE_LOOP`: the interfaces ``optbench rerun`` uses), so the baseline's own code is
+what is timed.
 
 What it cannot re-measure, it leaves alone and says why: a side whose commit is not in this
-repository; sides that differ in their framework versions, Python or recorded environment
-variables (both would run on today's, which hides the change); runs on a GPU that this
-machine does not have.
+repository, or whose uncommitted changes this working tree no longer holds; sides that
+differ in their framework versions, Python or recorded environment variables (both would
+run on today's, which hides the change); runs on a GPU that this machine does not have.
 """
 
 from __future__ import annotations
@@ -46,8 +46,8 @@ from benchmarks.store import Store
 #: rounds of the default recheck: each flagged run three times on each side
 ROUNDS = 3
 #: the one-sided confidence of the re-measured change's bounds. Stricter than the stored
-#: runs' 95%: on the 2-core VM, 2 of 36 re-measurements of identical code had 95% bounds
-#: below 1 and a ratio below 0.95; a false alarm needs both measurements to err one way
+#: runs' 95%: on the 2-core VM, 9 of 36 re-measurements of identical code (means of pairs,
+#: 95%) called a change beyond 5%; a false alarm needs both measurements to err one way
 LEVEL = 0.99
 
 
@@ -371,9 +371,10 @@ def _change(
 ) -> pd.DataFrame:
     """The change between the re-measured sides, one row per group (indexed by
     ``group_by``), a run of one round matched with the same run of the same round, with
-    one-sided :data:`LEVEL` bounds. Plain throughput only: two runs back to back already
-    share the machine's speed, and scaling them by the reference kernel added its noise
-    (it took back 2 of 5 groups of a real 20% regression on the 2-core VM)."""
+    one-sided :data:`LEVEL` bounds, the median pair's (a hiccup in one run, 5x slower than
+    its neighbour on the 2-core VM, must not move the verdict). Plain throughput only: two
+    runs back to back already share the machine's speed, and scaling them by the reference
+    kernel added its noise (it took back 2 of 5 groups of a real 20% regression there)."""
     (b_runs, b_t), (c_runs, c_t) = measured["baseline"], measured["current"]
     ids = sorted(set(b_runs["run_id"]) & set(c_runs["run_id"]))
     b = b_runs.set_index("run_id").loc[ids].reset_index()
@@ -385,6 +386,7 @@ def _change(
         group_by,
         threshold,
         level=LEVEL,
+        robust=True,
     )
     return change.set_index(group_by)
 

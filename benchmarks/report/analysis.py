@@ -186,6 +186,7 @@ def throughput_change(
     floors: dict[tuple, float] | None = None,
     at_machine_speed: pd.DataFrame | None = None,
     level: float = 0.95,
+    robust: bool = False,
 ) -> pd.DataFrame:
     """Per ``by`` group of ``runs`` (the runs both sides hold): the median samples/s of the
     pooled blocks on each side, and the change (current / baseline: the geometric mean of
@@ -201,7 +202,8 @@ def throughput_change(
     (:mod:`benchmarks.reference`); given, the change is measured both ways
     (``machine_ratio`` the second) and a group is ``slower`` or ``faster`` only where both
     say so: a change that the machine's own speed explains, or that only the scaling
-    shows, is not called. ``level``: the one-sided confidence of the bounds.
+    shows, is not called. ``level``: the one-sided confidence of the bounds;
+    ``robust``: the median pair's change (:func:`benchmarks.stats.paired_ratio`).
     """
     rows = []
     floors = floors or {}
@@ -240,13 +242,13 @@ def throughput_change(
             pooled = [np.concatenate([side[r] for r in rids if r in side]) for side in (by_b, by_c)]
             mb, mc = (float(np.median(p)) for p in pooled)
             ratio, lo, hi = stats.paired_ratio(
-                [by_b[r] for r in both], [by_c[r] for r in both], level=level
+                [by_b[r] for r in both], [by_c[r] for r in both], level=level, robust=robust
             )
             t = max(threshold, floors.get(tuple(key), 0.0))
             called = verdict(ratio, lo, hi, t)
             if by_m is not None:
                 m = stats.paired_ratio(
-                    [by_b[r] for r in both], [by_m[r] for r in both], level=level
+                    [by_b[r] for r in both], [by_m[r] for r in both], level=level, robust=robust
                 )
                 row.update(machine_ratio=m[0])
                 if verdict(*m, t) != called:

@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from benchmarks import baselines, recheck, reference, stats
+from benchmarks.environment import package_changes
 from benchmarks.report.analysis import (
     CELL,
     FASTER,
@@ -170,9 +171,10 @@ def compare(
         at_machine_speed,
     )
 
+    rechecked = ""
     if recheck_rounds:
         groups, rechecked = recheck.recheck(
-            groups, GROUP, Path(baseline), Path(current), threshold, recheck_rounds, log
+            groups, GROUP, base, cur, threshold, recheck_rounds, log
         )
     cfg = [
         "dataset",
@@ -233,7 +235,7 @@ def compare(
     )
     if scaled:
         notes.append(scaled)
-    if recheck_rounds and rechecked:
+    if rechecked:
         notes.append(rechecked)
     if absorbed:
         notes.append(
@@ -281,11 +283,7 @@ def _environment_warnings(b: dict[str, Any], c: dict[str, Any]) -> list[str]:
     for key in ("cpu_model", "threads_per_worker", "host"):
         if b.get(key) != c.get(key):
             out.append(f"{key} differs: baseline {b.get(key)!r}, current {c.get(key)!r}")
-    bp, cp = b.get("packages") or {}, c.get("packages") or {}
-    for pkg in sorted(set(bp) | set(cp)):
-        if bp.get(pkg) != cp.get(pkg) and pkg != "optbench":
-            out.append(f"{pkg} {bp.get(pkg)} -> {cp.get(pkg)}")
-    return out
+    return out + package_changes(b, c)
 
 
 def format_comparison(cmp: Comparison, baseline: Path, current: Path, threshold: float) -> str:
@@ -328,11 +326,15 @@ def format_comparison(cmp: Comparison, baseline: Path, current: Path, threshold:
         ]
         lines.append(
             f"\nthroughput (ratio = current / baseline, one-sided 95% bounds; threshold {threshold:.0%}"
-            + (f"; re-measured: one-sided {recheck.LEVEL:.0%} bounds" if again else "")
+            + (
+                f"; re-measured: one-sided {recheck.LEVEL:.0%} bounds"
+                if again and g["recheck_ratio"].notna().any()
+                else ""
+            )
             + "):"
         )
         if again:  # a call the re-measurement took back says so
-            back = g["verdict"].ne(g["first_verdict"]) & g["first_verdict"].notna()
+            back = recheck.taken_back(g)
             g.loc[back, "verdict"] = [f"same (was {v})" for v in g.loc[back, "first_verdict"]]
         lines.append(g[cols].to_string(index=False))
     if len(cmp.status_changes):
@@ -370,7 +372,7 @@ def format_markdown(cmp: Comparison, baseline: Path, current: Path, threshold: f
         f"current / baseline with one-sided 95% bounds, threshold {threshold:.0%}"
         + (
             f"; re-measured: both sides run again in turn, one-sided {recheck.LEVEL:.0%} bounds."
-            if "recheck_ratio" in cmp.groups
+            if "recheck_ratio" in cmp.groups and cmp.groups["recheck_ratio"].notna().any()
             else "."
         ),
     ]
@@ -392,7 +394,7 @@ def format_markdown(cmp: Comparison, baseline: Path, current: Path, threshold: f
             )
             lines += ["", f"### {title}", "", _md_table(shown[cols])]
     if again:
-        back = g[g["verdict"].ne(g["first_verdict"]) & g["first_verdict"].notna()]
+        back = g[recheck.taken_back(g)]
         if len(back):
             shown = back.assign(
                 ratio=back["ratio"].map(lambda v: f"{v:.3f}"),

@@ -132,6 +132,17 @@ def package_versions() -> dict[str, str | None]:
     return versions
 
 
+def package_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """The package versions that differ between two environments ("torch 2.12.0 ->
+    2.13.0"), optbench itself left out (its version says nothing of the frameworks)."""
+    a, b = old.get("packages") or {}, new.get("packages") or {}
+    return [
+        f"{k} {a.get(k)} -> {b.get(k)}"
+        for k in sorted(set(a) | set(b))
+        if a.get(k) != b.get(k) and k != "optbench"
+    ]
+
+
 def capture(
     threads: int | None = None,
     command: list[str] | None = None,

@@ -39,7 +39,14 @@ from typing import Any
 import pandas as pd
 
 from benchmarks import stats
-from benchmarks.environment import REPO, cpu_model, git_state, gpu_present, package_versions
+from benchmarks.environment import (
+    REPO,
+    cpu_model,
+    git_state,
+    gpu_present,
+    package_changes,
+    package_versions,
+)
 from benchmarks.report.analysis import FASTER, SAME, SLOWER, throughput_change
 from benchmarks.store import Store
 
@@ -75,8 +82,8 @@ class Side:
 def recheck(
     groups: pd.DataFrame,
     group_by: list[str],
-    baseline: Path,
-    current: Path,
+    baseline: Store,
+    current: Store,
     threshold: float,
     rounds: int = ROUNDS,
     log: Callable[[str], None] = lambda s: None,
@@ -93,8 +100,8 @@ def recheck(
         recheck_high=math.nan,
     )  # fmt: skip
     sides = [
-        Side(n, p, Store.open(p).environment())
-        for n, p in (("baseline", baseline), ("current", current))
+        Side(n, store.path, store.environment())
+        for n, store in (("baseline", baseline), ("current", current))
     ]
     try:
         if not gpu_present():
@@ -149,14 +156,7 @@ def _check_comparable(sides: list[Side]) -> None:
     for side in sides:
         if not side.commit:
             raise CannotRecheck(f"{side.results} records no git commit, so its code is unknown")
-    bp, cp = (dict(s.env.get("packages") or {}) for s in sides)
-    for p in (bp, cp):
-        p.pop("optbench", None)
-    changed = [
-        f"{k} {bp.get(k)} -> {cp.get(k)}"
-        for k in sorted(set(bp) | set(cp))
-        if bp.get(k) != cp.get(k)
-    ]
+    changed = package_changes(b.env, c.env)
     if changed:
         raise CannotRecheck(
             f"the sides differ in their packages ({', '.join(changed[:3])}), and a recheck "
@@ -167,8 +167,12 @@ def _check_comparable(sides: list[Side]) -> None:
             raise CannotRecheck(
                 f"the sides differ in their {what}, which a recheck cannot reproduce"
             )
-    here = {k: v for k, v in package_versions().items() if k in cp}
-    drift = [f"{k} {cp.get(k)} recorded, {v} here" for k, v in here.items() if cp.get(k) != v]
+    recorded = c.env.get("packages") or {}
+    drift = [
+        f"{k} {recorded[k]} recorded, {v} here"
+        for k, v in package_versions().items()
+        if k in recorded and k != "optbench" and recorded[k] != v
+    ]
     if drift:
         raise CannotRecheck(
             f"this environment is not the one the runs had ({', '.join(drift[:3])})"
@@ -301,13 +305,11 @@ class _SideProcess:
 
 
 def _runs_to_repeat(
-    baseline: Path, current: Path, keys: pd.DataFrame, group_by: list[str]
+    baseline: Store, current: Store, keys: pd.DataFrame, group_by: list[str]
 ) -> dict[str, pd.DataFrame]:
     """Per side, the stored rows of the runs to repeat, in one order: the flagged groups'
     runs that finished on both sides, of each group's first seed (its learning rates)."""
-    b_runs, c_runs = (
-        Store.open(p).runs().set_index("run_id", drop=False) for p in (baseline, current)
-    )
+    b_runs, c_runs = (s.runs().set_index("run_id", drop=False) for s in (baseline, current))
     ok = set(b_runs.index[b_runs["status"] == "ok"]) & set(c_runs.index[c_runs["status"] == "ok"])
     chosen = (
         c_runs[c_runs["run_id"].isin(ok)]
@@ -391,10 +393,14 @@ def _change(
     return change.set_index(group_by)
 
 
+def taken_back(groups: pd.DataFrame) -> pd.Series:
+    """Which groups' calls the re-measurement took back (``groups`` with its columns)."""
+    return groups["verdict"].ne(groups["first_verdict"]) & groups["first_verdict"].notna()
+
+
 def describe(groups: pd.DataFrame) -> pd.Series:
-    """The re-measured ratio of each group as a table cell ("-" where not re-measured)."""
-    if "recheck_ratio" not in groups:
-        return pd.Series(["-"] * len(groups), index=groups.index)
+    """The re-measured ratio of each group as a table cell ("-" where not re-measured);
+    ``groups`` with the re-measurement's columns."""
     return pd.Series(
         [
             f"{r:.3f} [{lo:.3f}, {hi:.3f}]" if r == r else "-"

@@ -54,14 +54,35 @@ CASES = {
 }
 
 
-def _suite_paths(name: str, device: str, case: Case, weights, x, y) -> dict[str, Any]:
-    """``{path: block}`` for every path the backend has on ``device`` (eager included)."""
+def suite_paths(name: str, device: str, compilers: list[str] | None = None) -> list[str]:
+    """The suite paths timed for backend ``name`` on ``device``: every one it has there
+    (eager included), or those of ``compilers`` that name it ("path" or "name=path", as
+    ``optbench run --compiler`` takes them; "all" and "default" mean every path). Leaving a
+    suite path out can only make the suite's fastest slower, never the bare loops faster."""
+    here = [p.name for p in registry.entry(name).paths if device in p.devices]
+    asked = [n for c in compilers or [] for b, _, n in [c.rpartition("=")] if b in ("", name)]
+    if not asked or {"all", "default"} & set(asked):
+        return here
+    for n in asked:
+        if n not in here:
+            raise SpecError(
+                f"--compiler {name}={n}: {name} has no path {n!r} on the {device}; "
+                f"it has {', '.join(here)}"
+            )
+    return list(dict.fromkeys(asked))
+
+
+def _suite_paths(
+    name: str, device: str, case: Case, weights, x, y, compilers: list[str] | None = None
+) -> dict[str, Any]:
+    """``{path: block}`` for each path :func:`suite_paths` names."""
     cls = registry.load(name)
     model = ModelSpec(x.shape[1], int(y.max()) + 1, case.hidden)
+    wanted = suite_paths(name, device, compilers)
     out = {}
     for mode in cls.modes:
         for path in candidate_paths(cls.compile_paths(), mode, device):
-            if path.name in out:
+            if path.name in out or path.name not in wanted:
                 continue
             be = cls(mode=mode, device=device, compiler=path.name)
             state = be.init(model, case.opt, weights)
@@ -83,11 +104,17 @@ def block_steps(fastest_s: float, max_steps: int) -> int:
 
 
 def measure(
-    backend: str, device: str, rounds: int, steps: int, progress: str | None = None
+    backend: str,
+    device: str,
+    rounds: int,
+    steps: int,
+    progress: str | None = None,
+    compilers: list[str] | None = None,
 ) -> list[dict[str, Any]]:
     """Worker task: interleaved suite/bare blocks for one backend; fastest step times
     ([] where the backend sees no such device). Each finished case's row is also appended
-    to ``progress`` (JSON lines), so a run stopped part-way keeps what it measured."""
+    to ``progress`` (JSON lines), so a run stopped part-way keeps what it measured.
+    ``compilers`` narrows the suite paths (:func:`suite_paths`)."""
     from benchmarks.data import cached_dataset
 
     if device not in registry.load(backend).devices():
@@ -97,7 +124,7 @@ def measure(
         data = cached_dataset(case.dataset)
         x, y = data.x_train, data.y_train
         weights = init_weights(ModelSpec(x.shape[1], data.num_classes, case.hidden), seed=0)
-        suite = _suite_paths(backend, device, case, weights, x, y)
+        suite = _suite_paths(backend, device, case, weights, x, y, compilers)
         bare = registry.load(backend).bare_loops(
             case.opt, [w.copy() for w in weights], x, y, case.batch_size, device
         )
@@ -188,6 +215,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--progress", default=None, help="append each finished case's row to this file (JSON lines)"
     )
+    p.add_argument(
+        "--compiler",
+        default=None,
+        help="only these suite paths, as `optbench run --compiler` takes them (e.g. "
+        "torch=cudagraph,torch=eager); default: every path (bare loops are always all timed)",
+    )
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--json", action="store_true")
     p.add_argument(
@@ -198,6 +231,8 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.backend.split(","):
         try:
             registry.require(name)
+            compilers = args.compiler.split(",") if args.compiler else None
+            suite_paths(name, args.device, compilers)  # a bad name fails here, not in a worker
             got = call_isolated(
                 "benchmarks.overhead:measure",
                 {
@@ -206,6 +241,7 @@ def main(argv: list[str] | None = None) -> int:
                     "rounds": args.rounds,
                     "steps": args.steps,
                     "progress": args.progress,
+                    "compilers": compilers,
                 },
                 label=f"overhead-{name}",
                 threads=args.threads,

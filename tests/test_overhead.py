@@ -73,3 +73,17 @@ def test_each_finished_case_is_kept_in_the_progress_file(tmp_path, capsys):
     kept = [json.loads(line) for line in progress.read_text().splitlines()]
     assert [r["optimizer"] for r in kept] == [r["optimizer"] for r in printed]
     assert all(r["block_steps"] == 5 for r in kept)
+
+
+def test_compiler_narrows_the_suite_paths_and_a_bad_one_is_said(capsys):
+    # torch's paths, from the registry alone (no framework imported): all on the GPU...
+    assert overhead.suite_paths("torch", "gpu") == ["eager", "cudagraph", "inductor"]
+    # ...or the ones named for it; another backend's names do not narrow torch
+    assert overhead.suite_paths("torch", "gpu", ["torch=cudagraph", "jax=jit"]) == ["cudagraph"]
+    assert overhead.suite_paths("torch", "gpu", ["all"]) == ["eager", "cudagraph", "inductor"]
+    code = overhead.main(["--backend", "numpy", "--compiler", "numpy=xla"])
+    err = capsys.readouterr().err
+    assert code == 2 and "numpy has no path 'xla' on the cpu; it has numpy" in err
+    assert (
+        overhead.main(["--backend", "numpy", "--compiler", "torch=cudagraph"]) != 2
+    )  # not numpy's

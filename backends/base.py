@@ -652,7 +652,23 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     def describe(self) -> BackendInfo:
-        """Framework name and version, device, mode, dtype and compiler (``self.path``)."""
+        """Framework name and version, device, mode, dtype and compiler (``self.path``):
+        ``self.info(framework, version, **extra)``."""
+
+    def info(self, framework: str, version: str, **extra: Any) -> BackendInfo:
+        """This run's :class:`BackendInfo`: what every backend records of itself, plus the
+        framework's own ``extra`` (threads, precision, library versions)."""
+        return BackendInfo(
+            name=self.name,
+            framework=framework,
+            version=version,
+            device=self.device,
+            mode=self.mode,
+            dtype=self.dtype,
+            compiler=self.path.name,
+            compiler_detail=self.path.detail,
+            extra=extra,
+        )
 
     #: what ``peak_memory_mb`` measures (the ``peak_memory_kind`` column): "device", this
     #: run's peak (reset at ``init``), or "device_process_peak", the worker's high-water mark

@@ -52,3 +52,28 @@ def test_a_step_stopped_part_way_keeps_what_it_printed(tmp_path):
         "jax",
     ]
     assert gpu_check._progress_rows(tmp_path / "missing.jsonl") == []
+
+
+def test_the_whole_check_has_its_own_time_target(monkeypatch, tmp_path, capsys):
+    """Five minutes for every step (issue 8): over it, the check fails although each step
+    passed; a partial check (a step skipped) has no such target."""
+    import types
+
+    from benchmarks import environment, gpu_check
+
+    outputs = {
+        "benchmarks.cli": (0, "torch  adam  compiled  cudagraph  1e-07  1e-07  ok\n"),
+        "benchmarks.overhead": (0, "[]"),
+        "pytest": (0, "3 passed"),
+    }
+    monkeypatch.setattr(environment, "gpu_present", lambda: True)
+    monkeypatch.setattr(gpu_check, "_run", lambda args, timeout, log: outputs[args[0]])
+    clock = iter([0.0, gpu_check.TOTAL_S + 60.0] * 2)
+    monkeypatch.setattr(gpu_check, "time", types.SimpleNamespace(monotonic=lambda: next(clock)))
+    argv = ["--out", str(tmp_path), "--backend", "torch", "--sweeps", ""]
+    assert gpu_check.main(argv) == 1
+    out = capsys.readouterr().out
+    assert f"the whole check within {gpu_check.TOTAL_S} s" in out and "FAIL" in out
+    assert "360 s" in out
+    assert gpu_check.main([*argv, "--skip", "sweeps"]) == 1  # the overhead step has no rows
+    assert "the whole check within" not in capsys.readouterr().out

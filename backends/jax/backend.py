@@ -317,24 +317,16 @@ class JaxBackend(Backend):
         jax.block_until_ready(value)
 
     def describe(self) -> BackendInfo:
-        return BackendInfo(
-            name=self.name,
-            framework="jax",
-            version=jax.__version__,
-            device=self.device,
-            mode=self.mode,
-            dtype=self.dtype,
-            compiler=self.path.name,
-            compiler_detail=self.path.detail,
-            extra={
-                "jaxlib": jaxlib.__version__,
-                "optax": optax.__version__,
-                "matmul_precision": "highest",
-                "xla_flags": os.environ.get("XLA_FLAGS", ""),
-                "platform": self._device.platform,
-                "donate": self.path.name == "jit",
-                "variant": self.variant,
-            },
+        return self.info(
+            "jax",
+            jax.__version__,
+            jaxlib=jaxlib.__version__,
+            optax=optax.__version__,
+            matmul_precision="highest",
+            xla_flags=os.environ.get("XLA_FLAGS", ""),
+            platform=self._device.platform,
+            donate=self.path.name == "jit",
+            variant=self.variant,
         )
 
     def peak_memory_mb(self) -> float | None:

@@ -163,13 +163,4 @@ class NumpyBackend(Backend):
         return None
 
     def describe(self) -> BackendInfo:
-        return BackendInfo(
-            name=self.name,
-            framework="numpy",
-            version=np.__version__,
-            device=self.device,
-            mode=self.mode,
-            dtype=self.dtype,
-            compiler=self.path.name,
-            compiler_detail=self.path.detail,
-        )
+        return self.info("numpy", np.__version__)

@@ -364,24 +364,16 @@ class TensorflowBackend(Backend):
 
     def describe(self) -> BackendInfo:
         tf32 = tf.config.experimental.tensor_float_32_execution_enabled()
-        return BackendInfo(
-            name=self.name,
-            framework="tensorflow",
-            version=tf.__version__,
-            device=self.device,
-            mode=self.mode,
-            dtype=self.dtype,
-            compiler=self.path.name,
-            compiler_detail=self.path.detail,
-            extra={
-                "keras": keras.__version__,
-                "threads": {
-                    "intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
-                    "inter_op": tf.config.threading.get_inter_op_parallelism_threads(),
-                },
-                "matmul_precision": "tf32" if self.device == "gpu" and tf32 else self.dtype,
-                "variant": self.variant,
+        return self.info(
+            "tensorflow",
+            tf.__version__,
+            keras=keras.__version__,
+            threads={
+                "intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
+                "inter_op": tf.config.threading.get_inter_op_parallelism_threads(),
             },
+            matmul_precision="tf32" if self.device == "gpu" and tf32 else self.dtype,
+            variant=self.variant,
         )
 
     def peak_memory_mb(self) -> float | None:

@@ -464,24 +464,16 @@ class TorchBackend(Backend):
         return float(value)
 
     def describe(self) -> BackendInfo:
-        return BackendInfo(
-            name=self.name,
-            framework="torch",
-            version=torch.__version__,
-            device=self.device,
-            mode=self.mode,
-            dtype=self.dtype,
-            compiler=self.path.name,
-            compiler_detail=self.path.detail,
-            extra={
-                "threads": torch.get_num_threads(),
-                "matmul_precision": torch.get_float32_matmul_precision(),
-                # RMSprop has no fused kernel in torch, Adagrad none on CUDA before 2.12
-                "optimizer_impl": "fused (rmsprop: foreach"
-                + ("" if _fused_adagrad_on(self._device.type) else "; adagrad: foreach")
-                + ")",
-                "variant": self.variant,
-            },
+        return self.info(
+            "torch",
+            torch.__version__,
+            threads=torch.get_num_threads(),
+            matmul_precision=torch.get_float32_matmul_precision(),
+            # RMSprop has no fused kernel in torch, Adagrad none on CUDA before 2.12
+            optimizer_impl="fused (rmsprop: foreach"
+            + ("" if _fused_adagrad_on(self._device.type) else "; adagrad: foreach")
+            + ")",
+            variant=self.variant,
         )
 
     def peak_memory_mb(self) -> float | None:

@@ -93,11 +93,24 @@ def main(argv: list[str] | None = None) -> int:
         default="smoke,gpu,gpu-wide",
         help="comma-separated sweeps to run on the GPU (default: smoke,gpu,gpu-wide)",
     )
+    p.add_argument(
+        "--budget",
+        type=float,
+        default=None,
+        help="seconds the whole check may take (a lent machine's minutes): each step's time "
+        "limit is cut to what is left, so the check ends in time and says what it missed",
+    )
     args = p.parse_args(argv)
     if not gpu_present():
         print("gpu-check: no GPU is visible here (nvidia-smi finds none)", file=sys.stderr)
         return exitcodes.BAD_INPUT
     t0 = time.monotonic()
+
+    def limit(step: str) -> float:
+        """The step's time limit, cut to what is left of ``--budget``."""
+        left = float("inf") if args.budget is None else args.budget - (time.monotonic() - t0)
+        return max(1.0, min(STEP_TIMEOUT_S[step], left))
+
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     backends = args.backend or ",".join(n for n in registry.installed() if n != "numpy")
@@ -108,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         print("parity on the GPU")
         code, text = _run(
             ["benchmarks.cli", "parity", "--device", "gpu", "--backend", backends],
-            STEP_TIMEOUT_S["parity"],
+            limit("parity"),
             out / "parity.log",
         )
         targets.append(
@@ -140,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
                 "--compiler",
                 OVERHEAD_COMPILERS,
             ],
-            STEP_TIMEOUT_S["overhead"],
+            limit("overhead"),
             out / "overhead.log",
         )
         rows = _json_rows(text) or _progress_rows(out / "overhead.rows.jsonl")
@@ -164,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
         again = [] if "parity" in skip else ["--deselect", PARITY_TEST]
         code, text = _run(
             ["pytest", "-m", "gpu", "-q", "-p", "no:cacheprovider", *again],
-            STEP_TIMEOUT_S["pytest"],
+            limit("pytest"),
             out / "pytest.log",
         )
         targets.append(
@@ -190,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
                     "--quiet",
                     "--report",
                 ],
-                STEP_TIMEOUT_S["sweep"],
+                limit("sweep"),
                 out / f"{sweep}.log",
             )
             runs = _runs(folder)

@@ -77,3 +77,26 @@ def test_the_whole_check_has_its_own_time_target(monkeypatch, tmp_path, capsys):
     assert "360 s" in out
     assert gpu_check.main([*argv, "--skip", "sweeps"]) == 1  # the overhead step has no rows
     assert "the whole check within" not in capsys.readouterr().out
+
+
+def test_a_budget_cuts_each_steps_time_limit(monkeypatch, tmp_path):
+    """--budget: each step gets at most what is left, so a lent machine's minutes are not
+    overrun; a step started with nothing left stops at once (and its target fails)."""
+    import types
+
+    from benchmarks import environment, gpu_check
+
+    limits = []
+
+    def run(args, timeout, log):
+        limits.append(timeout)
+        return 0, "3 passed" if args[0] == "pytest" else "[]"
+
+    monkeypatch.setattr(environment, "gpu_present", lambda: True)
+    monkeypatch.setattr(gpu_check, "_run", run)
+    now = iter(range(0, 10_000, 100))  # each look at the clock: 100 s later
+    monkeypatch.setattr(gpu_check, "time", types.SimpleNamespace(monotonic=lambda: next(now)))
+    argv = ["--out", str(tmp_path), "--backend", "torch", "--sweeps", "", "--budget", "250"]
+    assert gpu_check.main(argv) == 1
+    # parity starts at 100 s (150 left), overhead at 200 s, pytest at 300 s (none left)
+    assert limits == [150, 50, 1.0]

@@ -6,6 +6,8 @@
     optbench rerun RUN_ID                  one stored run again, in the foreground, to debug it
     optbench report [RESULTS_DIR]          tables, plots and one HTML page for a sweep
     optbench compare BASELINE [CURRENT]    regressions against a baseline (exit 1 if any)
+    optbench baseline save RESULTS_DIR     keep a results folder as a named baseline (list)
+    optbench history [SWEEP|FOLDER ...]    one sweep's folders over time: history.html/.csv
     optbench archives [--prune --keep N]   earlier results moved aside: list, prune
 
 Bad input is reported as one line naming the bad value and the fix. Exit codes (the same

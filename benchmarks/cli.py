@@ -188,6 +188,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         "name": args.name,
     }
     sweep = load_sweep(args.sweep, overrides)
+    for warning in sweep.warnings:
+        print(f"optbench run: warning: {warning}", file=sys.stderr)
     out = Path(args.out) if args.out else Path("results") / sweep.name
     if args.dry_run:
         from benchmarks.pipeline import dry_run

@@ -32,7 +32,7 @@ from backends.base import ModelSpec, init_weights, num_parameters
 from benchmarks import stats
 from benchmarks.data import cached_dataset, epoch_permutation, validation_split
 from benchmarks.reference import reference_ms
-from benchmarks.schema import RunSpec, Status, failed_record, run_steps
+from benchmarks.schema import RunSpec, Status, failed_record, run_steps, warmup_end
 
 
 def _rss_mb() -> float:
@@ -128,9 +128,8 @@ def execute_run(spec: RunSpec) -> dict[str, Any]:
     diverged_step: int | None = None
     last_train_loss = start_loss
     epoch = 0
-    # Warm-up runs up to a multiple of block_steps, so timed blocks line up with evaluation
-    # points that are multiples of it; a full block is block_steps, or a whole epoch if shorter.
-    warmup_end = -(-(1 + spec.warmup_steps) // spec.block_steps) * spec.block_steps
+    # a full block is block_steps, or a whole epoch if shorter
+    timed_from = warmup_end(spec.warmup_steps, spec.block_steps)
     full_block = min(spec.block_steps, steps_per_epoch)
     while step < total and diverged_step is None:
         perm = epoch_permutation(n_train, spec.seed, epoch)
@@ -141,8 +140,8 @@ def execute_run(spec: RunSpec) -> dict[str, Any]:
         while i < len(batches) and step < total:
             if step == 0:
                 n, phase = 1, "compile"
-            elif step < warmup_end:
-                n, phase = min(warmup_end - step, spec.block_steps), "warmup"
+            elif step < timed_from:
+                n, phase = min(timed_from - step, spec.block_steps), "warmup"
             else:
                 n, phase = spec.block_steps, "timed"
             n = min(n, len(batches) - i, total - step)

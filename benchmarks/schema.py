@@ -390,6 +390,13 @@ def run_steps(n_train: int, batch_size: int, epochs: int, max_steps: int) -> int
     return min(total, max_steps) if max_steps and epochs else total
 
 
+def warmup_end(warmup_steps: int, block_steps: int) -> int:
+    """The first timed step: the compile step and ``warmup_steps`` after it, rounded up to a
+    whole block, so that timed blocks line up with evaluation points that are multiples of
+    ``block_steps``. A run of no more steps than this has no timed block (no throughput)."""
+    return -(-(1 + warmup_steps) // block_steps) * block_steps
+
+
 def failed_record(spec: RunSpec, status: Status, error: str, traceback: str = "") -> dict[str, Any]:
     """The record of a run that raised, timed out, crashed, was skipped or could not start:
     the same columns as a finished run's, measurements empty."""

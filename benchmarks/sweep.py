@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ from backends.base import (
     SpecError,
 )
 from benchmarks.environment import gpu_present
-from benchmarks.schema import DEFAULT_COMPILER, RunSpec, run_steps
+from benchmarks.schema import DEFAULT_COMPILER, RunSpec, run_steps, warmup_end
 
 try:
     import tomllib
@@ -50,6 +50,8 @@ class Sweep:
     settings: dict[str, Any]
     runs: list[RunSpec]
     threads: int | None
+    #: what runs but measures less than a user would expect (``optbench run`` prints them)
+    warnings: list[str] = field(default_factory=list)
 
 
 # key -> (type check, description) for the scalar settings
@@ -632,10 +634,14 @@ def datasets(s: dict[str, Any]) -> list[str]:
     return list(s["datasets"]) or [s["dataset"]]
 
 
-def check_data(s: dict[str, Any], where: str) -> None:
+def check_data(s: dict[str, Any], where: str) -> list[str]:
     """Load each data set once (a bad name or file fails here, not in every run), and check
     that every batch size fits its training set (less the validation split) and that every
-    learning-rate warm-up is shorter than the runs it belongs to."""
+    learning-rate warm-up is shorter than the runs it belongs to. Returns the warnings: batch
+    sizes whose runs end within the timing warm-up (they train, but time nothing)."""
+    warnings = []
+    timing = s["timing"]
+    timed_from = warmup_end(timing["warmup_steps"], timing["block_steps"])
     from benchmarks.data import DataError, cached_dataset, validation_split
 
     for name in datasets(s):
@@ -651,6 +657,14 @@ def check_data(s: dict[str, Any], where: str) -> None:
                     f"{name!r} allow at most {n_train}"
                 )
             steps = run_steps(n_train, b, s["epochs"], s["max_steps"])
+            if steps <= timed_from:
+                warnings.append(
+                    f"{where}: a run at batch {b} on {name!r} has {steps} steps, all of them "
+                    f"warm-up (timing starts at step {timed_from}: warmup_steps = "
+                    f"{timing['warmup_steps']} after the compile step, rounded up to a block of "
+                    f"{timing['block_steps']}), so it measures no throughput; raise epochs or "
+                    "max_steps (--epochs, --max-steps), or lower timing.warmup_steps"
+                )
             for oname, cfg in s["optimizers"].items():
                 warm = cfg.get("schedule", {}).get("lr_warmup_steps", 0)
                 if warm >= steps:
@@ -659,6 +673,7 @@ def check_data(s: dict[str, Any], where: str) -> None:
                         f"invalid; a run at batch {b} on {name!r} has {steps} steps, and the "
                         "learning-rate warm-up must be shorter"
                     )
+    return warnings
 
 
 def load_sweep(name_or_path: str, overrides: dict[str, Any] | None = None) -> Sweep:
@@ -668,7 +683,7 @@ def load_sweep(name_or_path: str, overrides: dict[str, Any] | None = None) -> Sw
     s["name"] = s["name"] or path.stem
     overrides = overrides or {}
     # an error blames the option that set the value, or else the file
-    check_data(s, "command line (--dataset)" if overrides.get("dataset") else str(path))
+    warnings = check_data(s, "command line (--dataset)" if overrides.get("dataset") else str(path))
     cli = [o for k, o in (("devices", "--device"), ("compilers", "--compiler")) if overrides.get(k)]
     runs = expand(s, f"command line ({', '.join(cli)})" if cli else str(path))
     return Sweep(
@@ -677,4 +692,5 @@ def load_sweep(name_or_path: str, overrides: dict[str, Any] | None = None) -> Sw
         settings=s,
         runs=runs,
         threads=s["timing"]["threads"] or None,
+        warnings=warnings,
     )

@@ -136,6 +136,13 @@ def test_dry_run_prints_the_grid_and_writes_nothing(capsys, tiny, tmp_path):
     assert not (tmp_path / "results").exists()  # no folder, no lock
 
 
+def test_a_run_too_short_to_time_is_warned_of_before_it_runs(capsys, tmp_path):
+    argv = ["run", "--sweep", "smoke", "--backend", "numpy", "--batch-size", "64,128"]
+    assert main([*argv, "--dry-run", "--out", str(tmp_path / "r")]) == 0
+    err = capsys.readouterr().err
+    assert "optbench run: warning:" in err and "batch 128" in err and "batch 64" not in err
+
+
 def test_dry_run_estimates_from_earlier_results(capsys, tiny, results):
     before = snapshot(results.parent)
     argv = ["run", "--sweep", tiny, "--lr", "0.05,0.1,0.2", "--out", str(results), "--dry-run"]

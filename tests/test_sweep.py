@@ -30,6 +30,7 @@ def test_shipped_sweeps_load():
     for name in ("default", "smoke", "gpu", "gpu-wide", "optimizers"):
         s = load_sweep(name, {"backends": ["numpy"], "devices": ["cpu"]})
         assert s.runs and all(r.backend == "numpy" for r in s.runs)
+        assert not s.warnings, s.warnings  # every run of a shipped sweep times something
 
 
 def test_default_sweep_grid():
@@ -263,3 +264,12 @@ def test_a_kind_an_adapter_does_not_map_fails_before_anything_runs(tmp_path, mon
         "numpy",
         "sgdonly",
     }
+
+
+def test_a_batch_whose_runs_end_in_the_warm_up_is_warned_of():
+    """smoke at batch 128: 10 steps on digits, and timing starts at step 10 (1 + 5 warm-up
+    steps, rounded up to a block of 5): the runs train but time nothing, and that is said."""
+    sweep = load_sweep("smoke", {"batch_sizes": [64, 128]})
+    (warning,) = sweep.warnings
+    assert "a run at batch 128 on 'digits' has 10 steps, all of them warm-up" in warning
+    assert "timing starts at step 10" in warning and "--epochs" in warning

@@ -44,7 +44,7 @@ from benchmarks.report.analysis import (
     cell_spread,
     throughput_change,
 )
-from benchmarks.schema import Status
+from benchmarks.schema import CONFIG_COLUMNS, Status
 from benchmarks.store import Store
 
 GROUP = baselines.GROUP  # data set, backend, mode, device, variant, optimizer, batch size
@@ -114,10 +114,16 @@ def compare(
         raise ValueError(f"{current}: runs.parquet holds no runs; nothing to compare")
     ids = sorted(set(b_runs["run_id"]) & set(c_runs["run_id"]))
     if not ids:
+        # every configuration column whose values differ (the run id hashes them; the
+        # compiler columns are results of the run, not what makes it the same run)
+        keys = [c for c in CONFIG_COLUMNS if c not in ("run_id", "compiler", "compiler_choice")]
+        keys.append("lr")
         differ = [
             f"{col} {sorted(set(b_runs[col].astype(str)))} vs {sorted(set(c_runs[col].astype(str)))}"
-            for col in ("dataset", "hidden")
-            if col in b_runs and col in c_runs and set(b_runs[col]) != set(c_runs[col])
+            for col in keys
+            if col in b_runs
+            and col in c_runs
+            and set(b_runs[col].astype(str)) != set(c_runs[col].astype(str))
         ]
         raise ValueError(
             f"no run of {current} matches a run of {baseline}: compare results of the same sweep "

@@ -87,9 +87,14 @@ def test_environment_differences_are_warned(baseline, tmp_path):
 def test_bad_input(baseline, tmp_path, capsys):
     assert main(["compare", str(baseline), str(tmp_path / "nope")]) == 2
     assert "is not a folder" in capsys.readouterr().err
-    other = make_results(tmp_path / "other", backends=("torch",))
+    other = make_results(tmp_path / "other", backends=("torch",), batch_sizes=(64,))
     assert main(["compare", str(baseline), str(other)]) == 2
-    assert "no run of" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "no run of" in err  # and what differs, column by column
+    assert (
+        "backend ['jax', 'numpy'] vs ['torch']" in err
+        and "batch_size ['128', '32'] vs ['64']" in err
+    )
     assert main(["compare", str(baseline), str(baseline), "--threshold", "5"]) == 2
     assert "threshold=5.0 is invalid" in capsys.readouterr().err
 

@@ -44,7 +44,12 @@ def listing(results: Path, failed_only: bool = False) -> str:
     """One line per run of ``results``: id, status and what it is."""
     runs = Store.open(results).runs()
     if failed_only:
-        runs = runs[runs["status"].isin(FAILED)]
+        everything, runs = runs, runs[runs["status"].isin(FAILED)]
+        if runs.empty:  # skipped runs did not fail: nothing here ran and broke
+            skipped = int((everything["status"] == Status.SKIPPED.value).sum())
+            return f"no failed run in {results}" + (
+                f" ({skipped} skipped, listed by --list)" if skipped else ""
+            )
     lines = [f"{'run_id':<12}  {'status':<8}  run"]
     for row in runs.to_dict("records"):
         spec = RunSpec.from_row(row)

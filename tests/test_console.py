@@ -197,6 +197,18 @@ def test_rerun_runs_one_stored_run_in_the_foreground(cli_env, tiny, tmp_path):
     assert snapshot(tmp_path) == before  # nothing written into the results folder
 
 
+def test_rerun_list_failed_says_when_nothing_failed(tmp_path):
+    from benchmarks.rerun import listing
+    from tests.synthetic_results import make_results
+
+    out = make_results(tmp_path / "r", diverge=())
+    assert listing(out, failed_only=True) == f"no failed run in {out}"
+    runs = pd.read_parquet(out / "runs.parquet")
+    runs.loc[:1, "status"] = "skipped"  # skipped did not fail: said, not listed
+    runs.to_parquet(out / "runs.parquet")
+    assert listing(out, failed_only=True) == f"no failed run in {out} (2 skipped, listed by --list)"
+
+
 # --- optbench archives ------------------------------------------------------------------
 
 STAMPS = ("tiny.20261101T000000", "tiny.20261102T000000", "tiny.20261103T000000")

@@ -52,7 +52,10 @@ REGISTRY: dict[str, Entry] = {
             color="#1f77b4",
             paths=(
                 CompilePath(
-                    "numpy", ("eager", "compiled"), "no compiler: the same NumPy code in both modes"
+                    "numpy",
+                    ("eager", "compiled"),
+                    "no compiler: the same NumPy code in both modes",
+                    devices=("cpu",),
                 ),
             ),
         ),

@@ -242,10 +242,11 @@ def _executor(args: argparse.Namespace, threads: int | None):
 
 def cmd_report(args: argparse.Namespace) -> int:
     from benchmarks.report import write_report
-    from benchmarks.store import StoreError
+    from benchmarks.store import Store, StoreError
 
-    print(f"writing the report of {args.results}...", file=sys.stderr, flush=True)
     try:
+        Store.open(args.results)  # not a results folder: said before anything else
+        print(f"writing the report of {args.results}...", file=sys.stderr, flush=True)
         paths = write_report(args.results)
     except StoreError as exc:
         raise UsageError(str(exc)) from None
@@ -441,12 +442,20 @@ def cmd_history(args: argparse.Namespace) -> int:
 # --- the parser ------------------------------------------------------------------------
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a bad option said in one line (as every other bad input is), not
+    after the whole usage block; ``--help`` still shows it all."""
+
+    def error(self, message: str):
+        self.exit(exitcodes.BAD_INPUT, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     try:
         version = metadata.version("optbench")
     except metadata.PackageNotFoundError:
         version = "unknown"
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="optbench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("--version", action="version", version=f"optbench {version}")

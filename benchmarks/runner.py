@@ -58,9 +58,13 @@ def execute_run(spec: RunSpec) -> dict[str, Any]:
     except registry.BackendNotInstalled as exc:  # decided where the run would execute
         return failed_record(spec, Status.SKIPPED, str(exc))
     if spec.device not in cls.devices():
-        return failed_record(
-            spec, Status.SKIPPED, f"no {spec.device} visible to {spec.backend} here"
+        never = {d for p in registry.entry(spec.backend).paths for d in p.devices}
+        why = (
+            f"no {spec.device} visible to {spec.backend} here"
+            if spec.device in never
+            else f"{spec.backend} runs on the {'/'.join(sorted(never))} only"
         )
+        return failed_record(spec, Status.SKIPPED, why)
     be = cls(
         mode=spec.mode,
         device=spec.device,

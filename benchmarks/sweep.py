@@ -473,7 +473,9 @@ def expand(s: dict[str, Any], where: str) -> list[RunSpec]:
         # skipped with the reason
         raise SweepError(
             f"{where}: devices = {s['devices']!r}: no GPU is visible here (nvidia-smi finds "
-            'none); run on a GPU machine, or use devices = ["auto"] (the CPU, plus a GPU where present)'
+            "none); run on a GPU machine, or use "
+            + ("--device auto" if "--device" in where else 'devices = ["auto"]')
+            + " (the CPU, plus a GPU where present)"
         )
     devices: list[str] = []
     for d in s["devices"]:

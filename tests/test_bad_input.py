@@ -46,6 +46,14 @@ def test_cli_names_the_bad_value(capsys, argv, needle):
     assert needle in err
 
 
+def test_a_malformed_option_is_one_line_too(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["run", "--lr", "abc"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and err.count("\n") == 1 and "usage:" not in err
+    assert "--lr: 'abc': expected comma-separated numbers" in err and "optbench run --help" in err
+
+
 @pytest.mark.parametrize(
     "kwargs, needle",
     [

@@ -5,10 +5,12 @@ Every results folder of the sweep under ``results/`` (archived copies ``NAME.<da
 counts once) is a point. Points form one series per machine (CPU model, core count and GPU
 model from environment.json), in date order. Each point's figures are its report's
 (:func:`benchmarks.report.analysis.analyse`: median samples/s with its 95% interval and the
-best final test accuracy per batch size x backend x mode x compiler x device); each step
-from one point to the next of its series is judged by :func:`benchmarks.compare.compare`,
-as ``optbench compare PREVIOUS CURRENT`` would judge it. Nothing here recomputes a
-statistic, and nothing is written into a results folder.
+best final test accuracy per batch size x backend x mode x compiler x device); each point
+is judged against the latest earlier point of its series that shares a run with it (runs
+match by their configuration, as compare matches them: a folder that ran other backends
+only is passed over) by :func:`benchmarks.compare.compare`, as ``optbench compare PREVIOUS
+CURRENT`` would judge it. Nothing here recomputes a statistic, and nothing is written into
+a results folder.
 
 :func:`write_history` writes ``history.html`` (self-contained: figures as PNG data URIs)
 and ``history.csv`` (:func:`history_table`: one row per point x verdict row) into
@@ -95,13 +97,18 @@ class Point:
 
 @dataclass
 class Step:
-    """From one point to the next of a machine's series: what compare says."""
+    """From an earlier point of a machine's series to a later one: what compare says.
+    ``previous`` is the latest earlier point compare could judge ``current`` against (one
+    with a run in common), the point just before unless ``passed_over`` holds points."""
 
     previous: Point
     current: Point
     comparison: Comparison | None
     error: str = ""  # why compare could not judge it (e.g. no run in common)
     noise: int = 0  # speed changes compare called where nothing changed: not flagged
+    #: the later points before ``current`` that compare could not judge it against, latest
+    #: first (no run in common: e.g. they ran other backends only)
+    passed_over: list[Point] = field(default_factory=list)
 
 
 @dataclass
@@ -290,26 +297,54 @@ def gather(targets: Sequence[str], results: Path) -> tuple[str, list[Point], lis
 
 
 def steps_of(points: list[Point]) -> list[Step]:
-    """Each point against the one before it of its machine's series, judged by compare on
-    the stored runs (a history does not re-measure old commits). Where nothing changed
-    between the two (:func:`same_software`), a speed change is the machine's own noise:
-    it is counted (``Step.noise``), not flagged."""
+    """Each point against the latest earlier point of its machine's series that compare can
+    judge it against, judged by compare on the stored runs (a history does not re-measure
+    old commits). Compare matches runs by their configuration and refuses two folders with
+    no run in common, so a point whose predecessor ran other backends only is compared with
+    the last point before that which shares its runs (``Step.passed_over`` holds those in
+    between); where no earlier point does, the step is not compared, with compare's word on
+    the point just before. Where nothing changed between the two (:func:`same_software`), a
+    speed change is the machine's own noise: it is counted (``Step.noise``), not flagged."""
     out = []
-    for prev, cur in zip(points, points[1:]):
-        if prev.machine != cur.machine:
+    for i, cur in enumerate(points):
+        earlier = [p for p in points[:i] if p.machine == cur.machine][::-1]  # latest first
+        if not earlier:
             continue
-        try:
-            cmp = compare(prev.path, cur.path)
-        except ValueError as exc:  # no run in common, say: not comparable, not bad input
-            out.append(Step(prev, cur, None, str(exc)))
-            continue
-        noise = 0
-        if same_software(prev, cur) and len(cmp.groups):
-            moved = cmp.groups["verdict"].isin([SLOWER, FASTER])
-            noise = int(moved.sum())
-            cmp.groups.loc[moved, "verdict"] = SAME
-        out.append(Step(prev, cur, cmp, noise=noise))
+        refused: list[str] = []
+        for prev in earlier:
+            try:
+                cmp = compare(prev.path, cur.path)
+            except ValueError as exc:  # no run in common, say: not comparable, not bad input
+                refused.append(str(exc))
+                continue
+            noise = 0
+            if same_software(prev, cur) and len(cmp.groups):
+                moved = cmp.groups["verdict"].isin([SLOWER, FASTER])
+                noise = int(moved.sum())
+                cmp.groups.loc[moved, "verdict"] = SAME
+            out.append(Step(prev, cur, cmp, noise=noise, passed_over=earlier[: len(refused)]))
+            break
+        else:
+            more = len(earlier) - 1
+            error = refused[0] + (
+                f"; nor could any of the {more} earlier folder(s) of this machine be compared "
+                "with it"
+                if more
+                else ""
+            )
+            out.append(Step(earlier[0], cur, None, error))
     return out
+
+
+def _partner(step: Step) -> str:
+    """Where a step's earlier side is not the point just before: " (FOLDER: why)", to follow
+    its commit in the tables and the summary line; "" otherwise."""
+    if not step.passed_over:
+        return ""
+    return (
+        f" ({step.previous.path}: the latest earlier folder with a run in common; "
+        f"{len(step.passed_over)} later folder(s) share none)"
+    )
 
 
 def same_software(prev: Point, cur: Point) -> bool:
@@ -372,8 +407,10 @@ def _flags(step: Step | None) -> pd.DataFrame:
 
 def history_table(points: list[Point], steps: list[Step]) -> pd.DataFrame:
     """One row per point x verdict row: machine, date, commit, versions, the point's
-    throughput and accuracy, and compare's flags against the machine's previous point
-    (``compared`` False for a series' first point or where compare could not judge)."""
+    throughput and accuracy, and compare's flags against the step's earlier point
+    (``previous_commit``, ``previous_folder``: the latest earlier point of the machine with
+    a run in common, see :func:`steps_of`; ``compared`` False for a series' first point or
+    where compare could not judge)."""
     by_current = {id(s.current): s for s in steps}
     packages = sorted({k for p in points for k, v in p.versions.items() if v is not None})
     frames = []
@@ -584,7 +621,7 @@ def machine_figures(hist: History, machine: str) -> list[Figure]:
                 mfc="none",
                 mec=RED,
                 mew=2,
-                label="flagged: slower / accuracy drop / status change (vs. the point before)",
+                label="flagged: slower / accuracy drop / status change (vs. the point compared)",
             ),
             Line2D(
                 [],
@@ -595,7 +632,7 @@ def machine_figures(hist: History, machine: str) -> list[Figure]:
                 mfc="none",
                 mec=GREEN,
                 mew=2,
-                label="faster (vs. the point before)",
+                label="faster (vs. the point compared)",
             ),
             Line2D([], [], color=GREY, ls=":", label="version or thread change"),
         ]
@@ -618,7 +655,7 @@ def step_rows(step: Step) -> list[dict[str, str]]:
     base = {
         "date": f"{step.current.date:%Y-%m-%d %H:%M}",
         "commit": step.current.label,
-        "vs.": step.previous.label,
+        "vs.": step.previous.label + _partner(step),
     }
     if step.comparison is None:
         return [{**base, "finding": "not compared", "what": step.error, "figures": ""}]
@@ -677,9 +714,13 @@ def _verdict(step: Step) -> str:
 def _points_table(hist: History, machine: str) -> pd.DataFrame:
     points = [p for p in hist.points if p.machine == machine]
     step_of = {id(s.current): s for s in hist.steps}
+    index = {id(p): i for i, p in enumerate(points)}
     rows = []
     for i, p in enumerate(points):
         step = step_of.get(id(p))
+        verdict = _verdict(step) if step else "first point"
+        if step and step.passed_over:
+            verdict = f"vs. #{index[id(step.previous)]}{_partner(step)}: {verdict}"
         rows.append(
             {
                 "#": i,
@@ -688,7 +729,7 @@ def _points_table(hist: History, machine: str) -> pd.DataFrame:
                 "folder": str(p.path),
                 "threads": p.threads,
                 "changed since the point before": "; ".join(changes(points[i - 1], p)) if i else "",
-                "compare vs. the point before": _verdict(step) if step else "first point",
+                "compare vs. the point before": verdict,
             }
         )
     return pd.DataFrame(rows)
@@ -700,11 +741,14 @@ HOW_TO_READ = (
     "timed block of the configuration's runs, with its 95% bootstrap interval; accuracy is "
     "the best final test accuracy over the optimizers and learning rates.",
     "A ring marks a step that `optbench compare PREVIOUS CURRENT` flags, with its default "
-    "threshold: red where a group got slower (the whole ratio interval below 1 and the "
-    "change beyond the threshold) or a run finished before and does not now (right: an "
-    "accuracy drop beyond the tolerance), green where a group got faster. Compare judges "
-    "each optimizer apart; the plotted point pools them, so a ring can sit on a point that "
-    "barely moved: the table above lists which group and by how much.",
+    "threshold, PREVIOUS being the latest earlier folder of the machine with a run in common "
+    "(runs match by their configuration; a folder that ran other backends only is passed "
+    "over, and the tables name the folder compared with): red where a group got slower (the "
+    "whole ratio interval below 1 and the change beyond the threshold) or a run finished "
+    "before and does not now (right: an accuracy drop beyond the tolerance), green where a "
+    "group got faster. Compare judges each optimizer apart; the plotted point pools them, so "
+    "a ring can sit on a point that barely moved: the table above lists which group and by "
+    "how much.",
     "A dotted line between two points labels a change of the backend's framework version "
     "(or the thread count) there; the commit under each point says what else changed.",
     "Steps are judged on the stored runs; `optbench compare` also re-measures what it "
@@ -749,6 +793,7 @@ def render_html(hist: History) -> str:
                 Code(last.current.label),
                 " vs. ",
                 Code(last.previous.label),
+                _partner(last),
                 ": ",
                 _verdict(last),
                 ".",
@@ -826,10 +871,12 @@ def summary(hist: History) -> str:
         n = sum(p.machine == m for p in hist.points)
         mine = [s for s in hist.steps if s.current.machine == m]
         flagged = sum(bool(s.comparison and s.comparison.regressions) for s in mine)
-        last = (
-            f"; latest {mine[-1].current.label} vs. {mine[-1].previous.label}: {_verdict(mine[-1])}"
-            if mine
-            else ""
-        )
+        last = ""
+        if mine:
+            step = mine[-1]
+            last = (
+                f"; latest {step.current.label} vs. {step.previous.label}{_partner(step)}: "
+                f"{_verdict(step)}"
+            )
         lines.append(f"{m}: {n} point(s), {flagged} step(s) with a regression{last}")
     return "\n".join(lines)

@@ -20,6 +20,7 @@ from benchmarks.history import (
     build,
     changes,
     machine_figures,
+    summary,
     version_change,
 )
 from tests.synthetic_results import make_results
@@ -46,6 +47,16 @@ def _slow(path, backend, factor):
     ids = runs.loc[runs["backend"] == backend, "run_id"]
     timings.loc[timings["run_id"].isin(ids), "seconds"] *= factor
     timings.to_parquet(path / "timings.parquet", index=False)
+
+
+def _only(path, backend):
+    """Keep one backend's runs (and their curves and timings) in a synthetic folder."""
+    runs = pd.read_parquet(path / "runs.parquet")
+    ids = runs.loc[runs["backend"] == backend, "run_id"]
+    for name in ("runs", "curves", "timings"):
+        table = pd.read_parquet(path / f"{name}.parquet")
+        table[table["run_id"].isin(ids)].to_parquet(path / f"{name}.parquet", index=False)
+    return path
 
 
 def _fail_one(path, backend):
@@ -164,6 +175,39 @@ def test_a_speed_change_where_nothing_changed_is_noise_not_a_flag(tmp_path):
         (step,) = build([str(a), str(b)], tmp_path).steps
         assert step.noise == 0 and step.comparison.by_kind["throughput"] > 0, change
         _edit_env(b, commit="c0", threads_per_worker=2, packages={"jax": "0.4.30"})
+
+
+def test_a_folder_without_common_runs_is_passed_over(tmp_path):
+    """The folder before ran numpy only, this one jax only: this one is compared with the
+    latest earlier folder that shares a run with it (the first), and its regression is
+    flagged there, the partner named."""
+    first = _edit_env(make_results(tmp_path / "first", seeds=(0, 1, 2)), commit="aaaaaaa0")
+    mid, cur = tmp_path / "numpy-only", tmp_path / "jax-only"
+    for path, commit, date in ((mid, "bbbbbbb1", "22"), (cur, "ccccccc2", "24")):
+        shutil.copytree(first, path)
+        _edit_env(path, commit=commit, date=f"2026-11-{date}T08:00:00+00:00")
+    _only(mid, "numpy")
+    _only(cur, "jax")
+    _slow(cur, "jax", 1.5)
+    _fail_one(cur, "jax")
+    hist = build([str(first), str(mid), str(cur)], tmp_path)
+    to_mid, to_cur = hist.steps
+    assert to_cur.previous.path == first and to_cur.comparison is not None
+    assert to_cur.comparison.by_kind["throughput"] > 0 and to_cur.comparison.by_kind["status"] == 1
+    assert [p.path for p in to_cur.passed_over] == [mid]
+    assert to_mid.previous.path == first and not to_mid.passed_over  # numpy runs in common
+    assert not to_mid.comparison.regressions
+    rows = hist.table[hist.table["folder"] == str(cur)]
+    assert set(rows["previous_folder"]) == {str(first)} and rows["compared"].all()
+    assert rows["flagged"].all() and set(rows["backend"]) == {"jax"}
+    said = _points_table(hist, to_cur.current.machine).iloc[2]["compare vs. the point before"]
+    assert str(first) in said and "slower" in said
+    line = summary(hist)
+    assert "3 point(s), 1 step(s) with a regression" in line
+    assert f"latest ccccccc vs. aaaaaaa ({first}" in line
+    (alone,) = build([str(mid), str(cur)], tmp_path).steps  # no earlier run in common
+    assert alone.previous.path == mid and alone.comparison is None
+    assert "no run of" in alone.error and not alone.passed_over
 
 
 def test_version_changes_are_labelled_on_the_plot(hist, monkeypatch):

@@ -241,6 +241,7 @@ def execute_run(spec: RunSpec) -> dict[str, Any]:
             "cpu_affinity": ",".join(map(str, cpus)),
             "threads_reported": str(info.extra.get("threads", "")),  # the framework's own word
             "matmul_precision": str(info.extra.get("matmul_precision", "")),
+            "blas": str(info.extra.get("blas", "")),
             "host": socket.gethostname(),
             "num_params": num_parameters(model),
         }

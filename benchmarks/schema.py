@@ -134,6 +134,7 @@ DESCRIBED_COLUMNS = (
     "cpu_affinity",
     "threads_reported",
     "matmul_precision",
+    "blas",  # the BLAS library under the framework's matmuls, where it names one (numpy, torch)
     # the machine the run's worker ran on (an executor may run units on several); the
     # executor fills it in for a run that did not finish (benchmarks.execute.stamp_host)
     "host",
@@ -188,6 +189,7 @@ RUN_COLUMN_DEFAULTS: dict[str, Any] = {
     "cpu_model": "",
     "cpu_cores": math.nan,
     "gpu_name": "",
+    "blas": "",
 }
 #: version 1's ``compiler`` text, as each backend wrote it -> the path it describes
 V1_COMPILERS = {

@@ -7,6 +7,7 @@ import dataclasses
 
 import pytest
 
+from backends.numpy.backend import _blas as numpy_blas
 from benchmarks.runner import execute_run
 from benchmarks.schema import CURVE_COLUMNS, TIMING_COLUMNS, RunSpec
 from benchmarks.sweep import load_sweep
@@ -21,6 +22,7 @@ def test_rows_of_a_run(tiny):
     run, curves, timings = result["run"], result["curves"], result["timings"]
     assert run["status"] == "ok" and run["steps"] == 12 and run["samples_per_s"] > 0
     assert 0 < run["final_test_acc"] <= 1 and run["error"] == "" and run["traceback"] == ""
+    assert run["blas"] == numpy_blas() != ""  # e.g. "scipy-openblas 0.3.31"
     assert 0 < run["reference_ms"] < 1000  # the machine's speed around the run
     assert [c["step"] for c in curves] == [0, 1, 3, 6, 9, 12]  # compile, warm-up, blocks of 3
     evaluated = [c["test_acc"] == c["test_acc"] for c in curves]

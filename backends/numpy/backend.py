@@ -163,4 +163,14 @@ class NumpyBackend(Backend):
         return None
 
     def describe(self) -> BackendInfo:
-        return self.info("numpy", np.__version__)
+        return self.info("numpy", np.__version__, blas=_blas())
+
+
+def _blas() -> str:
+    """The BLAS NumPy was built with, e.g. "scipy-openblas 0.3.31" ("" where it does not say):
+    OpenBLAS and MKL differ several-fold on the same matmul, so the numbers need it."""
+    try:
+        blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+        return f"{blas['name']} {blas.get('version', '')}".strip()
+    except Exception:  # noqa: BLE001 - an older NumPy, or a build that records none
+        return ""

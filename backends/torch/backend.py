@@ -15,6 +15,7 @@ kernel); and on a GPU ``cudagraph``, the whole step captured once in a CUDA grap
 from __future__ import annotations
 
 import functools
+import re
 import types
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -474,9 +475,16 @@ class TorchBackend(Backend):
             + ("" if _fused_adagrad_on(self._device.type) else "; adagrad: foreach")
             + ")",
             variant=self.variant,
+            blas="cublas" if self._device.type == "cuda" else _cpu_blas(),
         )
 
     def peak_memory_mb(self) -> float | None:
         if self._device.type == "cuda":
             return torch.cuda.max_memory_allocated(self._device) / 2**20
         return None
+
+
+def _cpu_blas() -> str:
+    """The BLAS torch was built with on the CPU (its build's ``BLAS_INFO``, e.g. "mkl")."""
+    found = re.search(r"BLAS_INFO=(\w+)", torch.__config__.show())
+    return found.group(1) if found else ""

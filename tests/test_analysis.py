@@ -130,7 +130,8 @@ def test_median_ci():
 @pytest.fixture
 def sweep() -> tuple[pd.DataFrame, pd.DataFrame]:
     """numpy and jax at batch 32 (numpy with a diverged, a failed and a skipped run) and
-    numpy alone at batch 512, ten times faster: the verdict must not pool the two."""
+    numpy alone at batch 512, ten times faster: the verdict must not pool the two. Both
+    series ran seeds 0, 1, 3 and 4 (jax's beyond 0 skipped), so the verdict keeps them all."""
     runs = df(
         [
             run("n0", final_test_acc=0.9, compile_s=0.2),
@@ -141,6 +142,7 @@ def sweep() -> tuple[pd.DataFrame, pd.DataFrame]:
             run("j0", backend="jax", final_test_acc=0.7),
             run("j1", backend="jax", lr=0.01, final_test_acc=0.95),
             run("n512", batch_size=512, final_test_acc=0.9),
+            *(run(f"js{s}", SKIPPED, backend="jax", seed=s, compile_s=math.nan) for s in (1, 3, 4)),
         ]
     )
     timings = df(
@@ -182,7 +184,7 @@ def test_verdict_rows(sweep):
 
 def test_verdict_without_timings_uses_the_runs_own_figure(sweep):
     runs, _ = sweep
-    runs = runs.assign(samples_per_s=[1000.0, 3000.0, 50.0, *[math.nan] * 5])
+    runs = runs.assign(samples_per_s=[1000.0, 3000.0, 50.0, *[math.nan] * 8])
     v = an.analyse(runs, None, None).verdict
     assert list(v["backend"]) == ["numpy", "jax", "numpy"]  # no figure: last in its batch
     numpy32 = v.iloc[0]
@@ -197,6 +199,62 @@ def test_verdict_of_a_group_without_timed_blocks(sweep):
     assert torch["backend"] == "torch" and math.isnan(torch["samples_per_s"])
     assert torch["throughput_source"] == "" and torch["failed"] == 1
     assert torch["best_optimizer"] == "" and math.isnan(torch["compile_s"])
+
+
+def test_the_verdict_compares_backends_on_the_seeds_all_of_them_ran():
+    """numpy ran seeds 0, 1 and 2 (a sweep's [optimizer_seeds]), jax seed 0: every verdict
+    figure of numpy is its seed 0's, as jax's is; the extra seeds are named, not pooled."""
+    runs = df(
+        [
+            run("n0", final_test_acc=0.95, compile_s=0.2),
+            run("n1", seed=1, final_test_acc=0.80, compile_s=0.2),
+            run("n2", DIVERGED, seed=2, diverged_step=25, compile_s=0.2),
+            run("j0", backend="jax", final_test_acc=0.95),
+        ]
+    )
+    timings = df(
+        blocks("n0", [1000, 1000])
+        + blocks("n1", [10, 10])
+        + blocks("n2", [10])
+        + blocks("j0", [500])
+    )
+    a = an.analyse(runs, None, timings)
+    v = a.verdict.set_index("backend")
+    assert a.seeds == [0]
+    assert (v.loc["numpy", "runs"], v.loc["numpy", "ok"], v.loc["numpy", "diverged"]) == (1, 1, 0)
+    assert v.loc["numpy", "best_test_acc"] == pytest.approx(v.loc["jax", "best_test_acc"])
+    assert v.loc["numpy", "samples_per_s"] == pytest.approx(1000) and v.loc["numpy", "blocks"] == 2
+    assert a.by_batch.set_index("backend").loc["numpy", "timed_runs"] == 1
+    assert a.seeds_left_out[["backend", "seeds", "runs"]].values.tolist() == [["numpy", [1, 2], 2]]
+    # the learning-rate sensitivity keeps every seed
+    assert a.means.set_index("backend").loc["numpy", "runs"] == 3
+    # no seed shared: nothing left out, every run compared
+    apart = runs.assign(seed=[0, 1, 2, 7])
+    assert an.shared_seeds(apart) == [] and len(an.on_shared_seeds(apart)) == 4
+    assert an.seeds_left_out(apart).empty and an.seeds_left_out(runs.iloc[:1]).empty
+
+
+def test_the_best_config_is_chosen_by_validation_and_reports_its_test_accuracy():
+    """As the optimizer verdict: the best mean validation accuracy among the lrs where no run
+    diverged, its test accuracy shown; by test accuracy only where no validation was kept."""
+    runs = df(
+        [
+            run("a", lr=0.1, final_val_acc=0.90, final_test_acc=0.95),
+            run("b", lr=0.01, final_val_acc=0.93, final_test_acc=0.91),
+            run("c", lr=0.3, final_val_acc=0.99, final_test_acc=0.99),
+            run("d", DIVERGED, lr=0.3, seed=1, diverged_step=5),
+        ]
+    )
+    best = an.analyse(runs, None, None).verdict.iloc[0]
+    assert (best["best_lr"], best["best_chosen_by"]) == (0.01, an.BY_VALIDATION)
+    assert best["best_test_acc"] == pytest.approx(0.91)
+    assert best["best_val_acc"] == pytest.approx(0.93)
+    old = an.analyse(runs.drop(columns="final_val_acc"), None, None).verdict.iloc[0]
+    assert (old["best_lr"], old["best_chosen_by"]) == (0.1, an.BY_TEST)
+    assert old["best_test_acc"] == pytest.approx(0.95)
+    # every lr with a diverged run: the best of those that finished, rather than none
+    worst = an.analyse(runs[runs["lr"] == 0.3], None, None).verdict.iloc[0]
+    assert worst["best_lr"] == 0.3 and worst["best_test_acc"] == pytest.approx(0.99)
 
 
 def test_empty_verdict():
@@ -286,6 +344,32 @@ def test_cold_starts_are_the_first_run_of_each_worker():
         }
     ]
     assert an.cold_starts(runs.drop(columns="worker_run_index")).empty
+
+
+def test_first_step_reuse_is_told_from_the_later_runs():
+    runs = df(
+        [
+            *(
+                run(f"t{i}", backend="torch", worker_run_index=i, compile_s=c)
+                for i, c in ((1, 3.0), (2, 0.002), (3, 0.004))
+            ),
+            *(
+                run(f"j{i}", backend="jax", worker_run_index=i, compile_s=c)
+                for i, c in ((1, 0.43), (2, 0.52), (3, 0.48))
+            ),
+            run("n1", worker_run_index=1, compile_s=0.0006),
+            run("n2", worker_run_index=2, compile_s=0.0001),
+            run("n3", ERROR, worker_run_index=3, compile_s=math.nan),
+            run("x1", backend="tensorflow", worker_run_index=1, compile_s=0.6),
+        ]
+    )
+    r = an.first_step_reuse(runs).set_index("backend")
+    assert bool(r.loc["torch", "reused"]) and r.loc["torch", "later_s"] == pytest.approx(0.003)
+    assert not r.loc["jax", "reused"] and r.loc["jax", "later_s"] == pytest.approx(0.5)
+    assert not r.loc["numpy", "reused"]  # far shorter, but no compile to speak of
+    assert r.loc["numpy", "later_runs"] == 1  # the failed run has no first step
+    assert r.loc["tensorflow", "later_runs"] == 0 and math.isnan(r.loc["tensorflow", "later_s"])
+    assert an.first_step_reuse(runs.drop(columns="worker_run_index")).empty
 
 
 # --- accuracy and time to target -------------------------------------------------------

@@ -21,9 +21,12 @@ from PIL import Image
 
 from backends import registry
 from benchmarks.report import console_summary, figures, write_report
-from benchmarks.report.analysis import VERDICT_COLUMNS, choose_target
+from benchmarks.report import format as fmt
+from benchmarks.report.analysis import VERDICT_COLUMNS, analyse, choose_target
+from benchmarks.report.document import to_markdown
 from benchmarks.report.load import load
 from benchmarks.report.page import QUESTION
+from benchmarks.report.sections import verdict as verdict_section
 from benchmarks.schema import FINISHED, Status
 from benchmarks.store import StoreError
 from tests.synthetic_results import BLOCK, make_results
@@ -496,3 +499,160 @@ def test_runs_from_several_hosts_are_warned_about(tmp_path):
     assert "**Several machines**" in verdict and "node-a (" in verdict and "node-b (" in verdict
     one = make_results(tmp_path / "one")
     assert "Several machines" not in write_report(one)["md"].read_text()
+
+
+# --- what the verdict and the environment say --------------------------------------------
+
+
+def test_the_verdict_compares_backends_on_shared_seeds_and_says_so(tmp_path):
+    """numpy ran seeds 0, 1, 2 for the optimizer verdict, jax seed 0: the verdict's rows
+    hold seed 0 alike, its note names the seeds left out, the sweep table the extra seeds."""
+    folder = make_results(tmp_path / "r", seeds=(0,), seeds_by_backend={"numpy": (0, 1, 2)})
+    env = json.loads((folder / "environment.json").read_text())
+    env["sweep"]["settings"]["optimizer_seeds"] = {"backend": "numpy", "seeds": [0, 1, 2]}
+    (folder / "environment.json").write_text(json.dumps(env))
+    md = write_report(folder)["md"].read_text()
+    rows = md_verdict_rows(md)
+    for batch in ("32", "128"):
+        same = {r["ok / div / fail"] for r in rows if r["batch"] == batch}
+        assert len(same) == 1, same  # numpy's not pooled over three seeds
+    assert {r["ok / div / fail"] for r in rows if r["batch"] == "32"} == {"2 / 1 / 0"}
+    verdict = md.split("## Verdict", 1)[1].split("\n## ", 1)[0]
+    assert "**Seeds**: every row is on seed(s) 0" in verdict
+    assert "numpy/compiled/numpy/cpu's 1, 2 (12 runs)" in verdict
+    assert "| seeds | 0 (numpy: 0, 1, 2, for the optimizer verdict) |" in md
+    # the optimizer verdict keeps them
+    assert "3 seed(s) per configuration" in md.split("## Optimizer verdict", 1)[1]
+    # series that share no seed: each row pools its own, and the note says so
+    runs = pd.read_parquet(folder / "runs.parquet")
+    runs["seed"] = np.where(runs["backend"] == "jax", 7, runs["seed"])
+    (note,) = verdict_section.seeds_note(analyse(runs, None, None))
+    assert "pools its own seeds: jax/compiled/jit/cpu 7; numpy/compiled/numpy/cpu 0, 1, 2." in (
+        to_markdown(note)
+    )
+
+
+def test_best_at_is_chosen_by_validation_as_the_optimizer_verdict(tmp_path):
+    """Both configurations end at the same test accuracy (a tie the smaller lr, adam's, would
+    take); adam's validation accuracy is 5 points lower, so best at names sgd_momentum and
+    the note says how it was chosen. A folder without validation says it chose by test."""
+    folder = make_results(
+        tmp_path / "r",
+        batch_sizes=(32,),
+        seeds=(0,),
+        optimizers={"sgd_momentum": [0.03], "adam": [0.01]},
+        val_offset={("adam", 0.01): -0.05},
+        diverge=(),
+    )
+    md = write_report(folder)["md"].read_text()
+    rows = md_verdict_rows(md)
+    assert {r["best at"] for r in rows} == {"sgd_momentum 0.03"}
+    assert {r["best acc"] for r in rows} == {"0.934"}  # its test accuracy
+    verdict = md.split("## Verdict", 1)[1].split("\n## ", 1)[0]
+    assert "the highest mean final validation accuracy" in verdict
+    assert "never used to choose" in verdict
+    old = make_results(tmp_path / "old", batch_sizes=(32,), seeds=(0,), new_columns=False)
+    md = write_report(old)["md"].read_text()
+    assert "recorded no validation accuracy to choose by" in md
+
+
+def test_the_cold_start_is_said_per_backend_from_the_data(tmp_path):
+    """Only a backend whose later first steps are far shorter reuses its compile."""
+    folder = make_results(tmp_path / "r", backends=("numpy", "jax", "torch"), seeds=(0,))
+    runs = pd.read_parquet(folder / "runs.parquet")
+    runs["worker_run_index"] = runs.groupby("backend").cumcount() + 1
+    first = runs["worker_run_index"] == 1
+    cold = {"numpy": 0.0006, "jax": 0.43, "torch": 3.9}
+    later = {"numpy": 0.0008, "jax": 0.5, "torch": 0.002}
+    runs["compile_s"] = [(cold if f else later)[b] for b, f in zip(runs["backend"], first)]
+    runs.to_parquet(folder / "runs.parquet", index=False)
+    md = write_report(folder)["md"].read_text()
+    note = md.split("**Cold start**", 1)[1].split("\n", 1)[0]
+    assert "hence the small medians" not in note
+    assert "jax/compiled/jit/cpu 430 ms, later runs 500 ms (not reused" in note
+    assert "torch/compiled/inductor/cpu 3.9 s, later runs 2 ms (the compile is reused" in note
+    assert "numpy/compiled/numpy/cpu 0.6 ms, later runs 0.8 ms (nothing to compile" in note
+
+
+def test_the_environment_shows_what_the_workers_ran_with(tmp_path):
+    folder = make_results(tmp_path / "r", backends=("numpy", "tensorflow"), seeds=(0,))
+    env = json.loads((folder / "environment.json").read_text())
+    env["env"] = {"XLA_FLAGS": "--x", "OMP_NUM_THREADS": "8"}  # the shell's, overridden
+    env["worker_env"] = {
+        "OMP_NUM_THREADS": "2",
+        "TF_NUM_INTRAOP_THREADS": "2",
+        "TF_NUM_INTEROP_THREADS": "1",
+    }
+    (folder / "environment.json").write_text(json.dumps(env))
+    runs = pd.read_parquet(folder / "runs.parquet")
+    runs["threads"] = 2
+    runs["threads_reported"] = np.where(
+        runs["backend"] == "tensorflow", "{'intra_op': 0, 'inter_op': 0}", ""
+    )
+    runs.to_parquet(folder / "runs.parquet", index=False)
+    md = write_report(folder)["md"].read_text()
+    assert (
+        "| worker env vars | XLA_FLAGS=--x, OMP_NUM_THREADS=2, TF_NUM_INTRAOP_THREADS=2, "
+        "TF_NUM_INTEROP_THREADS=1 |" in md
+    )
+    assert "none set" not in md
+    as_run = md.split("### Backends as run", 1)[1]
+    assert (
+        "| 2 | intra_op 0, inter_op 0 (0: the default, sized by TF_NUM_INTRAOP_THREADS=2, "
+        "TF_NUM_INTEROP_THREADS=1) |" in as_run
+    )
+    assert "| numpy | compiled | numpy | cpu | 1.0 | numpy |  | 2 | - |" in as_run
+    assert "0 is the framework's default" in as_run
+    # a folder from before worker_env was recorded says what it shows
+    del env["worker_env"]
+    (folder / "environment.json").write_text(json.dumps(env))
+    md = write_report(folder)["md"].read_text()
+    assert "| thread env vars | XLA_FLAGS=--x, OMP_NUM_THREADS=8 (the run's shell;" in md
+
+
+def test_the_clock_spread_is_measured_not_assumed(tmp_path):
+    """jax runs twice as fast as numpy in the fixture: the caption says 2.0x, not ten-fold."""
+    c = pd.DataFrame(
+        {
+            "backend": ["a", "a", "b", "b", "b"],
+            "mode": "compiled",
+            "compiler": "x",
+            "device": "cpu",
+            "step": [11, 21, 11, 21, 31],
+            "train_s": [1.0, 3.0, 0.5, 1.0, 1.5],
+        }
+    )
+    assert figures.clock_spread(c) == pytest.approx(3.0)  # at step 21, the last both reach
+    assert math.isnan(figures.clock_spread(c[c["backend"] == "a"]))
+    folder = make_results(tmp_path / "r", seeds=(0,))
+    md = write_report(folder)["md"].read_text()
+    assert "ten-fold" not in md
+    assert "the slowest backend takes up to 2.0x the fastest's time to the same step" in md
+
+
+def test_tflops_have_three_significant_digits():
+    assert [fmt.sig(v) for v in (0.01, 0.00955, 0.0351, 0.124, 45.64, 0.009996)] == [
+        "0.0100",
+        "0.00955",
+        "0.0351",
+        "0.124",
+        "45.6",
+        "0.0100",
+    ]
+    assert fmt.sig(math.nan) == "-" and fmt.sig(0.0) == "0"
+    v = pd.DataFrame([dict.fromkeys(VERDICT_COLUMNS, math.nan)] * 2).assign(
+        dataset="d",
+        batch_size=32,
+        backend="b",
+        mode="m",
+        compiler="c",
+        device="cpu",
+        best_optimizer="",
+        target_optimizer="",
+        ok=1,
+        diverged=0,
+        failed=0,
+        skipped=0,
+        tflops=[0.01, 0.00955],
+    )
+    assert verdict_section.display(v, 0.9)["TFLOP/s"].tolist() == ["0.0100", "0.00955"]

@@ -12,9 +12,12 @@ runs (error, timeout, crashed); skipped runs are counted apart.
 
 Every figure here compares frameworks on the *spec* variant (each framework corrected to one
 formula); *stock* runs (a framework's own optimizer at its defaults) enter only the
-optimizer analysis' drift (:mod:`benchmarks.report.optimizers`), and the problems. Every
-grouping holds the data set (a sweep may train on several). Tables written before a column
-existed are read with :func:`with_defaults`.
+optimizer analysis' drift (:mod:`benchmarks.report.optimizers`), and the problems. The
+verdict and the throughput compare every series on the seeds all of them ran
+(:func:`shared_seeds`): a backend given extra seeds for the optimizer verdict (a sweep's
+``[optimizer_seeds]``) is not pooled over more seeds than the others. Every grouping holds
+the data set (a sweep may train on several). Tables written before a column existed are
+read with :func:`with_defaults`.
 
 :func:`analyse` computes everything a report shows, once::
 
@@ -25,7 +28,7 @@ existed are read with :func:`with_defaults`.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -65,6 +68,7 @@ MEANS_COLUMNS = [
     "failed",
     "skipped",
     "acc",
+    "val_acc",
     "loss",
     "diverged_steps",
 ]
@@ -84,8 +88,10 @@ VERDICT_COLUMNS = [
     "fraction_of_peak",
     "compile_s",
     "best_test_acc",
+    "best_val_acc",
     "best_optimizer",
     "best_lr",
+    "best_chosen_by",
     "target_time_s",
     "target_steps",
     "target_optimizer",
@@ -98,6 +104,8 @@ VERDICT_COLUMNS = [
 ]
 #: throughput_source of a verdict row
 FROM_BLOCKS, FROM_RUNS = "timed blocks", "runs.samples_per_s"
+#: best_chosen_by of a verdict row: the final accuracy its best optimizer/lr was chosen by
+BY_VALIDATION, BY_TEST = "validation", "test"
 #: verdicts of :func:`throughput_change`
 SLOWER, FASTER, SAME, NO_TIMINGS = "slower", "faster", "same", "no timings"
 
@@ -131,6 +139,32 @@ def spec_runs(runs: pd.DataFrame) -> pd.DataFrame:
     """The runs of the spec variant (all of an older folder's)."""
     runs = with_defaults(runs)
     return runs[runs["variant"] == SPEC]
+
+
+def shared_seeds(runs: pd.DataFrame) -> list[float]:
+    """The seeds that every series of ``runs`` ran (whatever the outcome), in order: what a
+    comparison of frameworks holds each of them to. Empty where the series share none."""
+    per_series = [set(g["seed"].dropna()) for _, g in runs.groupby(GROUP)]
+    return sorted(set.intersection(*per_series)) if per_series else []
+
+
+def on_shared_seeds(runs: pd.DataFrame) -> pd.DataFrame:
+    """The runs of ``runs`` on :func:`shared_seeds` (all of them where the series share none)."""
+    seeds = shared_seeds(runs)
+    return runs[runs["seed"].isin(seeds)] if seeds else runs
+
+
+def seeds_left_out(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per series of ``runs`` that ran seeds beyond :func:`shared_seeds`: those seeds
+    (``seeds``, a list) and their runs; empty where every series ran the same seeds."""
+    cols = [*GROUP, "seeds", "runs"]
+    shared = shared_seeds(runs)
+    extra = runs[~runs["seed"].isin(shared)] if shared else runs.iloc[:0]
+    rows = [
+        {**dict(zip(GROUP, key)), "seeds": sorted(g["seed"].dropna().unique()), "runs": len(g)}
+        for key, g in extra.groupby(GROUP, sort=True)
+    ]
+    return pd.DataFrame(rows, columns=cols)
 
 
 def workload(df: pd.DataFrame) -> list[str]:
@@ -320,7 +354,8 @@ def time_to_target(runs: pd.DataFrame, curves: pd.DataFrame | None, target: floa
 
 
 def config_means(runs: pd.DataFrame) -> pd.DataFrame:
-    """Per (group, config): mean final test accuracy/loss over ok seeds, and status counts."""
+    """Per (group, config): mean final test accuracy/loss and validation accuracy over ok
+    seeds, and status counts."""
     rows = []
     for key, df in with_defaults(runs).groupby([*GROUP, *CONFIG], sort=True):
         ok = df[df["status"] == OK]
@@ -329,6 +364,7 @@ def config_means(runs: pd.DataFrame) -> pd.DataFrame:
                 **dict(zip([*GROUP, *CONFIG], key)),
                 **counts(df["status"]),
                 "acc": ok["final_test_acc"].mean() if len(ok) else math.nan,
+                "val_acc": ok["final_val_acc"].mean() if len(ok) else math.nan,
                 "loss": ok["final_test_loss"].mean() if len(ok) else math.nan,
                 "diverged_steps": ",".join(f"{s:g}" for s in df["diverged_step"].dropna()),
             }
@@ -426,6 +462,10 @@ def verdict(
     timings were recorded (then the runs' own ``samples_per_s``, without interval);
     ``means``: :func:`config_means`; ``ttt``: :func:`time_to_target`; ``peak_tflops``:
     the device's float32 peak where known (:func:`peak_of`), for ``fraction_of_peak``.
+    The runs are taken as given: :func:`analyse` passes them on :func:`shared_seeds`.
+
+    The best optimizer/lr is :func:`best_config`'s (by validation accuracy where recorded);
+    the time to target is the fastest optimizer/lr's to reach the test accuracy ``ttt`` holds.
     """
     runs = spec_runs(runs)
     if runs.empty:
@@ -444,8 +484,8 @@ def verdict(
         row["tflops"] = tflops(row["samples_per_s"], params)
         on_gpu = peak_tflops and row["device"] == "gpu"
         row["fraction_of_peak"] = row["tflops"] / peak_tflops if on_gpu else math.nan
-        row.update(_best(means, row, "acc", "best", ascending=False))
-        row.update(_best(ttt, row, "time_s", "target", ascending=True, extra="step"))
+        row.update(best_config(means, row))
+        row.update(_fastest_to_target(ttt, row))
         rows.append(row)
     out = pd.DataFrame(rows)
     fastest = out.groupby(["dataset", "batch_size"])["samples_per_s"].transform("max")
@@ -509,31 +549,67 @@ def _speed(df: pd.DataFrame, tp: pd.DataFrame | None, key: tuple) -> dict[str, A
     }
 
 
-def _best(
-    table: pd.DataFrame,
-    row: dict[str, Any],
-    col: str,
-    prefix: str,
-    ascending: bool,
-    extra: str | None = None,
-) -> dict[str, Any]:
-    """The row's best config in ``table`` by ``col`` (ties to the smaller lr)."""
-    name = {"best": "best_test_acc", "target": "target_time_s"}[prefix]
-    out = {name: math.nan, f"{prefix}_optimizer": "", f"{prefix}_lr": math.nan}
-    if extra:
-        out["target_steps"] = math.nan
+def _of_row(table: pd.DataFrame, row: dict[str, Any]) -> pd.DataFrame:
+    """The configurations of ``table`` in the verdict row's data set, batch size and series."""
     if table.empty:
-        return out
+        return table
     by = ["dataset", "batch_size", *GROUP]
-    sel = table[table[by].apply(tuple, axis=1) == tuple(row[g] for g in by)].dropna(subset=[col])
+    return table[table[by].apply(tuple, axis=1) == tuple(row[g] for g in by)]
+
+
+def best_config(means: pd.DataFrame, row: dict[str, Any]) -> dict[str, Any]:
+    """The verdict row's best optimizer/lr in ``means`` (:func:`config_means`), the optimizer
+    verdict's rule (:mod:`benchmarks.report.optimizers`): the highest mean final validation
+    accuracy, among the configurations where no run diverged (all that finished, where every
+    one had a diverged run); ties to the smaller lr. Its test accuracy is reported
+    (``best_test_acc``), never used to choose, except where no validation accuracy was
+    recorded (a folder from before it): then by test accuracy, ``best_chosen_by`` says which."""
+    out = {
+        "best_test_acc": math.nan,
+        "best_val_acc": math.nan,
+        "best_optimizer": "",
+        "best_lr": math.nan,
+        "best_chosen_by": "",
+    }
+    sel = _of_row(means, row)
+    sel = sel[(sel["ok"] > 0) & sel["acc"].notna()] if len(sel) else sel
     if sel.empty:
         return out
-    best = sel.sort_values([col, "lr"], ascending=[ascending, True]).iloc[0]
+    calm = sel[sel["diverged"] == 0]
+    sel = calm if len(calm) else sel
+    by_val = sel["val_acc"].notna().any()
+    col = "val_acc" if by_val else "acc"
+    best = sel.dropna(subset=[col]).sort_values([col, "lr"], ascending=[False, True]).iloc[0]
     out.update(
-        {name: best[col], f"{prefix}_optimizer": best["optimizer"], f"{prefix}_lr": best["lr"]}
+        best_test_acc=best["acc"],
+        best_val_acc=best["val_acc"],
+        best_optimizer=best["optimizer"],
+        best_lr=best["lr"],
+        best_chosen_by=BY_VALIDATION if by_val else BY_TEST,
     )
-    if extra:
-        out["target_steps"] = best[extra]
+    return out
+
+
+def _fastest_to_target(ttt: pd.DataFrame, row: dict[str, Any]) -> dict[str, Any]:
+    """The verdict row's optimizer/lr of :func:`time_to_target` that reaches the target
+    soonest (ties to the smaller lr)."""
+    out = {
+        "target_time_s": math.nan,
+        "target_steps": math.nan,
+        "target_optimizer": "",
+        "target_lr": math.nan,
+    }
+    sel = _of_row(ttt, row)
+    sel = sel.dropna(subset=["time_s"]) if len(sel) else sel
+    if sel.empty:
+        return out
+    best = sel.sort_values(["time_s", "lr"]).iloc[0]
+    out.update(
+        target_time_s=best["time_s"],
+        target_steps=best["step"],
+        target_optimizer=best["optimizer"],
+        target_lr=best["lr"],
+    )
     return out
 
 
@@ -613,6 +689,43 @@ def cold_starts(runs: pd.DataFrame) -> pd.DataFrame:
         (pd.to_numeric(runs["worker_run_index"], errors="coerce") == 1) & runs["compile_s"].notna()
     ]
     return first[cols].reset_index(drop=True)
+
+
+#: a later run's first step shorter than this fraction of the cold start reuses what the
+#: worker's first run compiled
+REUSED_FRACTION = 0.5
+#: a first step shorter than this (seconds) holds no compile worth reusing
+NO_COMPILE_S = 0.01
+
+
+def first_step_reuse(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per series with a cold start (:func:`cold_starts`): the cold start (``cold_s``, the
+    median over its workers), the median first step of its workers' later runs (``later_s``,
+    finished runs; NaN where there are none) and how many (``later_runs``), and ``reused``:
+    whether those later first steps are shorter than :data:`REUSED_FRACTION` of the cold
+    start, i.e. the framework keeps what it compiled across runs (False where the cold start
+    was no compile to speak of, under :data:`NO_COMPILE_S`)."""
+    cols = [*GROUP, "cold_s", "later_s", "later_runs", "reused"]
+    cold = cold_starts(runs)
+    if cold.empty:
+        return pd.DataFrame(columns=cols)
+    index = pd.to_numeric(runs["worker_run_index"], errors="coerce")
+    later = runs[(index > 1) & runs["status"].isin(FINISHED) & runs["compile_s"].notna()]
+    later = later.groupby(GROUP)["compile_s"].agg(["median", "size"])
+    rows = []
+    for key, g in cold.groupby(GROUP, sort=True):
+        c = float(g["compile_s"].median())
+        m, n = later.loc[key] if key in later.index else (math.nan, 0)
+        rows.append(
+            {
+                **dict(zip(GROUP, key)),
+                "cold_s": c,
+                "later_s": m,
+                "later_runs": int(n),
+                "reused": bool(c >= NO_COMPILE_S and m < REUSED_FRACTION * c),
+            }
+        )
+    return pd.DataFrame(rows, columns=cols)
 
 
 # --- learning rates --------------------------------------------------------------------
@@ -782,10 +895,11 @@ def series(runs: pd.DataFrame) -> list[tuple[str, ...]]:
 class Analysis:
     target: float
     target_why: str
+    # rates, by_batch, by_optimizer, time_to_target and verdict: on the shared seeds
     rates: pd.DataFrame | None  # block_rates; None where no timings were recorded
     by_batch: pd.DataFrame | None  # throughput per data set x batch size x series
     by_optimizer: pd.DataFrame  # throughput per series x data set x optimizer x batch size
-    means: pd.DataFrame
+    means: pd.DataFrame  # config_means of every spec run, all seeds (lr sensitivity)
     time_to_target: pd.DataFrame
     verdict: pd.DataFrame
     stable_lrs: pd.DataFrame
@@ -796,6 +910,8 @@ class Analysis:
     spec: pd.DataFrame | None = None  # the spec runs every framework comparison uses
     optimizers: OptimizerAnalysis | None = None  # the optimizer verdict
     stock_runs: int = 0  # runs of the stock variant (left out of the framework comparison)
+    seeds: list[float] = field(default_factory=list)  # the seeds the verdict compares on
+    seeds_left_out: pd.DataFrame | None = None  # seeds_left_out of the spec runs
 
 
 def analyse(
@@ -813,14 +929,16 @@ def analyse(
     :func:`benchmarks.report.optimizers.analyse_optimizers`).
 
     The framework comparison (throughput, verdict, accuracies, disagreements) uses the spec
-    runs; the problems every run."""
+    runs, the verdict and the throughput those on the seeds every series ran
+    (:func:`shared_seeds`); the problems every run."""
     # here: the optimizer analysis builds on this module's functions
     from benchmarks.report.optimizers import analyse_optimizers
 
     runs, curves = with_defaults(runs), curves_with_defaults(curves)
     spec = spec_runs(runs)
-    tgt, why = choose_target(spec, curves, target)
-    rates = block_rates(spec, timings) if timings is not None else None
+    compared = on_shared_seeds(spec)
+    tgt, why = choose_target(compared, curves, target)
+    rates = block_rates(compared, timings) if timings is not None else None
     by_batch = throughput(rates, ["dataset", "batch_size", *GROUP]) if rates is not None else None
     opt_by = [*GROUP, "dataset", "optimizer", "batch_size"]
     by_opt = (
@@ -829,7 +947,7 @@ def analyse(
         else pd.DataFrame(columns=[*opt_by, *THROUGHPUT_COLUMNS])
     )
     means = config_means(spec)
-    ttt = time_to_target(spec, curves, tgt)
+    ttt = time_to_target(compared, curves, tgt)
     on_gpu = "device" in runs and (runs["device"] == "gpu").any()
     peak = peak_of(gpus or []) if on_gpu else None
     return Analysis(
@@ -840,7 +958,7 @@ def analyse(
         by_opt,
         means,
         ttt,
-        verdict(spec, by_batch, means, ttt, peak[1] if peak else None),
+        verdict(compared, by_batch, config_means(compared), ttt, peak[1] if peak else None),
         stable_lrs(means),
         convergence_lrs(means),
         problems(runs),
@@ -849,4 +967,6 @@ def analyse(
         spec,
         analyse_optimizers(runs, curves, targets),
         int((runs["variant"] == STOCK).sum()),
+        shared_seeds(spec),
+        seeds_left_out(spec),
     )

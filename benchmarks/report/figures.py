@@ -360,12 +360,34 @@ CONVERGENCE = (  # x, y, x label, y label, log x, log y, caption
         "training loss (log scale)",
         True,
         True,
-        "Training loss vs training wall-clock (log scale: backends differ ten-fold). The clock starts after "
+        "Training loss vs training wall-clock (log scale{spread}). The clock starts after "
         "the first step, so that a cold compile never poses as slowness (the verdict shows the first step "
         "apart); evaluation time is excluded",
     ),
     ("epoch", "test_acc", "epoch", "test accuracy", False, False, "Test accuracy vs epoch"),
 )
+
+
+def clock_spread(c: pd.DataFrame) -> float:
+    """How far apart one panel's series are on the training clock: the slowest series' mean
+    ``train_s`` over the fastest's at the last step every series reaches; NaN with fewer than
+    two series (``c``: :func:`with_training_clock` rows of the panel)."""
+    c = c.dropna(subset=["train_s"])
+    if len(c[GROUP].drop_duplicates()) < 2:
+        return math.nan
+    last = c.groupby(GROUP)["step"].max().min()
+    at = c[c["step"] == last].groupby(GROUP)["train_s"].mean()
+    return float(at.max() / at.min()) if len(at) > 1 and at.min() > 0 else math.nan
+
+
+def _spread_said(spreads: list[float]) -> str:
+    """The caption's words for the largest of the panels' :func:`clock_spread`."""
+    known = [r for r in spreads if r == r]
+    if not known:
+        return ""
+    return (
+        f": the slowest backend takes up to {max(known):.1f}x the fastest's time to the same step"
+    )
 
 
 def with_training_clock(c: pd.DataFrame) -> pd.DataFrame:
@@ -388,11 +410,13 @@ def convergence(
     cells = _grid_cells(runs)
     figures = []
     for x, y, xlabel, ylabel, logx, logy, caption in CONVERGENCE:
-        panels = []
+        panels, spreads = [], []
         for ds, opt, bs in cells:
             lr = lrs.get((ds, opt, bs))
             at = (c["dataset"] == ds) & (c["optimizer"] == opt) & (c["batch_size"] == bs)
             sub = c[at & (c["lr"] == lr)]
+            if x == "train_s":
+                spreads.append(clock_spread(sub))
             lines = {k: _seed_band(g, x, y) for k, g in sub.groupby(GROUP)}
             lines = {k: v for k, v in lines.items() if len(v)}
             title = _cell_title(cells, ds, opt, bs) + (f", lr {lr:g}" if lr is not None else "")
@@ -400,7 +424,7 @@ def convergence(
         fig = line_grid(
             panels, _ncols(cells), xlabel, ylabel, style, logx=logx, logy=logy, nest=not logx
         )
-        figures.append(Figure(caption, to_data_uri(fig)))
+        figures.append(Figure(caption.format(spread=_spread_said(spreads)), to_data_uri(fig)))
     return figures
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -13,6 +14,18 @@ from benchmarks.report.analysis import GROUP
 def num(v: Any, spec: str = ",.0f") -> str:
     """A number in ``spec``; "-" where it is missing."""
     return "-" if v is None or (isinstance(v, float) and not v == v) else format(v, spec)
+
+
+def sig(v: Any, digits: int = 3) -> str:
+    """A number to ``digits`` significant digits, trailing zeros kept so that a column's
+    numbers read alike: "0.0100", "0.00955", "45.6", "1,230"; "-" where it is missing."""
+    if v is None or not v == v:
+        return "-"
+    v = float(f"{float(v):.{digits - 1}e}")  # rounded first: 0.009996 is "0.0100"
+    if v == 0 or not math.isfinite(v):
+        return f"{v:g}"
+    decimals = digits - 1 - math.floor(math.log10(abs(v)))
+    return f"{v:,.{max(decimals, 0)}f}"
 
 
 def secs(v: Any) -> str:

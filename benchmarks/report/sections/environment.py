@@ -3,10 +3,13 @@ backend's worker reported about itself."""
 
 from __future__ import annotations
 
+import ast
 from typing import Any
 
 import pandas as pd
 
+from backends import registry
+from backends.base import SpecError
 from benchmarks.report.analysis import Analysis, backends_as_run
 from benchmarks.report.document import Columns, Heading, Section, para, table
 from benchmarks.report.load import Results
@@ -33,8 +36,59 @@ def build(res: Results, an: Analysis) -> Section:
     )
     as_run = backends_as_run(res.runs)
     if not as_run.empty:
-        blocks += [Heading("Backends as run"), table(as_run)]
+        blocks += [Heading("Backends as run"), table(_as_run(as_run, res.env))]
+        if "threads_reported" in as_run:
+            blocks.append(THREADS_NOTE)
     return Section("environment", "Environment and sweep", blocks)
+
+
+NOT_REPORTED = "-"
+THREADS_NOTE = para(
+    "threads: the CPUs each worker was pinned to. threads_reported: the framework's own count "
+    "of its pool, as it reports it; 0 is the framework's default, which means the size comes "
+    "from the worker env vars named beside it; "
+    f"{NOT_REPORTED} where the framework reports none (its pools follow the worker env vars "
+    "above and the CPUs the worker is pinned to).",
+    cls="note",
+)
+
+
+def worker_env(env: dict[str, Any]) -> dict[str, str]:
+    """The thread variables the workers ran with: the run's shell's (``env``), overridden by
+    the ones the driver pins in each worker (``worker_env``)."""
+    return {**(env.get("env") or {}), **(env.get("worker_env") or {})}
+
+
+def _as_run(as_run: pd.DataFrame, env: dict[str, Any]) -> pd.DataFrame:
+    """``backends_as_run`` with threads_reported said plainly: "-" where the framework reports
+    none, a mapping as "key n, ...", and where it reports 0 (its default) the worker env vars
+    that decide the size: those its registry entry sets that name threads."""
+    if "threads_reported" not in as_run:
+        return as_run
+    values = worker_env(env)
+
+    def said(backend: str, text: Any) -> str:
+        text = "" if text is None or text != text else str(text).strip()
+        if not text:
+            return NOT_REPORTED
+        try:
+            got = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            return text
+        counts = got if isinstance(got, dict) else {"": got}
+        shown = ", ".join(f"{k} {v}".strip() for k, v in counts.items())
+        if 0 not in counts.values():
+            return shown
+        try:
+            own = [k for k, _ in registry.entry(backend).worker_env if "THREAD" in k]
+        except SpecError:  # a backend the registry does not know
+            own = []
+        by = ", ".join(f"{k}={values[k]}" for k in own if k in values)
+        return f"{shown} (0: the default, sized by {by})" if by else f"{shown} (0: the default)"
+
+    return as_run.assign(
+        threads_reported=[said(b, t) for b, t in zip(as_run["backend"], as_run["threads_reported"])]
+    )
 
 
 def _kv(pairs: list[tuple[str, Any]]) -> pd.DataFrame:
@@ -45,6 +99,15 @@ def _kv(pairs: list[tuple[str, Any]]) -> pd.DataFrame:
 
 def _join(values: Any) -> str:
     return ", ".join(str(v) for v in values) if isinstance(values, (list, tuple)) else str(values)
+
+
+def _seeds(settings: dict[str, Any], seeds: str) -> str:
+    """The sweep's seeds, and the optimizer verdict's extra seeds on one backend
+    (settings ``optimizer_seeds``) where it has some."""
+    extra = settings.get("optimizer_seeds") or {}
+    if not isinstance(extra, dict) or not extra.get("backend") or not extra.get("seeds"):
+        return seeds
+    return f"{seeds} ({extra['backend']}: {_join(extra['seeds'])}, for the optimizer verdict)"
 
 
 def _machine(env: dict[str, Any]) -> list[tuple[str, Any]]:
@@ -69,11 +132,7 @@ def _machine(env: dict[str, Any]) -> list[tuple[str, Any]]:
         ("GPU", gpu if env else ""),
         ("memory", f"{env['memory_gb']} GB" if env.get("memory_gb") else ""),
         ("threads per worker", env.get("threads_per_worker")),
-        (
-            "thread env vars",
-            ", ".join(f"{k}={v}" for k, v in (env.get("env") or {}).items())
-            or ("none set" if env else ""),
-        ),
+        _env_vars(env),
         ("python", env.get("python")),
         ("packages", versions),
         ("git commit", f"{commit}{dirty}" if git else ""),
@@ -81,6 +140,18 @@ def _machine(env: dict[str, Any]) -> list[tuple[str, Any]]:
         ("command", " ".join(env.get("command") or [])),
         ("captured", env.get("captured_at")),
     ]
+
+
+def _env_vars(env: dict[str, Any]) -> tuple[str, str]:
+    """The thread variables the workers ran with (:func:`worker_env`); a folder from before
+    they were recorded has only the run's shell's, and says so."""
+    if not env:
+        return ("thread env vars", "")
+    if "worker_env" in env:
+        ran = worker_env(env)
+        return ("worker env vars", ", ".join(f"{k}={v}" for k, v in ran.items()) or "none set")
+    shell = ", ".join(f"{k}={v}" for k, v in (env.get("env") or {}).items()) or "none set"
+    return ("thread env vars", f"{shell} (the run's shell; what the workers set was not recorded)")
 
 
 def _sweep(env: dict[str, Any], runs: pd.DataFrame) -> list[tuple[str, Any]]:
@@ -132,6 +203,6 @@ def _sweep(env: dict[str, Any], runs: pd.DataFrame) -> list[tuple[str, Any]]:
         ("modes / devices", f"{axis('modes', 'mode')} / {axis('devices', 'device')}"),
         ("optimizers", opts),
         ("batch sizes", axis("batch_sizes", "batch_size")),
-        ("seeds", axis("seeds", "seed")),
+        ("seeds", _seeds(st, axis("seeds", "seed"))),
         ("runs", f"{sweep.get('runs', '?')} planned, {len(runs)} recorded"),
     ]

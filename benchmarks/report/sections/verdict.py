@@ -8,13 +8,17 @@ import pandas as pd
 from benchmarks import stats
 from benchmarks.report import format as fmt
 from benchmarks.report.analysis import (
+    BY_TEST,
     DISAGREE_ACC,
     FROM_RUNS,
+    GROUP,
+    NO_COMPILE_S,
     NOISY_RATIO,
     PEAK_SOURCE,
+    REUSED_FRACTION,
     Analysis,
-    cold_starts,
     fastest,
+    first_step_reuse,
     hosts,
     ranking,
 )
@@ -66,36 +70,18 @@ def build(res: Results, an: Analysis) -> Section:
         ),
         note(
             Bold(f"Target accuracy {an.target:.2f}"),
-            f" ({an.target_why}): time is training wall-clock "
+            f" (test accuracy; {an.target_why}): time is training wall-clock "
             "after the first step (evaluation excluded) at the first evaluation reaching it, for the "
-            "best optimizer/lr of that row (median over seeds; evaluations every few steps, so it is resolved to them).",
+            "optimizer/lr of that row that reaches it soonest, named under reached with (median over seeds; "
+            "evaluations every few steps, so it is resolved to them). A measure of speed, not a choice of "
+            "optimizer: the optimizer verdict's target is a validation accuracy.",
         ),
-        note(
-            Bold("Best acc"),
-            ": final test accuracy of the best optimizer/lr (mean over seeds). ",
-            Bold("First step"),
-            ": median time of the first training step (tracing, compilation, first "
-            "allocations), shown apart from the time to target because it depends on each framework's "
-            "in-process caches: some reuse a compiled graph across runs, some compile once per "
-            "learning rate, some trace each run anew. ",
-            Bold("ok / div / fail"),
-            ": runs that finished, diverged, or failed (error, timeout, crashed or skipped); see Problems.",
-        ),
+        best_note(v),
     ]
-    cold = cold_starts(res.runs)
-    if len(cold):
-        notes.append(
-            note(
-                Bold("Cold start"),
-                " (first step of each worker's first run: a compile with empty in-process "
-                "caches; later runs reuse them, hence the small medians above): "
-                + ", ".join(
-                    f"{fmt.path_label(r)} {fmt.secs(r['compile_s'])}"
-                    for r in cold.to_dict("records")
-                )
-                + ".",
-            )
-        )
+    notes += seeds_note(an)
+    reuse = first_step_reuse(res.runs)
+    if len(reuse):
+        notes.append(cold_start_note(reuse))
     same = [
         f"{c} {res.runs[c].iloc[0]}"
         for c in ("dataset", "mode", "device")
@@ -188,6 +174,99 @@ def note(*spans: Span) -> Paragraph:
     return para(*spans, cls="note")
 
 
+def best_note(v: pd.DataFrame) -> Paragraph:
+    """How the best optimizer/lr was chosen (by validation accuracy, as the optimizer
+    verdict; by test accuracy only where the folder records no validation accuracy)."""
+    by_test = v["best_chosen_by"] == BY_TEST
+    how = (
+        "the highest mean final validation accuracy (a split held out from the training data) "
+        "among the optimizers/lrs where no run diverged, as in the optimizer verdict; ties to "
+        "the smaller lr. Its test accuracy is reported and never used to choose"
+    )
+    if by_test.all():
+        how = (
+            "the highest mean final test accuracy among the optimizers/lrs where no run "
+            "diverged (these runs recorded no validation accuracy to choose by)"
+        )
+    elif by_test.any():
+        how += f" (by test accuracy in {int(by_test.sum())} row(s) whose runs recorded no validation accuracy)"
+    return note(
+        Bold("Best acc"),
+        ": final test accuracy (mean over seeds) of the optimizer/lr under best at: ",
+        how + ". ",
+        Bold("First step"),
+        ": median time of the first training step (tracing, compilation, first "
+        "allocations), shown apart from the time to target because it depends on each "
+        "framework's in-process caches (see Cold start). ",
+        Bold("ok / div / fail"),
+        ": runs that finished, diverged, or failed (error, timeout, crashed or skipped); see Problems.",
+    )
+
+
+def _seeds(seeds: list[float]) -> str:
+    return ", ".join(f"{s:g}" for s in seeds)
+
+
+def seeds_note(an: Analysis) -> list[Paragraph]:
+    """Which seeds the verdict compares on, where some series ran more (none where every
+    series ran the same seeds)."""
+    extra = an.seeds_left_out
+    if an.seeds and extra is not None and len(extra):
+        who = "; ".join(
+            f"{fmt.path_label(r)}'s {_seeds(r['seeds'])} ({r['runs']} runs)"
+            for r in extra.to_dict("records")
+        )
+        return [
+            note(
+                Bold("Seeds"),
+                f": every row is on seed(s) {_seeds(an.seeds)}, those every series ran, so that "
+                "each backend is compared on the same seeds. Left out here: "
+                f"{who}; the extra seeds serve the optimizer verdict.",
+            )
+        ]
+    spec = an.spec if an.spec is not None else pd.DataFrame(columns=[*GROUP, "seed"])
+    per_series = spec.dropna(subset=["seed"]).groupby(GROUP)["seed"].unique()
+    if not an.seeds and len(per_series) > 1:
+        return [
+            note(
+                Bold("Seeds"),
+                ": the series share no seed, so each row pools its own seeds: "
+                + "; ".join(
+                    f"{fmt.path_label(dict(zip(GROUP, k)))} {_seeds(sorted(v))}"
+                    for k, v in per_series.items()
+                )
+                + ".",
+            )
+        ]
+    return []
+
+
+def cold_start_note(reuse: pd.DataFrame) -> Paragraph:
+    """The cold start of each series against its later runs' first steps, said per series
+    from the data: reused across runs, compiled again in each run, or nothing to compile.
+    ``reuse``: :func:`~benchmarks.report.analysis.first_step_reuse`."""
+
+    def said(r: dict) -> str:
+        head = f"{fmt.path_label(r)} {fmt.secs(r['cold_s'])}"
+        if not r["later_runs"]:
+            return head
+        later = f"{head}, later runs {fmt.secs(r['later_s'])}"
+        if r["reused"]:
+            return f"{later} (the compile is reused across runs)"
+        if r["cold_s"] < NO_COMPILE_S:
+            return f"{later} (nothing to compile to speak of)"
+        return f"{later} (not reused: each run's first step compiles again)"
+
+    return note(
+        Bold("Cold start"),
+        " (the first step of each worker's first run, with empty in-process caches) against "
+        "the median first step of the worker's later runs; a later first step under "
+        f"{REUSED_FRACTION:.0%} of the cold start counts as reusing what the first run compiled: "
+        + "; ".join(said(r) for r in reuse.to_dict("records"))
+        + ".",
+    )
+
+
 def headline(v: pd.DataFrame) -> Paragraph:
     """One sentence: the fastest per batch size and the geometric-mean relative speed."""
     timed = v.dropna(subset=["samples_per_s"])
@@ -244,7 +323,7 @@ def display(v: pd.DataFrame, target: float, have_curves: bool = True) -> pd.Data
                 if r["ci_low"] == r["ci_low"]
                 else "-",
                 "× fastest": fmt.num(r["relative"], ".2f"),
-                "TFLOP/s": fmt.num(r["tflops"], ".3g"),
+                "TFLOP/s": fmt.sig(r["tflops"]),
                 "of peak": fmt.num(100 * r["fraction_of_peak"], ".0f") + "%"
                 if r["fraction_of_peak"] == r["fraction_of_peak"]
                 else "-",

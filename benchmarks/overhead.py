@@ -3,14 +3,16 @@
 Times, side by side in one worker process per framework, the suite's steady-state step on
 each of the backend's paths (the adapter, driven as ``benchmarks.runner`` drives it) and
 each bare, idiomatic training loop written directly in that framework (each backend's
-``bare.py``, through ``Backend.bare_loops``; this module imports no framework). Rounds
-alternate suite/bare so drift hits both alike. Per case, the ratio of the suite's fastest
-path to the fastest bare loop (each by its fastest round) is printed, with both names and
-absolute ms/step and the achieved TFLOP/s (6 x batch x parameters per step). Cases: on the
+``bare.py``, through ``Backend.bare_loops``; this module imports no framework), in many
+short interleaved rounds (:func:`benchmarks.paths.interleaved`). Per case, each side's
+fastest variant (by its median round) is named, with its ms/step, and the suite's against
+the bare loop's is the median of the rounds' ratios with a 95% interval
+(:func:`benchmarks.stats.round_ratio`: the two blocks of a round share the machine's speed
+of that moment), with the achieved TFLOP/s (6 x batch x parameters per step). Cases: on the
 CPU, 784-64-10 at batch 128 on MNIST-5k; on a GPU, the shapes where launch latency or
 compute dominates (synthetic data, large enough for batch 4096).
 
-    python -m benchmarks.overhead [--device gpu] [--backend NAME,NAME] [--rounds 15]
+    python -m benchmarks.overhead [--device gpu] [--backend NAME,NAME] [--rounds 40]
 """
 
 from __future__ import annotations
@@ -21,12 +23,24 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from backends import registry
 from backends.base import ModelSpec, OptimizerSpec, SpecError, candidate_paths, init_weights
-from benchmarks.paths import step_block
+from benchmarks import stats
+from benchmarks.paths import interleaved, step_block
 
 SGD_MOMENTUM = OptimizerSpec("sgd", lr=0.01, momentum=0.9)
 ADAM = OptimizerSpec("adam", lr=1e-3)
+#: rounds, and the most steps in a block: many short rounds (see paths.interleaved)
+ROUNDS, STEPS = 20, 50
+#: instances of each variant, each built apart (see measure)
+INSTANCES = 3
+#: a CPU worker's threads, unless asked: both sides run in one worker with the same pools, so
+#: the count changes the noise, not what is compared. On a 2-core VM two threads made NumPy
+#: against the same NumPy read 0.91-0.98 (intervals +-8%: a multi-threaded matmul waits for
+#: whichever core the host took away), one thread 0.98-1.01 (+-3%)
+CPU_THREADS = 1
 
 
 @dataclass(frozen=True)
@@ -73,12 +87,11 @@ def suite_paths(name: str, device: str, compilers: list[str] | None = None) -> l
 
 
 def _suite_paths(
-    name: str, device: str, case: Case, weights, x, y, compilers: list[str] | None = None
+    name: str, device: str, case: Case, weights, x, y, wanted: list[str]
 ) -> dict[str, Any]:
-    """``{path: block}`` for each path :func:`suite_paths` names."""
+    """``{path: block}`` for each of the ``wanted`` paths (:func:`suite_paths`)."""
     cls = registry.load(name)
     model = ModelSpec(x.shape[1], int(y.max()) + 1, case.hidden)
-    wanted = suite_paths(name, device, compilers)
     out = {}
     for mode in cls.modes:
         for path in candidate_paths(cls.compile_paths(), mode, device):
@@ -92,10 +105,30 @@ def _suite_paths(
     return out
 
 
+def _variants(
+    backend: str,
+    device: str,
+    case: Case,
+    weights,
+    x,
+    y,
+    suite_names: list[str],
+    bare_names: list[str] | None = None,
+) -> dict[tuple[str, str], Any]:
+    """One instance of each variant named, ``{("suite" | "bare", name): block}`` (every bare
+    loop where ``bare_names`` is None): its own model, optimizer state and batches."""
+    suite = _suite_paths(backend, device, case, weights, x, y, suite_names)
+    bare = registry.load(backend).bare_loops(
+        case.opt, [w.copy() for w in weights], x, y, case.batch_size, device
+    )
+    keep = bare if bare_names is None else {k: bare[k] for k in bare_names}
+    return {("suite", k): v for k, v in suite.items()} | {("bare", k): v for k, v in keep.items()}
+
+
 #: the fewest steps in a timed block, and how long a block should last: a block of the
 #: fastest variant lasts about BLOCK_S (at most ``steps`` steps), so a 10 ms step on a GPU
-#: is timed in blocks of 20, not 200 (the whole GPU check must fit in minutes)
-MIN_STEPS, BLOCK_S = 10, 0.2
+#: is timed in blocks of 10, and rounds stay short (see paths.interleaved)
+MIN_STEPS, BLOCK_S = 10, 0.05
 
 
 def block_steps(fastest_s: float, max_steps: int) -> int:
@@ -110,10 +143,12 @@ def measure(
     steps: int,
     progress: str | None = None,
     compilers: list[str] | None = None,
+    instances: int = INSTANCES,
 ) -> list[dict[str, Any]]:
-    """Worker task: interleaved suite/bare blocks for one backend; fastest step times
-    ([] where the backend sees no such device). Each finished case's row is also appended
-    to ``progress`` (JSON lines), so a run stopped part-way keeps what it measured.
+    """Worker task: interleaved suite/bare blocks for one backend, ``instances`` of each
+    variant built apart; per case each side's fastest variant and the suite's ratio to the
+    bare loop ([] where the backend sees no such device). Each finished case's row is also
+    appended to ``progress`` (JSON lines), so a run stopped part-way keeps what it measured.
     ``compilers`` narrows the suite paths (:func:`suite_paths`)."""
     from benchmarks.data import cached_dataset
 
@@ -124,13 +159,9 @@ def measure(
         data = cached_dataset(case.dataset)
         x, y = data.x_train, data.y_train
         weights = init_weights(ModelSpec(x.shape[1], data.num_classes, case.hidden), seed=0)
-        suite = _suite_paths(backend, device, case, weights, x, y, compilers)
-        bare = registry.load(backend).bare_loops(
-            case.opt, [w.copy() for w in weights], x, y, case.batch_size, device
+        blocks = _variants(
+            backend, device, case, weights, x, y, suite_paths(backend, device, compilers)
         )
-        blocks = {("suite", k): v for k, v in suite.items()} | {
-            ("bare", k): v for k, v in bare.items()
-        }
         probe, first = {}, min(MIN_STEPS, steps)
         for k, block in blocks.items():  # compile, then a first estimate of each
             block(1)
@@ -142,16 +173,24 @@ def measure(
         for side in ("suite", "bare"):
             best = min(v for k, v in warm.items() if k[0] == side)
             blocks = {k: b for k, b in blocks.items() if k[0] != side or warm[k] <= 2 * best}
-        times: dict[tuple[str, str], list[float]] = {k: [] for k in blocks}
-        order = list(blocks.items())
-        for r in range(rounds):  # the order alternates, so order effects cancel
-            for k, block in order if r % 2 == 0 else reversed(order):
-                times[k].append(block(n) / n)
-        # the fastest round of each: the per-step cost with the least interference from the
-        # machine (as timeit does); medians swing +-15% between runs on 2 shared cores
-        best = {k: min(v) for k, v in times.items()}
-        s_path, s = min(((k[1], v) for k, v in best.items() if k[0] == "suite"), key=lambda t: t[1])
-        b_loop, b = min(((k[1], v) for k, v in best.items() if k[0] == "bare"), key=lambda t: t[1])
+        # more instances of the variants kept: identical code differs by its allocations'
+        # luck (cache placement) by several percent, for as long as the instance lives
+        every = {(*k, 0): b for k, b in blocks.items()}
+        kept = {side: [k for w, k in blocks if w == side] for side in ("suite", "bare")}
+        for i in range(1, instances):
+            more = _variants(backend, device, case, weights, x, y, kept["suite"], kept["bare"])
+            for k, block in more.items():
+                block(1), block(n)
+                every[(*k, i)] = block
+        times = interleaved(every, rounds, n)
+        # each side's fastest by its median round; the ratio from the rounds, each round's
+        # two blocks side by side, instance i with instance i (stats.round_ratio)
+        per = {k: [times[(*k, i)] for i in range(instances)] for k in blocks}
+        typical = {k: float(np.median(np.concatenate(v))) for k, v in per.items()}
+        suite_k = min((k for k in typical if k[0] == "suite"), key=typical.get)
+        bare_k = min((k for k in typical if k[0] == "bare"), key=typical.get)
+        ratio, low, high = stats.round_ratio(per[suite_k], per[bare_k])
+        s, b = typical[suite_k], typical[bare_k]
         flops = 6 * case.batch_size * sum(w.size for w in weights)
         rows.append(
             {
@@ -161,16 +200,23 @@ def measure(
                 "hidden": ",".join(map(str, case.hidden)),
                 "batch_size": case.batch_size,
                 "block_steps": n,
-                "suite_path": s_path,
+                "rounds": rounds,
+                "instances": instances,
+                "suite_path": suite_k[1],
                 "suite_ms": s * 1e3,
-                "bare_loop": b_loop,
+                "bare_loop": bare_k[1],
                 "bare_ms": b * 1e3,
-                "ratio": s / b,
+                "ratio": ratio,
+                "ratio_low": low,
+                "ratio_high": high,
                 "suite_tflops": flops / s / 1e12,
-                "all_ms": {f"{w}:{n}": v * 1e3 for (w, n), v in best.items()},
+                # median ms/step of every variant timed, and the two compared, round by round
+                "all_ms": {f"{w}:{k}": v * 1e3 for (w, k), v in typical.items()},
+                "suite_rounds_ms": [[v * 1e3 for v in t] for t in per[suite_k]],
+                "bare_rounds_ms": [[v * 1e3 for v in t] for t in per[bare_k]],
                 # warm-up ms/step of the variants dropped as more than 2x slower than the best
                 "dropped_ms": {
-                    f"{w}:{n}": v * 1e3 for (w, n), v in warm.items() if (w, n) not in best
+                    f"{w}:{k}": v * 1e3 for (w, k), v in warm.items() if (w, k) not in typical
                 },
             }
         )
@@ -180,35 +226,47 @@ def measure(
     return rows
 
 
+def _interval(r: dict[str, Any]) -> str:
+    low, high = r.get("ratio_low"), r.get("ratio_high")  # rows of older versions have none
+    return "-" if low is None or high is None else f"{low:.2f}-{high:.2f}"
+
+
 def format_rows(rows: list[dict[str, Any]]) -> str:
     head = (
         f"{'backend':<11} {'optimizer':<13} {'hidden':<10} {'batch':>5}  {'suite path':<12} "
-        f"{'ms/step':>8}  {'fastest bare':<14} {'ms/step':>8} {'ratio':>6} {'TFLOP/s':>8}"
+        f"{'ms/step':>8}  {'fastest bare':<14} {'ms/step':>8} {'ratio':>6} {'95% interval':>13} "
+        f"{'TFLOP/s':>8}"
     )
     lines = [head]
     for r in rows:
         lines.append(
             f"{r['backend']:<11} {r['optimizer']:<13} {r['hidden']:<10} {r['batch_size']:>5}  "
             f"{r['suite_path']:<12} {r['suite_ms']:>8.3f}  {r['bare_loop']:<14} "
-            f"{r['bare_ms']:>8.3f} {r['ratio']:>6.2f} {r['suite_tflops']:>8.2f}"
+            f"{r['bare_ms']:>8.3f} {r['ratio']:>6.2f} {_interval(r):>13} {r['suite_tflops']:>8.2f}"
         )
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     from benchmarks import exitcodes
-    from benchmarks.worker import WorkerFailure, call_isolated
+    from benchmarks.worker import WorkerFailure, call_isolated, default_threads
 
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("--backend", default=",".join(registry.installed()))
     p.add_argument("--device", choices=tuple(CASES), default="cpu")
-    p.add_argument("--rounds", type=int, default=15)
+    p.add_argument("--rounds", type=int, default=ROUNDS, help="interleaved rounds per case")
+    p.add_argument(
+        "--instances",
+        type=int,
+        default=INSTANCES,
+        help="instances of each variant, each built apart and all timed in every round",
+    )
     p.add_argument(
         "--steps",
         type=int,
-        default=200,
+        default=STEPS,
         help=f"most steps in a timed block (fewer where a block of the fastest variant "
         f"would last over {BLOCK_S} s; at least {MIN_STEPS})",
     )
@@ -221,12 +279,25 @@ def main(argv: list[str] | None = None) -> int:
         help="only these suite paths, as `optbench run --compiler` takes them (e.g. "
         "torch=cudagraph,torch=eager); default: every path (bare loops are always all timed)",
     )
-    p.add_argument("--threads", type=int, default=None)
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help=f"threads of each worker, both sides alike (default: {CPU_THREADS} on the CPU, "
+        "where the ratio is quietest; every core on a GPU machine)",
+    )
     p.add_argument("--json", action="store_true")
     p.add_argument(
         "--max-ratio", type=float, default=1.05, help="exit 1 if any ratio is above this"
     )
     args = p.parse_args(argv)
+    for opt in ("rounds", "instances", "steps"):
+        if getattr(args, opt) < 1:
+            print(
+                f"overhead: error: --{opt} {getattr(args, opt)}: must be 1 or more", file=sys.stderr
+            )
+            return exitcodes.BAD_INPUT
+    threads = args.threads or (CPU_THREADS if args.device == "cpu" else None)
     rows, failed = [], []
     for name in args.backend.split(","):
         try:
@@ -240,11 +311,12 @@ def main(argv: list[str] | None = None) -> int:
                     "device": args.device,
                     "rounds": args.rounds,
                     "steps": args.steps,
+                    "instances": args.instances,
                     "progress": args.progress,
                     "compilers": compilers,
                 },
                 label=f"overhead-{name}",
-                threads=args.threads,
+                threads=threads,
                 timeout=900,
             )
             if not got:
@@ -259,7 +331,12 @@ def main(argv: list[str] | None = None) -> int:
     for line in failed:
         print(f"FAIL: {line}", file=sys.stderr)
     worst = max((r["ratio"] for r in rows), default=float("nan"))
-    print(f"worst ratio {worst:.2f} (target <= {args.max_ratio:.2f})", file=sys.stderr)
+    print(
+        f"worst ratio {worst:.2f} (target <= {args.max_ratio:.2f}); "
+        f"{threads or default_threads()} thread(s) per worker, {args.instances} instance(s) "
+        f"of each variant, {args.rounds} rounds",
+        file=sys.stderr,
+    )
     ok = bool(rows) and not failed and worst <= args.max_ratio
     return exitcodes.OK if ok else exitcodes.MEASURED_FAILURE
 

@@ -4,8 +4,8 @@ Where a backend has one compiled path on a device, that is the path. Where it ha
 (TensorFlow with and without XLA; PyTorch on a GPU: CUDA graph or inductor), which is
 fastest depends on the machine, so it is measured where the sweep runs, at its start: each
 candidate's steady-state step time on the sweep's data and model at its median batch size,
-for each optimizer kind of the sweep, in alternating rounds (so that drift hits all alike),
-in one worker per backend. The fastest total wins. The choice and its figures are recorded
+for each optimizer kind of the sweep, in interleaved rounds (:func:`interleaved`: so that drift hits all alike), in one worker per
+backend. The fastest total of medians wins. The choice and its figures are recorded
 (``compiler_choice.json`` and each run's ``compiler_choice``); a resumed sweep reuses them.
 """
 
@@ -15,15 +15,18 @@ import dataclasses
 import statistics
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
+
+import numpy as np
 
 from backends import registry
 from backends.base import Backend, ModelSpec, OptimizerSpec, candidate_paths, init_weights
 from benchmarks.schema import DEFAULT_COMPILER, RunSpec
 
-ROUNDS = 5
-STEPS = 30
+ROUNDS = 15
+STEPS = 12  # short rounds, many: see interleaved
 
+K = TypeVar("K")
 Key = tuple[str, str, str, str]  # backend, device, dtype, mode
 Measure = Callable[[dict[str, Any]], dict[str, float]]
 
@@ -121,8 +124,8 @@ def isolated(threads: int | None, timeout: float) -> Measure:
 
 def measure(task: dict[str, Any]) -> dict[str, float]:
     """Worker task: seconds per step of each candidate path, summed over the optimizer
-    kinds: the fastest of :data:`ROUNDS` alternating rounds of :data:`STEPS` steps each
-    (the least disturbed, as timeit does), after a compile and warm-up round."""
+    kinds: each one's median over :data:`ROUNDS` :func:`interleaved` rounds of :data:`STEPS`
+    steps, after a compile and warm-up round."""
     from benchmarks.data import cached_dataset
 
     data = cached_dataset(task["dataset"])
@@ -139,16 +142,31 @@ def measure(task: dict[str, Any]) -> dict[str, float]:
             blocks[path, o["kind"]] = step_block(be, state, batches)
     for block in blocks.values():  # compile, then warm up
         block(1), block(STEPS)
-    times: dict[tuple[str, str], list[float]] = {k: [] for k in blocks}
-    for r in range(ROUNDS):
-        order = list(blocks.items())
-        for k, block in order if r % 2 == 0 else reversed(order):
-            times[k].append(block(STEPS) / STEPS)
-    best = {k: min(v) for k, v in times.items()}
+    typical = {k: float(np.median(v)) for k, v in interleaved(blocks, ROUNDS, STEPS).items()}
     return {
-        p: statistics.fsum(best[p, o["kind"]] for o in task["optimizers"])
+        p: statistics.fsum(typical[p, o["kind"]] for o in task["optimizers"])
         for p in task["candidates"]
     }
+
+
+def interleaved(
+    blocks: dict[K, Callable[[int], float]], rounds: int, steps: int
+) -> dict[K, np.ndarray]:
+    """Seconds per step of each of ``blocks`` in each of ``rounds`` rounds of ``steps``
+    steps: every round runs every block once, in an order reversed from round to round.
+
+    Variants are compared round by round (medians, or :func:`benchmarks.stats.round_ratio`),
+    never by each one's fastest round: a shared machine's speed drifts over seconds (on a
+    2-core VM one NumPy Adam block read 0.44 ms a step, two rounds later 0.80), so the fastest
+    round names whichever variant met the machine's best moment. NumPy against the same NumPy
+    code read 0.84-1.10 by fastest rounds, 0.98-1.02 by the median of the rounds' ratios
+    (100 rounds of 40 steps, six processes). Hence short rounds, and many."""
+    times: dict[K, list[float]] = {k: [] for k in blocks}
+    order = list(blocks.items())
+    for r in range(rounds):
+        for k, block in order if r % 2 == 0 else reversed(order):
+            times[k].append(block(steps) / steps)
+    return {k: np.asarray(v) for k, v in times.items()}
 
 
 def step_block(be: Backend, state: Any, batches: list) -> Callable[[int], float]:

@@ -133,3 +133,36 @@ def paired_ratio(
         reps = (drawn * w[picks]).sum(axis=1) / w[picks].sum(axis=1)
     lo, hi = np.percentile(reps, [100 * (1 - level), 100 * level])
     return (math.exp(point), math.exp(lo), math.exp(hi))
+
+
+def round_ratio(
+    a: list[np.ndarray],
+    b: list[np.ndarray],
+    n_boot: int = N_BOOT,
+    seed: int = 0,
+    level: float = 0.975,
+) -> tuple[float, float, float]:
+    """``a / b`` for two variants timed side by side in rounds
+    (:func:`benchmarks.paths.interleaved`): ``a[i][r]`` is instance ``i`` of ``a`` (built
+    apart, with its own allocations) in round ``r``, and ``b[i][r]`` beside it.
+
+    Each instance pair's change is the median of its rounds' log ratios: a round's two blocks
+    share the machine's speed of that moment, so its drift cancels, and a hiccup round weighs
+    nothing. The change is the mean over the pairs: identical code differs from instance to
+    instance (where its arrays happen to lie) by several percent for as long as it lives, and
+    only more instances average that out. ``level`` bounds (0.975: a 95% interval) from a
+    two-stage bootstrap: pairs resampled, then rounds within each."""
+    logs = [np.log(np.asarray(x, float)) - np.log(np.asarray(y, float)) for x, y in zip(a, b)]
+    logs = [d for d in logs if len(d)]
+    if not logs:
+        return (math.nan, math.nan, math.nan)
+    rng = np.random.default_rng(seed)
+    point = float(np.mean([np.median(d) for d in logs]))
+    medians = np.stack(
+        [np.median(d[rng.integers(0, len(d), size=(n_boot, len(d)))], axis=1) for d in logs],
+        axis=1,
+    )  # (n_boot, pairs)
+    picks = rng.integers(0, len(logs), size=(n_boot, len(logs)))
+    reps = np.take_along_axis(medians, picks, axis=1).mean(axis=1)
+    lo, hi = np.percentile(reps, [100 * (1 - level), 100 * level])
+    return (math.exp(point), math.exp(lo), math.exp(hi))

@@ -30,10 +30,11 @@ def test_gpu_check_fails_on_any_missed_target(monkeypatch, tmp_path, capsys):
     argv = ["--out", str(tmp_path), "--skip", "sweeps", "--backend", "torch"]
     assert gpu_check.main(argv) == 0
     assert "3/3 targets met" in capsys.readouterr().out
-    outputs["benchmarks.overhead"] = (1, json.dumps([{**row, "suite_ms": 0.3, "ratio": 2.07}]))
+    slow = {**row, "suite_ms": 0.3, "ratio": 2.07, "ratio_low": 1.98, "ratio_high": 2.2}
+    outputs["benchmarks.overhead"] = (1, json.dumps([slow]))
     assert gpu_check.main(argv) == 1
     out = capsys.readouterr().out
-    assert "FAIL" in out and "cudagraph 0.300 ms vs cuda_graph 0.145 ms = 2.07" in out
+    assert "FAIL" in out and "cudagraph 0.300 ms vs cuda_graph 0.145 ms = 2.07 [1.98, 2.20]" in out
 
 
 def test_a_step_stopped_part_way_keeps_what_it_printed(tmp_path):

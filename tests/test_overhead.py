@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from backends import registry
@@ -13,16 +14,27 @@ from tests.conftest import backend_params
 
 
 def test_rows_for_every_case(capsys):
-    code = overhead.main(["--backend", "numpy", "--rounds", "2", "--steps", "5", "--json"])
+    argv = ["--backend", "numpy", "--rounds", "3", "--instances", "2", "--steps", "5", "--json"]
+    code = overhead.main(argv)
     rows = json.loads(capsys.readouterr().out)
     assert [r["optimizer"] for r in rows] == [c.optimizer for c in overhead.CASES["cpu"]]
     assert all(r["suite_ms"] > 0 and r["bare_ms"] > 0 and r["suite_tflops"] > 0 for r in rows)
-    # the fastest of each side is the one named, and the ratio is theirs
+    # the fastest of each side is the one named, and the ratio is theirs, round by round
     for r in rows:
         assert r["suite_ms"] == min(v for k, v in r["all_ms"].items() if k.startswith("suite:"))
         assert r["bare_ms"] == min(v for k, v in r["all_ms"].items() if k.startswith("bare:"))
-        assert r["ratio"] == pytest.approx(r["suite_ms"] / r["bare_ms"])
+        s, b = np.array(r["suite_rounds_ms"]), np.array(r["bare_rounds_ms"])
+        assert s.shape == b.shape == (2, 3)  # instances x rounds
+        assert r["suite_ms"] == pytest.approx(np.median(s))
+        assert r["ratio"] == pytest.approx(np.exp(np.median(np.log(s / b), axis=1).mean()))
+        assert r["ratio_low"] <= r["ratio"] <= r["ratio_high"]
     assert code == (0 if max(r["ratio"] for r in rows) <= 1.05 else 1)
+
+
+def test_rounds_instances_and_steps_must_be_positive(capsys):
+    for opt in ("--rounds", "--instances", "--steps"):
+        assert overhead.main(["--backend", "numpy", opt, "0"]) == 2
+        assert f"{opt} 0: must be 1 or more" in capsys.readouterr().err
 
 
 def test_a_device_nothing_sees_is_said_and_fails(capsys):
@@ -44,7 +56,7 @@ def test_every_path_and_bare_loop_runs(name):
     """Every suite path on the CPU and every bare loop of the framework is timed."""
     rows = call_isolated(
         "benchmarks.overhead:measure",
-        {"backend": name, "device": "cpu", "rounds": 1, "steps": 3},
+        {"backend": name, "device": "cpu", "rounds": 1, "steps": 3, "instances": 2},
         label=f"overhead-{name}",
         timeout=600,
     )
@@ -59,7 +71,7 @@ def test_every_path_and_bare_loop_runs(name):
 
 
 def test_blocks_last_about_block_s_within_the_step_limits():
-    assert overhead.block_steps(0.010, 200) == round(overhead.BLOCK_S / 0.010)  # a wide GPU step
+    assert overhead.block_steps(0.002, 200) == round(overhead.BLOCK_S / 0.002)  # a GPU step
     assert overhead.block_steps(1e-5, 200) == 200  # never more than asked
     assert overhead.block_steps(1.0, 200) == overhead.MIN_STEPS  # never fewer than the floor
     assert overhead.block_steps(1.0, 5) == 5  # ...unless fewer are asked for

@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
                 "--rounds",
                 "10",
                 "--instances",
-                "2",
+                "1",  # one build of each: a JAX SGD compile took 12-17 s on an H200
                 "--progress",
                 str(out / "overhead.rows.jsonl"),
                 "--compiler",

@@ -5,7 +5,8 @@ Where a backend has one compiled path on a device, that is the path. Where it ha
 fastest depends on the machine, so it is measured where the sweep runs, at its start: each
 candidate's steady-state step time on the sweep's data and model at its median batch size,
 for each optimizer kind of the sweep, in interleaved rounds (:func:`interleaved`: so that drift hits all alike), in one worker per
-backend. The fastest total of medians wins. The choice and its figures are recorded
+backend. The fastest total of medians wins, unless the backend's first candidate is within
+:data:`TIE` of it. The choice and its figures are recorded
 (``compiler_choice.json`` and each run's ``compiler_choice``); a resumed sweep reuses them.
 """
 
@@ -27,6 +28,11 @@ ROUNDS = 15
 STEPS = 12  # short rounds, many: see interleaved
 
 K = TypeVar("K")
+#: candidates within this fraction of the fastest tie, and a tie goes to the backend's first
+#: candidate (its static preference): the median of 15 rounds moves by a few percent from
+#: one sweep to the next (TensorFlow on a 2-core CPU: xla 1.284 against tf_function 1.296
+#: ms), and a path that flips with it makes two sweeps of the same code run different steps
+TIE = 0.03
 Key = tuple[str, str, str, str]  # backend, device, dtype, mode
 Measure = Callable[[dict[str, Any]], dict[str, float]]
 
@@ -96,14 +102,13 @@ def _choose(key: Key, candidates: list[str], runs: list[RunSpec], measure: Measu
             "ms_per_step": {},
             "why": f"{candidates[0]}: the default; measuring failed ({str(exc).splitlines()[0]})",
         }
-    chosen = min(ms, key=ms.get)
+    fastest, first = min(ms, key=ms.get), candidates[0]
+    tie = first in ms and ms[first] <= ms[fastest] * (1 + TIE)
     figures = ", ".join(f"{p} {v:.3f}" for p, v in sorted(ms.items(), key=lambda kv: kv[1]))
-    return {
-        **record,
-        "chosen": chosen,
-        "ms_per_step": ms,
-        "why": f"measured at batch {batch} (ms/step, {'+'.join(kinds)}): {figures}",
-    }
+    why = f"measured at batch {batch} (ms/step, {'+'.join(kinds)}): {figures}"
+    if tie and first != fastest:
+        why += f"; {first} within {TIE:.0%} of {fastest}: a tie, {first} kept"
+    return {**record, "chosen": first if tie else fastest, "ms_per_step": ms, "why": why}
 
 
 def isolated(threads: int | None, timeout: float) -> Measure:

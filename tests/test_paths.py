@@ -123,6 +123,19 @@ def test_the_default_is_measured_once_and_recorded(tmp_path, two):
     assert {r.path for r in again if r.backend == "two"} == {"faster"}
 
 
+def test_a_tie_keeps_the_backends_first_candidate(tmp_path, two):
+    """Within TIE of the fastest, the first candidate (the static preference) is kept, so a
+    sweep's path does not flip with the machine's noise; beyond it, the fastest wins."""
+    s = sweep(tmp_path, backends=["two"])
+    near = 1e-3 * (1 + paths.TIE / 2)
+    runs, _ = paths.resolve(s.runs, [], lambda task: {"fast": near, "faster": 1e-3})
+    assert {r.path for r in runs} == {"fast"}
+    assert f"fast within {paths.TIE:.0%} of faster: a tie, fast kept" in runs[0].path_choice
+    far = 1e-3 * (1 + 2 * paths.TIE)
+    runs, _ = paths.resolve(s.runs, [], lambda task: {"fast": far, "faster": 1e-3})
+    assert {r.path for r in runs} == {"faster"} and "tie" not in runs[0].path_choice
+
+
 def test_a_failed_measurement_falls_back_to_the_first_path_and_says_why(tmp_path, two):
     s = sweep(tmp_path, backends=["two"])
 

@@ -184,3 +184,19 @@ def test_measure_runs_in_a_worker_as_the_driver_calls_it():
     }
     got = paths.isolated(threads=1, timeout=120)(task)
     assert list(got) == ["numpy"] and 0 < got["numpy"] < 1
+
+
+def test_interleaved_runs_every_block_once_a_round_in_alternating_order():
+    seen = []
+
+    def block(name):
+        def run(steps):
+            seen.append((name, steps))
+            return 0.01 * steps
+
+        return run
+
+    times = paths.interleaved({k: block(k) for k in "abc"}, rounds=3, steps=4)
+    assert [k for k, _ in seen] == list("abccbaabc")
+    assert {s for _, s in seen} == {4}
+    assert {k: v.tolist() for k, v in times.items()} == {k: [0.01] * 3 for k in "abc"}

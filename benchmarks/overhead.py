@@ -12,7 +12,7 @@ of that moment), with the achieved TFLOP/s (6 x batch x parameters per step). Ca
 CPU, 784-64-10 at batch 128 on MNIST-5k; on a GPU, the shapes where launch latency or
 compute dominates (synthetic data, large enough for batch 4096).
 
-    python -m benchmarks.overhead [--device gpu] [--backend NAME,NAME] [--rounds 40]
+    python -m benchmarks.overhead [--device gpu] [--backend NAME,NAME] [--rounds 20]
 """
 
 from __future__ import annotations

@@ -4,10 +4,11 @@ Where a backend has one compiled path on a device, that is the path. Where it ha
 (TensorFlow with and without XLA; PyTorch on a GPU: CUDA graph or inductor), which is
 fastest depends on the machine, so it is measured where the sweep runs, at its start: each
 candidate's steady-state step time on the sweep's data and model at its median batch size,
-for each optimizer kind of the sweep, in interleaved rounds (:func:`interleaved`: so that drift hits all alike), in one worker per
-backend. The fastest total of medians wins, unless the backend's first candidate is within
-:data:`TIE` of it. The choice and its figures are recorded
-(``compiler_choice.json`` and each run's ``compiler_choice``); a resumed sweep reuses them.
+for each optimizer kind of the sweep, in interleaved rounds (:func:`interleaved`, so that
+drift hits all alike), in one worker per backend. The fastest total of medians wins, unless
+the backend's first candidate is within :data:`TIE` of it. The choice and its figures are
+recorded (``compiler_choice.json`` and each run's ``compiler_choice``); a resumed sweep
+reuses them.
 """
 
 from __future__ import annotations

@@ -16,8 +16,9 @@ from __future__ import annotations
 import abc
 import importlib
 import math
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 
@@ -472,6 +473,9 @@ class CompilePath:
     modes: tuple[str, ...]  # the mode(s) it serves
     detail: str  # what it is, in the framework's words (the ``compiler_detail`` column)
     devices: tuple[str, ...] = ("cpu", "gpu")
+    #: whether one call runs a whole block of steps (``Backend.train_steps`` over
+    #: :class:`StackedBatches`, a loop on the device) rather than one step per call
+    block: bool = False
 
 
 #: the paths of a backend that declares none: one per mode, named after it
@@ -530,6 +534,44 @@ class BackendInfo:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+class StackedBatches(Sequence):
+    """Full batches stacked on the device, ``x`` of shape ``(batches, batch_size, ...)``
+    and ``y`` of ``(batches, batch_size)``, and the window ``[start, stop)`` of them that a
+    block trains on: what :meth:`Backend.split_batches` gives on a path whose
+    :meth:`Backend.train_steps` runs the block as one compiled loop over ``x[start:stop]``.
+    Slicing gives a window on the same arrays (no copy, no device work); an item is one
+    batch ``(x[i], y[i])``, as from a list of batches."""
+
+    def __init__(self, x: Any, y: Any, start: int = 0, stop: int | None = None):
+        self.x, self.y = x, y
+        self.start = start
+        self.stop = int(y.shape[0]) if stop is None else stop
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+    def __getitem__(self, index):  # type: ignore[override]
+        if isinstance(index, slice):
+            start, stop, stride = index.indices(len(self))
+            if stride != 1:
+                raise ValueError(f"a window of batches is contiguous, not every {stride}th")
+            return StackedBatches(self.x, self.y, self.start + start, self.start + max(start, stop))
+        i = range(self.start, self.stop)[index]  # IndexError past the window
+        return self.x[i], self.y[i]
+
+    def __iter__(self) -> Iterator[tuple[Any, Any]]:
+        return (self[i] for i in range(len(self)))
+
+
+class BlockLosses(NamedTuple):
+    """The losses of a block run as one compiled call: the first ``count`` entries of
+    ``values``, a device array as long as the stacked batches (a fixed shape, so that blocks
+    of every length share one compiled program)."""
+
+    values: Any
+    count: int
+
+
 class Backend(abc.ABC):
     """One framework's implementation of the MLP and its optimizers.
 
@@ -542,11 +584,18 @@ class Backend(abc.ABC):
         be.sync(loss)                                 # wait for the device
         be.to_float(loss), be.evaluate(state, xt, yt), be.get_weights(state)
 
-    ``train_step`` must not synchronise with the host: the harness decides when to wait,
-    so a block of steps can be timed with one sync at its end. The loss it returns must
-    stay valid after later steps (the runner reads a whole block's losses after the
-    block): a path that replays into static buffers (CUDA graphs) returns a copy. State is
-    opaque to the harness; adapters that hold mutable framework objects keep them inside it.
+    The runner drives blocks of steps: ``batches = be.split_batches(xs, ys, batch_size)``
+    once per epoch, then ``state, losses = be.train_steps(state, batches[i : i + n])``,
+    ``be.sync_losses(losses)`` and ``be.host_losses(losses)``. ``train_steps`` loops over
+    ``train_step`` unless a path runs the whole block in one compiled call (a loop on the
+    device over :class:`StackedBatches`, as Keras' ``steps_per_execution`` does).
+
+    ``train_step`` and ``train_steps`` must not synchronise with the host: the harness
+    decides when to wait, so a block of steps can be timed with one sync at its end. The
+    losses they return must stay valid after later steps (the runner reads a whole block's
+    losses after the block): a path that replays into static buffers (CUDA graphs) returns
+    a copy. State is opaque to the harness; adapters that hold mutable framework objects
+    keep them inside it.
 
     The ways a backend runs its step (eager, and each compiler) are its :class:`CompilePath`
     entries in ``backends.registry`` (so that the driver knows them without importing the
@@ -633,6 +682,29 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def train_step(self, state: Any, x: Any, y: Any) -> tuple[Any, Any]:
         """One optimizer step on a staged batch; returns ``(state, loss)``, loss on device."""
+
+    def train_steps(self, state: Any, batches: Sequence[tuple[Any, Any]]) -> tuple[Any, Any]:
+        """Consecutive steps, one per batch of ``batches`` (what :meth:`split_batches`
+        returned, or a slice of it), with no host sync; returns ``(state, losses)``: every
+        step's loss on the device, for :meth:`sync_losses` and :meth:`host_losses`."""
+        losses = []
+        for xb, yb in batches:
+            state, loss = self.train_step(state, xb, yb)
+            losses.append(loss)
+        return state, losses
+
+    def sync_losses(self, losses: Any) -> None:
+        """Wait for the block that produced ``losses`` (:meth:`train_steps`): its last loss."""
+        if isinstance(losses, BlockLosses):
+            self.sync(losses.values)
+        elif len(losses):
+            self.sync(losses[-1])
+
+    def host_losses(self, losses: Any) -> np.ndarray:
+        """A block's losses (:meth:`train_steps`) as float64 NumPy, one per step."""
+        if isinstance(losses, BlockLosses):
+            return np.asarray(losses.values, dtype=np.float64)[: losses.count]
+        return np.array([self.to_float(v) for v in losses], dtype=np.float64)
 
     @abc.abstractmethod
     def evaluate(self, state: Any, x: Any, y: Any) -> tuple[float, float]:

@@ -54,7 +54,9 @@ def cases(device: str, backends: tuple[str, ...] = registry.NAMES) -> list[Case]
         Case(name, path.name, path.modes[0], opt, batch)
         for name in backends
         for path in registry.entry(name).paths
-        if device in path.devices
+        # a path that runs a block per call has no call of one step to time: its
+        # train_step is the per-step path's (``make bench-micro`` times its blocks)
+        if device in path.devices and not path.block
         for opt in OPTIMIZERS
         for batch in BATCH_SIZES
     ]

@@ -109,19 +109,34 @@ def _batches(cfg: ParityConfig):
     return model, out[: cfg.steps]
 
 
+def block_sizes(steps: int) -> list[int]:
+    """Blocks of 1, 1, 2, 3, 5, 8, ... steps (the last cut to fit): the first steps one at
+    a time, then blocks of several, as the runner drives them."""
+    sizes, a, b = [], 1, 1
+    while sum(sizes) < steps:
+        sizes.append(min(a, steps - sum(sizes)))
+        a, b = b, a + b
+    return sizes
+
+
 def trajectory(backend, model: ModelSpec, opt: OptimizerSpec, batches, seed: int) -> dict[str, Any]:
-    """Losses and weights after every step, as NumPy float64 (a schedule spans the steps;
-    its learning-rate warm-up is cut to half of them where a short check has fewer)."""
+    """Every step's loss, and the weights after every block of :func:`block_sizes`, as
+    NumPy float64 (a schedule spans the steps; its learning-rate warm-up is cut to half of
+    them where a short check has fewer). The batches are staged once and trained on in
+    windows (``train_steps``), as the runner trains on an epoch's: a path that runs a block
+    as one compiled loop is checked as it runs."""
     n = len(batches)
     if opt.schedule.lr_warmup_steps >= n:
         opt = replace(opt, schedule=replace(opt.schedule, lr_warmup_steps=n // 2))
     state = backend.init(model, opt.for_run(n), init_weights(model, seed))
-    losses, weights = [], []
-    for xb, yb in batches:
-        x, y = backend.to_device(xb, yb)
-        state, loss = backend.train_step(state, x, y)
-        losses.append(backend.to_float(loss))
+    x, y = (np.concatenate([b[i] for b in batches]) for i in (0, 1))
+    staged = backend.split_batches(*backend.to_device(x, y), len(batches[0][1]))
+    losses, weights, done = [], [], 0
+    for size in block_sizes(n):
+        state, block = backend.train_steps(state, staged[done : done + size])
+        losses.extend(backend.host_losses(block))
         weights.append([np.asarray(w, dtype=np.float64) for w in backend.get_weights(state)])
+        done += size
     return {"losses": np.asarray(losses), "weights": weights}
 
 

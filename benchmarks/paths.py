@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import numpy as np
@@ -175,16 +175,20 @@ def interleaved(
     return {k: np.asarray(v) for k, v in times.items()}
 
 
-def step_block(be: Backend, state: Any, batches: list) -> Callable[[int], float]:
-    """``block(steps) -> seconds``: the adapter's step as the runner drives it (staged
-    batches, no host sync inside, one device sync at the end)."""
+def step_block(be: Backend, state: Any, batches: Sequence) -> Callable[[int], float]:
+    """``block(steps) -> seconds``: the adapter's steps as the runner drives them (staged
+    batches, ``train_steps`` over consecutive ones, cut where the epoch's batches end as the
+    runner's blocks are; no host sync inside, one device sync at the end)."""
 
     def block(steps: int) -> float:
         nonlocal state
         t0 = time.perf_counter()
-        for i in range(steps):
-            state, loss = be.train_step(state, *batches[i % len(batches)])
-        be.sync(loss)
+        done = 0
+        while done < steps:
+            n = min(steps - done, len(batches))
+            state, losses = be.train_steps(state, batches[:n])
+            done += n
+        be.sync_losses(losses)
         return time.perf_counter() - t0
 
     return block

@@ -151,12 +151,9 @@ def execute_run(spec: RunSpec) -> dict[str, Any]:
             n = min(n, len(batches) - i, total - step)
             if spec.eval_every and step:  # end blocks on evaluation points
                 n = min(n, spec.eval_every - step % spec.eval_every)
-            losses = []
             t0 = time.perf_counter()
-            for xb, yb in batches[i : i + n]:
-                state, loss = be.train_step(state, xb, yb)
-                losses.append(loss)
-            be.sync(losses[-1])
+            state, losses = be.train_steps(state, batches[i : i + n])
+            be.sync_losses(losses)
             seconds = time.perf_counter() - t0
             wall += seconds
             if phase == "compile":
@@ -171,7 +168,7 @@ def execute_run(spec: RunSpec) -> dict[str, Any]:
                 }
             )
             block += 1
-            host = np.array([be.to_float(v) for v in losses], dtype=np.float64)
+            host = be.host_losses(losses)
             bad = np.flatnonzero(~np.isfinite(host) | (host > limit))
             if bad.size:
                 diverged_step = step + int(bad[0]) + 1

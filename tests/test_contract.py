@@ -12,6 +12,7 @@ from backends.base import (
     ModelSpec,
     OptimizerSpec,
     SpecError,
+    StackedBatches,
     UnknownKind,
     forward,
     init_weights,
@@ -98,6 +99,54 @@ def assert_losses_survive_later_steps(backend) -> None:
         now.append(backend.to_float(loss))
     np.testing.assert_allclose(late, now, rtol=1e-6)
     assert len(set(late)) == len(late) == 5
+    # the same for blocks (train_steps): the first block's losses read after the second
+    state = backend.init(MODEL, opt, w)
+    state, first = backend.train_steps(state, batches[0:2])
+    state, second = backend.train_steps(state, batches[2:5])
+    backend.sync_losses(second)
+    blocks = [*backend.host_losses(first), *backend.host_losses(second)]
+    np.testing.assert_allclose(blocks, now, rtol=1e-5)
+
+
+def test_a_block_of_steps_is_those_steps_one_by_one(backend):
+    """``train_steps`` on windows of ``split_batches`` (as the runner calls it: the first
+    step alone, then longer blocks, then what is left of the epoch) gives every step's loss
+    and the weights that ``train_step`` gives step by step."""
+    w = init_weights(MODEL, seed=6)
+    opt = OptimizerSpec("adam", lr=1e-2)
+    batches = backend.split_batches(*backend.to_device(X, Y), 8)
+    state, one_by_one = backend.init(MODEL, opt, w), []
+    for xb, yb in batches:
+        state, loss = backend.train_step(state, xb, yb)
+        one_by_one.append(backend.to_float(loss))
+    expected = backend.get_weights(state)
+    state, blocked = backend.init(MODEL, opt, w), []
+    for a, b in ((0, 1), (1, 3), (3, 5)):
+        state, losses = backend.train_steps(state, batches[a:b])
+        backend.sync_losses(losses)
+        got = backend.host_losses(losses)
+        assert got.dtype == np.float64 and got.shape == (b - a,)
+        blocked.extend(got)
+    np.testing.assert_allclose(blocked, one_by_one, rtol=1e-5)
+    for g, e in zip(backend.get_weights(state), expected):
+        np.testing.assert_allclose(g, e, rtol=0, atol=1e-6)
+
+
+def test_stacked_batches_are_windows_on_one_array():
+    x, y = np.arange(5 * 2 * 3).reshape(5, 2, 3), np.arange(10).reshape(5, 2)
+    batches = StackedBatches(x, y)
+    assert len(batches) == 5
+    window = batches[1:4]
+    assert (window.start, window.stop, len(window)) == (1, 4, 3) and window.x is x
+    assert len(window[1:]) == 2 and window[1:].start == 2  # a window of a window
+    np.testing.assert_array_equal(window[0][1], y[1])
+    np.testing.assert_array_equal(window[-1][0], x[3])
+    assert [b[1][0] for b in window] == [2, 4, 6]
+    assert len(batches[4:2]) == 0 and len(batches[3:99]) == 2
+    with pytest.raises(IndexError):
+        window[3]
+    with pytest.raises(ValueError, match="contiguous"):
+        batches[::2]
 
 
 def test_losses_stay_valid_after_later_steps(backend):

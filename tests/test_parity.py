@@ -8,7 +8,7 @@ import pytest
 
 from backends import registry
 from backends.base import KINDS, MODES, candidate_paths
-from benchmarks.parity import PRESETS, ParityConfig, passed, run_parity
+from benchmarks.parity import PRESETS, ParityConfig, block_sizes, passed, run_parity
 from tests.conftest import backend_params
 
 
@@ -62,3 +62,12 @@ def test_parity_detects_a_wrong_optimizer(monkeypatch):
     )
     loss_diff, weight_diff = parity.compare(wrong, ref["sgd"])
     assert weight_diff > 1e-5 and np.isfinite(loss_diff)
+
+
+def test_parity_steps_in_blocks_as_the_runner_does():
+    """The first steps one at a time (a per-step bug shows at once), then longer blocks (a
+    path that loops over a block on the device is checked looping); all steps, once."""
+    assert block_sizes(20) == [1, 1, 2, 3, 5, 8]
+    assert block_sizes(10) == [1, 1, 2, 3, 3]
+    assert block_sizes(1) == [1]
+    assert all(sum(block_sizes(n)) == n for n in range(1, 60))

@@ -8,7 +8,10 @@ or transformation where optax has no part for the spec's formula, each saying wh
 (library functions that JAX itself wraps in small jits stay so; ``jax.disable_jit`` would
 make it ~3x slower than anything a user meets); ``compiled``
 runs the whole step (forward, backward, optimizer update) as one ``jax.jit`` XLA program
-with the parameter and optimizer-state buffers donated. Every matmul asks for
+with the parameter and optimizer-state buffers donated: ``jit`` one call per step,
+``jit_loop`` one call per block, a ``lax.fori_loop`` of the same step over the epoch's
+batches stacked on the device (as a JAX user scans a training loop; no Python between
+steps). Every matmul asks for
 ``Precision.HIGHEST`` so that float32 means float32 on GPUs (no TF32/bf16 passes).
 """
 
@@ -17,7 +20,7 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
 
 import jax
@@ -29,8 +32,10 @@ import optax
 from backends.base import (
     Backend,
     BackendInfo,
+    BlockLosses,
     ModelSpec,
     OptimizerSpec,
+    StackedBatches,
     Weights,
     for_kind,
     stock_arguments,
@@ -39,6 +44,16 @@ from backends.base import (
 PRECISION = jax.lax.Precision.HIGHEST
 Params = list[jax.Array]
 StepFn = Callable[[Params, Any, jax.Array, jax.Array], tuple[Params, Any, jax.Array]]
+#: ``(params, opt_state, xs, ys, start, n) -> (params, opt_state, losses)``: steps on
+#: ``xs[start:start+n]`` (stacked batches); ``losses`` as long as ``xs``, the first n written
+LoopFn = Callable[..., tuple[Params, Any, jax.Array]]
+
+# a window of stacked batches is a pytree of its two arrays (block_until_ready waits on them)
+jax.tree_util.register_pytree_node(
+    StackedBatches,
+    lambda b: ((b.x, b.y), (b.start, b.stop)),
+    lambda window, arrays: StackedBatches(*arrays, *window),
+)
 
 
 @dataclass(frozen=True)
@@ -46,6 +61,7 @@ class JaxState:
     params: Params
     opt_state: Any
     step: StepFn
+    loop: LoopFn | None = None  # the jit_loop path's block of steps
 
 
 def forward(params: Params, x: jax.Array) -> jax.Array:
@@ -243,6 +259,27 @@ def _jitted_step(opt: OptimizerSpec, variant: str = "spec") -> StepFn:
     return jax.jit(_optimizer_and_step(opt, variant)[1], donate_argnums=(0, 1))
 
 
+@functools.lru_cache(maxsize=16)
+def _jitted_loop(opt: OptimizerSpec, variant: str = "spec") -> LoopFn:
+    """The step in a ``fori_loop`` over a window of stacked batches, one XLA program.
+
+    ``start`` and ``n`` are traced (a while loop with a dynamic trip count) and the losses
+    go into a buffer of fixed length, so blocks of every length (the first step, warm-up,
+    timed blocks, an epoch's remainder) share one compilation per batch shape."""
+    step = _optimizer_and_step(opt, variant)[1]
+
+    def loop(params: Params, opt_state: Any, xs: jax.Array, ys: jax.Array, start, n):
+        def body(i, carry):
+            p, s, losses = carry
+            p, s, loss = step(p, s, xs[i], ys[i])
+            return p, s, losses.at[i - start].set(loss)
+
+        losses = jnp.zeros(xs.shape[0], dtype=xs.dtype)
+        return jax.lax.fori_loop(start, start + n, body, (params, opt_state, losses))
+
+    return jax.jit(loop, donate_argnums=(0, 1))
+
+
 def _eval(params: Params, x: jax.Array, y: jax.Array) -> tuple[jax.Array, jax.Array]:
     logits = forward(params, x)
     loss = optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
@@ -274,14 +311,19 @@ class JaxBackend(Backend):
     def _device(self) -> jax.Device:
         return jax.devices(self.device)[0]
 
+    @property
+    def _jitted(self) -> bool:
+        return self.path.name in ("jit", "jit_loop")
+
     def init(self, model: ModelSpec, opt: OptimizerSpec, weights: Weights) -> JaxState:
         dev = self._device
         params = [jax.device_put(np.asarray(w, dtype=np.float32), dev) for w in weights]
         tx, step = _optimizer_and_step(opt, self.variant)
         # device_put commits the slots (and the step counts) next to the params.
         opt_state = jax.device_put(tx.init(params), dev)
-        step = _jitted_step(opt, self.variant) if self.path.name == "jit" else step
-        return JaxState(params, opt_state, step)
+        step = _jitted_step(opt, self.variant) if self._jitted else step
+        loop = _jitted_loop(opt, self.variant) if self.path.block else None
+        return JaxState(params, opt_state, step, loop)
 
     def to_device(self, x: np.ndarray, y: np.ndarray) -> tuple[jax.Array, jax.Array]:
         dev = self._device
@@ -292,20 +334,32 @@ class JaxBackend(Backend):
 
     def split_batches(
         self, x: jax.Array, y: jax.Array, batch_size: int
-    ) -> list[tuple[jax.Array, jax.Array]]:
+    ) -> list[tuple[jax.Array, jax.Array]] | StackedBatches:
         k = len(y) // batch_size
         if k == 0:
             return []
         n = k * batch_size
+        if self.path.block:
+            return StackedBatches(
+                x[:n].reshape(k, batch_size, *x.shape[1:]), y[:n].reshape(k, batch_size)
+            )
         # one split op per array instead of k slicing dispatches
         return list(zip(jnp.split(x[:n], k), jnp.split(y[:n], k), strict=True))
 
     def train_step(self, state: JaxState, x: jax.Array, y: jax.Array) -> tuple[JaxState, jax.Array]:
         params, opt_state, loss = state.step(state.params, state.opt_state, x, y)
-        return JaxState(params, opt_state, state.step), loss
+        return replace(state, params=params, opt_state=opt_state), loss
+
+    def train_steps(self, state: JaxState, batches) -> tuple[JaxState, Any]:
+        if state.loop is None or not isinstance(batches, StackedBatches) or not len(batches):
+            return super().train_steps(state, batches)
+        params, opt_state, losses = state.loop(
+            state.params, state.opt_state, batches.x, batches.y, batches.start, len(batches)
+        )
+        return replace(state, params=params, opt_state=opt_state), BlockLosses(losses, len(batches))
 
     def evaluate(self, state: JaxState, x: jax.Array, y: jax.Array) -> tuple[float, float]:
-        fn = _eval_jit if self.path.name == "jit" else _eval
+        fn = _eval_jit if self._jitted else _eval
         loss, acc = fn(state.params, x, y)
         return float(loss), float(acc)
 
@@ -325,7 +379,7 @@ class JaxBackend(Backend):
             matmul_precision="highest",
             xla_flags=os.environ.get("XLA_FLAGS", ""),
             platform=self._device.platform,
-            donate=self.path.name == "jit",
+            donate=self._jitted,
             variant=self.variant,
         )
 

@@ -2,9 +2,12 @@
 
 Paths (the registry lists them): ``eager`` runs the step as plain Python in TensorFlow's
 eager mode; ``tf_function`` wraps it in ``tf.function``; ``xla`` in
-``tf.function(jit_compile=True)``. Which compiled path is faster depends on the machine
-(on one 2-core CPU XLA was 15-25% slower, on another 10-17% faster), so a sweep measures
-both where it runs (``benchmarks.paths``).
+``tf.function(jit_compile=True)``; ``tf_function_loop`` and ``xla_loop`` run a whole block
+of steps in one such call, a while loop over the epoch's batches stacked on the
+device (what Keras' ``steps_per_execution`` does: a ``tf.function`` call costs about
+0.4 ms on a 2-core CPU, as much as the step itself at 784-64-10). Which compiled path is
+fastest depends on the machine (on one 2-core CPU XLA was 15-25% slower, on another 10-17%
+faster), so a sweep measures them where it runs (``benchmarks.paths``).
 
 Variants (``base.VARIANTS``): ``spec`` runs Keras' optimizers corrected, each difference
 once, to the formulas of ``base.KINDS``: every Keras ``weight_decay=`` is decoupled where
@@ -35,8 +38,10 @@ from keras import ops  # noqa: E402
 from backends.base import (  # noqa: E402
     Backend,
     BackendInfo,
+    BlockLosses,
     ModelSpec,
     OptimizerSpec,
+    StackedBatches,
     Weights,
     for_kind,
     stock_arguments,
@@ -99,8 +104,8 @@ class SpecAdam(keras.optimizers.Adam):
         # Bias corrections in float64 (the reference's): in float32, 1 - 0.999 is 1.3e-5 off.
         # ops.cast(0.999, "float64") would round through float32 first; convert_to_tensor doesn't.
         t = ops.cast(self.iterations + 1, "float64")
-        bc1 = ops.cast(1 - ops.power(ops.convert_to_tensor(self.beta_1, "float64"), t), dtype)
-        bc2 = ops.cast(1 - ops.power(ops.convert_to_tensor(self.beta_2, "float64"), t), dtype)
+        bc1 = 1 - ops.power(ops.convert_to_tensor(self.beta_1, "float64"), t)
+        bc2 = 1 - ops.power(ops.convert_to_tensor(self.beta_2, "float64"), t)
         m = self._momentums[self._get_variable_index(variable)]
         v = self._velocities[self._get_variable_index(variable)]
         b1, b2 = self.beta_1, self.beta_2
@@ -108,8 +113,12 @@ class SpecAdam(keras.optimizers.Adam):
         self.assign(v, ops.add(ops.multiply(v, b2), ops.multiply(ops.square(gradient), 1 - b2)))
         # Differs from Keras: eps is added to sqrt(v_hat) (torch/optax), not to sqrt(v) with
         # lr * sqrt(1-b2^t) / (1-b1^t) in front ("epsilon hat", which scales eps by 1/sqrt(bc2)).
-        step = ops.divide(ops.divide(m, bc1), ops.add(ops.sqrt(ops.divide(v, bc2)), self.epsilon))
-        self.assign_sub(variable, ops.multiply(lr, step))
+        # The corrections are scalar factors (lr/bc1, 1/sqrt(bc2)), not divisions of m and v:
+        # one elementwise pass less (about 1% of a step at 784-64-10, measured).
+        step_size = ops.cast(ops.divide(ops.cast(lr, "float64"), bc1), dtype)
+        v_scale = ops.cast(ops.rsqrt(bc2), dtype)
+        denom = ops.add(ops.multiply(ops.sqrt(v), v_scale), self.epsilon)
+        self.assign_sub(variable, ops.divide(ops.multiply(m, step_size), denom))
 
 
 class SpecRMSprop(keras.optimizers.RMSprop):
@@ -258,6 +267,8 @@ class TensorflowState:
     step_fn: Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
     eval_fn: Callable[[tf.Tensor, tf.Tensor], tuple[tf.Tensor, tf.Tensor]]
     opt: OptimizerSpec
+    #: the *_loop paths' block: ``(xs, ys, start, n) -> losses`` (as long as xs, n written)
+    block_fn: Callable[..., tf.Tensor] | None = None
 
 
 class TensorflowBackend(Backend):
@@ -322,6 +333,20 @@ class TensorflowBackend(Backend):
                 acc = tf.reduce_mean(tf.cast(tf.equal(tf.argmax(logits, axis=1), y), tf.float64))
                 return _loss(logits, y), acc
 
+        def block(xs: tf.Tensor, ys: tf.Tensor, start: tf.Tensor, n: tf.Tensor) -> tf.Tensor:
+            # losses in a buffer of fixed length, the trip count a tensor: blocks of every
+            # length share one trace (and one XLA compilation) per batch shape. A while
+            # loop, not `for i in tf.range(n)`: XLA needs a Range's bounds at compile time,
+            # so each new block length compiled anew (27-42 ms a step, measured)
+            with tf.device(self._tf_device):
+                losses = tf.TensorArray(self.dtype, size=xs.shape[0])
+                i = tf.constant(0)
+                while i < n:
+                    losses = losses.write(i, step(xs[start + i], ys[start + i]))
+                    i += 1
+                return losses.stack()
+
+        block_fn = None
         if self.path.name != "eager":
             # The step traces with static shapes (every batch has the same shape, so one
             # trace per run): measured ~8% faster on CPU than a [None, d] signature.
@@ -330,10 +355,12 @@ class TensorflowBackend(Backend):
                 tf.TensorSpec([None, sizes[0]], self.dtype),
                 tf.TensorSpec([None], tf.int64),
             ]
-            jit = self.path.name == "xla"
+            jit = self.path.name in ("xla", "xla_loop")
+            if self.path.block:
+                block_fn = tf.function(block, jit_compile=jit)
             step = tf.function(step, jit_compile=jit)
             evaluate = tf.function(evaluate, input_signature=sig, jit_compile=jit)
-        return TensorflowState(net, optimizer, step, evaluate, opt)
+        return TensorflowState(net, optimizer, step, evaluate, opt, block_fn)
 
     def to_device(self, x: np.ndarray, y: np.ndarray) -> tuple[tf.Tensor, tf.Tensor]:
         with tf.device(self._tf_device):
@@ -342,10 +369,29 @@ class TensorflowBackend(Backend):
                 tf.identity(tf.constant(np.asarray(y), dtype=tf.int64)),
             )
 
+    def split_batches(
+        self, x: tf.Tensor, y: tf.Tensor, batch_size: int
+    ) -> list[tuple[tf.Tensor, tf.Tensor]] | StackedBatches:
+        if not self.path.block:
+            return super().split_batches(x, y, batch_size)
+        k = int(y.shape[0]) // batch_size
+        with tf.device(self._tf_device):
+            return StackedBatches(
+                tf.reshape(x[: k * batch_size], [k, batch_size, *x.shape[1:]]),
+                tf.reshape(y[: k * batch_size], [k, batch_size]),
+            )
+
     def train_step(
         self, state: TensorflowState, x: tf.Tensor, y: tf.Tensor
     ) -> tuple[TensorflowState, tf.Tensor]:
         return state, state.step_fn(x, y)
+
+    def train_steps(self, state: TensorflowState, batches) -> tuple[TensorflowState, Any]:
+        if state.block_fn is None or not isinstance(batches, StackedBatches) or not len(batches):
+            return super().train_steps(state, batches)
+        # tensors, not Python ints: a new int would be a new trace
+        start, n = tf.constant(batches.start), tf.constant(len(batches))
+        return state, BlockLosses(state.block_fn(batches.x, batches.y, start, n), len(batches))
 
     def evaluate(self, state: TensorflowState, x: tf.Tensor, y: tf.Tensor) -> tuple[float, float]:
         loss, acc = state.eval_fn(x, y)

@@ -233,15 +233,15 @@ def _interval(r: dict[str, Any]) -> str:
 
 def format_rows(rows: list[dict[str, Any]]) -> str:
     head = (
-        f"{'backend':<11} {'optimizer':<13} {'hidden':<10} {'batch':>5}  {'suite path':<12} "
-        f"{'ms/step':>8}  {'fastest bare':<14} {'ms/step':>8} {'ratio':>6} {'95% interval':>13} "
+        f"{'backend':<11} {'optimizer':<13} {'hidden':<10} {'batch':>5}  {'suite path':<16} "
+        f"{'ms/step':>8}  {'fastest bare':<16} {'ms/step':>8} {'ratio':>6} {'95% interval':>13} "
         f"{'TFLOP/s':>8}"
     )
     lines = [head]
     for r in rows:
         lines.append(
             f"{r['backend']:<11} {r['optimizer']:<13} {r['hidden']:<10} {r['batch_size']:>5}  "
-            f"{r['suite_path']:<12} {r['suite_ms']:>8.3f}  {r['bare_loop']:<14} "
+            f"{r['suite_path']:<16} {r['suite_ms']:>8.3f}  {r['bare_loop']:<16} "
             f"{r['bare_ms']:>8.3f} {r['ratio']:>6.2f} {_interval(r):>13} {r['suite_tflops']:>8.2f}"
         )
     return "\n".join(lines)

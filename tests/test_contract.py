@@ -80,6 +80,16 @@ def test_train_step_lowers_loss_and_leaves_initial_weights_alone(backend):
     assert any(not np.array_equal(g, a) for g, a in zip(backend.get_weights(state), w))
 
 
+def _one_by_one(backend, opt: OptimizerSpec, w, batches) -> tuple[object, list[float]]:
+    """The state after ``train_step`` on each of ``batches``, and each step's loss, read
+    at once."""
+    state, losses = backend.init(MODEL, opt, w), []
+    for xb, yb in batches:
+        state, loss = backend.train_step(state, xb, yb)
+        losses.append(backend.to_float(loss))
+    return state, losses
+
+
 def assert_losses_survive_later_steps(backend) -> None:
     """The runner reads a block's losses after the block: each loss ``train_step`` returned
     must still hold its own step's value (a path replaying into static buffers, as CUDA
@@ -93,43 +103,37 @@ def assert_losses_survive_later_steps(backend) -> None:
         held.append(loss)
     backend.sync(held[-1])
     late = [backend.to_float(v) for v in held]
-    state, now = backend.init(MODEL, opt, w), []
-    for xb, yb in batches:
-        state, loss = backend.train_step(state, xb, yb)
-        now.append(backend.to_float(loss))
-    np.testing.assert_allclose(late, now, rtol=1e-6)
+    np.testing.assert_allclose(late, _one_by_one(backend, opt, w, batches)[1], rtol=1e-6)
     assert len(set(late)) == len(late) == 5
-    # the same for blocks (train_steps): the first block's losses read after the second
-    state = backend.init(MODEL, opt, w)
-    state, first = backend.train_steps(state, batches[0:2])
-    state, second = backend.train_steps(state, batches[2:5])
-    backend.sync_losses(second)
-    blocks = [*backend.host_losses(first), *backend.host_losses(second)]
-    np.testing.assert_allclose(blocks, now, rtol=1e-5)
 
 
-def test_a_block_of_steps_is_those_steps_one_by_one(backend):
+def test_losses_stay_valid_after_later_steps(backend):
+    assert_losses_survive_later_steps(backend)
+
+
+def assert_blocks_are_their_steps(backend) -> None:
     """``train_steps`` on windows of ``split_batches`` (as the runner calls it: the first
     step alone, then longer blocks, then what is left of the epoch) gives every step's loss
-    and the weights that ``train_step`` gives step by step."""
+    and the weights that ``train_step`` gives step by step; each block's losses are read
+    after the last block, so they too must outlive later steps."""
     w = init_weights(MODEL, seed=6)
     opt = OptimizerSpec("adam", lr=1e-2)
     batches = backend.split_batches(*backend.to_device(X, Y), 8)
-    state, one_by_one = backend.init(MODEL, opt, w), []
-    for xb, yb in batches:
-        state, loss = backend.train_step(state, xb, yb)
-        one_by_one.append(backend.to_float(loss))
-    expected = backend.get_weights(state)
-    state, blocked = backend.init(MODEL, opt, w), []
+    expected_state, expected = _one_by_one(backend, opt, w, batches)
+    state, held = backend.init(MODEL, opt, w), []
     for a, b in ((0, 1), (1, 3), (3, 5)):
         state, losses = backend.train_steps(state, batches[a:b])
-        backend.sync_losses(losses)
-        got = backend.host_losses(losses)
-        assert got.dtype == np.float64 and got.shape == (b - a,)
-        blocked.extend(got)
-    np.testing.assert_allclose(blocked, one_by_one, rtol=1e-5)
-    for g, e in zip(backend.get_weights(state), expected):
+        held.append(losses)
+    backend.sync_losses(held[-1])
+    got = [backend.host_losses(losses) for losses in held]
+    assert [(g.dtype, g.shape) for g in got] == [(np.float64, (n,)) for n in (1, 2, 2)]
+    np.testing.assert_allclose(np.concatenate(got), expected, rtol=1e-5)
+    for g, e in zip(backend.get_weights(state), backend.get_weights(expected_state)):
         np.testing.assert_allclose(g, e, rtol=0, atol=1e-6)
+
+
+def test_a_block_of_steps_is_those_steps_one_by_one(backend):
+    assert_blocks_are_their_steps(backend)
 
 
 def test_stacked_batches_are_windows_on_one_array():
@@ -147,10 +151,6 @@ def test_stacked_batches_are_windows_on_one_array():
         window[3]
     with pytest.raises(ValueError, match="contiguous"):
         batches[::2]
-
-
-def test_losses_stay_valid_after_later_steps(backend):
-    assert_losses_survive_later_steps(backend)
 
 
 def test_runs_in_one_process_are_independent(backend):

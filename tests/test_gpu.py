@@ -12,7 +12,7 @@ from backends.base import MODES, candidate_paths
 from benchmarks.parity import ParityConfig, passed, run_parity
 from tests.conftest import REFERENCE, TINY, backend_params, gpu_available
 from tests.test_cli import optbench
-from tests.test_contract import assert_losses_survive_later_steps
+from tests.test_contract import assert_blocks_are_their_steps, assert_losses_survive_later_steps
 
 pytestmark = pytest.mark.gpu
 
@@ -44,7 +44,9 @@ def _gpu_paths() -> list:
 
 @pytest.mark.parametrize("name, mode, path", _gpu_paths() if gpu_available() else [])
 def test_every_gpu_path_keeps_each_steps_loss(name, mode, path):
-    assert_losses_survive_later_steps(registry.create(name, mode, "gpu", compiler=path))
+    backend = registry.create(name, mode, "gpu", compiler=path)
+    assert_losses_survive_later_steps(backend)
+    assert_blocks_are_their_steps(backend)
 
 
 def test_sweep_on_the_gpu(cli_env, tmp_path):

@@ -113,3 +113,28 @@ def test_eager_steps_compile_nothing_after_the_first(variant):
         finally:
             jax.monitoring.unregister_event_duration_listener(listener)
         assert compiles == [], opt
+
+
+def test_a_loop_compiles_once_for_windows_of_every_start_and_length():
+    """``jit_loop`` takes a window's start and length as traced values: the runner's blocks
+    (the first step, warm-up, timed blocks, an epoch's remainder) share one compilation."""
+    compiles = []
+
+    def listener(event: str, duration: float, **kwargs) -> None:
+        if event == "/jax/core/compile/backend_compile_duration":
+            compiles.append(event)
+
+    be = jb.JaxBackend("compiled", compiler="jit_loop")
+    state = be.init(MODEL, OptimizerSpec("sgd", lr=0.1, momentum=0.9), init_weights(MODEL, 0))
+    x, y = (np.concatenate([b[i] for b in BATCHES]) for i in (0, 1))
+    batches = be.split_batches(*be.to_device(x, y), 16)
+    state, losses = be.train_steps(state, batches[0:1])  # compiles
+    be.sync_losses(losses)
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    try:
+        for a, b in ((1, 4), (4, 9), (9, 10), (0, 10)):
+            state, losses = be.train_steps(state, batches[a:b])
+            assert len(be.host_losses(losses)) == b - a
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listener)
+    assert compiles == []

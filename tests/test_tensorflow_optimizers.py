@@ -86,3 +86,28 @@ def test_describe_records_the_variant():
     for variant in ("spec", "stock"):
         info = tfb.TensorflowBackend("eager", variant=variant).describe()
         assert info.extra["variant"] == variant
+
+
+def test_an_xla_loop_is_one_program_for_windows_of_every_start_and_length():
+    """``xla_loop`` takes a window's start and length as tensors, and XLA must not bake
+    them in: with ``xs[start + i]`` it did (a slice's begin is a compile-time constant to
+    XLA), and every block of a run compiled anew. Same HLO for two windows = one program."""
+    tf = tfb.tf
+    from backends.base import ModelSpec, init_weights
+
+    be = tfb.TensorflowBackend(compiler="xla_loop")
+    model = ModelSpec(12, 4, (8,))
+    state = be.init(model, OptimizerSpec("adam", lr=1e-3), init_weights(model, 0))
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((80, 12)).astype(np.float32), rng.integers(0, 4, 80)
+    b = be.split_batches(*be.to_device(x, y), 16)
+    hlo = [
+        state.block_fn.experimental_get_compiler_ir(b.x, b.y, tf.constant(a), tf.constant(n))(
+            stage="hlo"
+        )
+        for a, n in ((0, 1), (2, 3))
+    ]
+    assert hlo[0] == hlo[1]
+    state, losses = be.train_steps(state, b[2:5])  # tensors, not ints: one trace
+    state, losses = be.train_steps(state, b[0:1])
+    assert state.block_fn.experimental_get_tracing_count() == 1

@@ -554,7 +554,7 @@ class StackedBatches(Sequence):
         if isinstance(index, slice):
             start, stop, stride = index.indices(len(self))
             if stride != 1:
-                raise ValueError(f"a window of batches is contiguous, not every {stride}th")
+                raise ValueError(f"a window of batches is contiguous (step 1), not step {stride}")
             return StackedBatches(self.x, self.y, self.start + start, self.start + max(start, stop))
         i = range(self.start, self.stop)[index]  # IndexError past the window
         return self.x[i], self.y[i]
@@ -673,9 +673,10 @@ class Backend(abc.ABC):
     def to_device(self, x: np.ndarray, y: np.ndarray) -> tuple[Any, Any]:
         """Stage features (float) and integer labels on the device."""
 
-    def split_batches(self, x: Any, y: Any, batch_size: int) -> list[tuple[Any, Any]]:
+    def split_batches(self, x: Any, y: Any, batch_size: int) -> Sequence[tuple[Any, Any]]:
         """Cut staged data into consecutive full batches (the remainder is dropped so that
-        every step has the same shape and compiled steps never recompile)."""
+        every step has the same shape and compiled steps never recompile): a list of
+        ``(x, y)`` batches, or on a block path :class:`StackedBatches`."""
         n = (len(y) // batch_size) * batch_size
         return [(x[i : i + batch_size], y[i : i + batch_size]) for i in range(0, n, batch_size)]
 

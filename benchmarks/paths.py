@@ -22,7 +22,14 @@ from typing import Any, TypeVar
 import numpy as np
 
 from backends import registry
-from backends.base import Backend, ModelSpec, OptimizerSpec, candidate_paths, init_weights
+from backends.base import (
+    Backend,
+    ModelSpec,
+    OptimizerSpec,
+    SpecError,
+    candidate_paths,
+    init_weights,
+)
 from benchmarks.schema import DEFAULT_COMPILER, RunSpec
 
 ROUNDS = 15
@@ -183,6 +190,8 @@ def step_block(be: Backend, state: Any, batches: Sequence) -> Callable[[int], fl
     as many calls as its bare loop (a call costs TensorFlow about 0.5 ms on a 2-core CPU;
     a block that started mid-epoch made one call more, 2-4% of a step). That a block path
     compiles once for windows of every start is the contract tests' to check."""
+    if not len(batches):
+        raise SpecError("no full batch to train on: the batch size is larger than the data")
 
     def block(steps: int) -> float:
         nonlocal state

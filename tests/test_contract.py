@@ -11,6 +11,7 @@ from backends.base import (
     BackendInfo,
     ModelSpec,
     OptimizerSpec,
+    Schedule,
     SpecError,
     StackedBatches,
     UnknownKind,
@@ -117,19 +118,24 @@ def assert_blocks_are_their_steps(backend) -> None:
     and the weights that ``train_step`` gives step by step; each block's losses are read
     after the last block, so they too must outlive later steps."""
     w = init_weights(MODEL, seed=6)
-    opt = OptimizerSpec("adam", lr=1e-2)
     batches = backend.split_batches(*backend.to_device(X, Y), 8)
-    expected_state, expected = _one_by_one(backend, opt, w, batches)
-    state, held = backend.init(MODEL, opt, w), []
-    for a, b in ((0, 1), (1, 3), (3, 5)):
-        state, losses = backend.train_steps(state, batches[a:b])
-        held.append(losses)
-    backend.sync_losses(held[-1])
-    got = [backend.host_losses(losses) for losses in held]
-    assert [(g.dtype, g.shape) for g in got] == [(np.float64, (n,)) for n in (1, 2, 2)]
-    np.testing.assert_allclose(np.concatenate(got), expected, rtol=1e-5)
-    for g, e in zip(backend.get_weights(state), backend.get_weights(expected_state)):
-        np.testing.assert_allclose(g, e, rtol=0, atol=1e-6)
+    # Adam, and a schedule (the optimizer's step count and lr advance inside a loop too)
+    schedule = Schedule("cosine", lr_warmup_steps=1, horizon=5)
+    for opt in (
+        OptimizerSpec("adam", lr=1e-2),
+        OptimizerSpec("sgd", lr=0.1, momentum=0.9, schedule=schedule),
+    ):
+        expected_state, expected = _one_by_one(backend, opt, w, batches)
+        state, held = backend.init(MODEL, opt, w), []
+        for a, b in ((0, 1), (1, 3), (3, 5)):
+            state, losses = backend.train_steps(state, batches[a:b])
+            held.append(losses)
+        backend.sync_losses(held[-1])
+        got = [backend.host_losses(losses) for losses in held]
+        assert [(g.dtype, g.shape) for g in got] == [(np.float64, (n,)) for n in (1, 2, 2)]
+        np.testing.assert_allclose(np.concatenate(got), expected, rtol=1e-5)
+        for g, e in zip(backend.get_weights(state), backend.get_weights(expected_state)):
+            np.testing.assert_allclose(g, e, rtol=0, atol=1e-6)
 
 
 def test_a_block_of_steps_is_those_steps_one_by_one(backend):
@@ -147,6 +153,7 @@ def test_stacked_batches_are_windows_on_one_array():
     np.testing.assert_array_equal(window[-1][0], x[3])
     assert [b[1][0] for b in window] == [2, 4, 6]
     assert len(batches[4:2]) == 0 and len(batches[3:99]) == 2
+    assert (batches[-2:].start, len(batches[-2:])) == (3, 2)
     with pytest.raises(IndexError):
         window[3]
     with pytest.raises(ValueError, match="contiguous"):

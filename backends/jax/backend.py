@@ -48,7 +48,9 @@ StepFn = Callable[[Params, Any, jax.Array, jax.Array], tuple[Params, Any, jax.Ar
 #: ``xs[start:start+n]`` (stacked batches); ``losses`` as long as ``xs``, the first n written
 LoopFn = Callable[..., tuple[Params, Any, jax.Array]]
 
-# a window of stacked batches is a pytree of its two arrays (block_until_ready waits on them)
+# a window of stacked batches is a pytree of its two arrays, so that block_until_ready waits
+# on them (the runner syncs staged batches before its timer). Never passed into a jit: its
+# window (start, stop) is static data there, and every window would compile anew.
 jax.tree_util.register_pytree_node(
     StackedBatches,
     lambda b: ((b.x, b.y), (b.start, b.stop)),

@@ -333,7 +333,8 @@ class TensorflowBackend(Backend):
                 acc = tf.reduce_mean(tf.cast(tf.equal(tf.argmax(logits, axis=1), y), tf.float64))
                 return _loss(logits, y), acc
 
-        def block(xs: tf.Tensor, ys: tf.Tensor, start: tf.Tensor, n: tf.Tensor) -> tf.Tensor:
+        def block(xs: tf.Tensor, ys: tf.Tensor, start: tf.Tensor, n: tf.Tensor, step=step):
+            # ``step`` bound here: the Python step, traced into the loop's own function
             # losses in a buffer of fixed length, the trip count a tensor: blocks of every
             # length share one trace (and one XLA compilation) per batch shape. A while
             # loop, not `for i in tf.range(n)`: XLA needs a Range's bounds at compile time,
@@ -393,7 +394,7 @@ class TensorflowBackend(Backend):
         if state.block_fn is None or not isinstance(batches, StackedBatches) or not len(batches):
             return super().train_steps(state, batches)
         # tensors, not Python ints: a new int would be a new trace
-        start, n = tf.constant(batches.start), tf.constant(len(batches))
+        start, n = tf.constant(int(batches.start), tf.int32), tf.constant(len(batches), tf.int32)
         return state, BlockLosses(state.block_fn(batches.x, batches.y, start, n), len(batches))
 
     def evaluate(self, state: TensorflowState, x: tf.Tensor, y: tf.Tensor) -> tuple[float, float]:

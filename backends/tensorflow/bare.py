@@ -32,9 +32,11 @@ def bare_loops(
 ):
     with tf.device("/GPU:0" if device == "gpu" else "/CPU:0"):
         xs, ys = tf.identity(tf.constant(x)), tf.identity(tf.constant(y))
-    n = len(y) - batch_size + 1
-    batches = [(xs[i : i + batch_size], ys[i : i + batch_size]) for i in range(0, n, batch_size)]
-    stacked = tf.stack([b[0] for b in batches]), tf.stack([b[1] for b in batches])
+        n = len(y) - batch_size + 1
+        batches = [
+            (xs[i : i + batch_size], ys[i : i + batch_size]) for i in range(0, n, batch_size)
+        ]
+        stacked = tf.stack([b[0] for b in batches]), tf.stack([b[1] for b in batches])
     return {
         "tf_function": _loop(opt, weights, x.shape[1], batches, jit_compile=False),
         "xla": _loop(opt, weights, x.shape[1], batches, jit_compile=True),

@@ -333,8 +333,8 @@ class TensorflowBackend(Backend):
                 acc = tf.reduce_mean(tf.cast(tf.equal(tf.argmax(logits, axis=1), y), tf.float64))
                 return _loss(logits, y), acc
 
-        def block(xs: tf.Tensor, ys: tf.Tensor, start: tf.Tensor, n: tf.Tensor, step=step):
-            # ``step`` bound here: the Python step, traced into the loop's own function
+        def block(xs: tf.Tensor, ys: tf.Tensor, start: tf.Tensor, n: tf.Tensor) -> tf.Tensor:
+            # the Python step (never reassigned below), traced into the loop's own function;
             # losses in a buffer of fixed length, the trip count a tensor: blocks of every
             # length share one trace (and one XLA compilation) per batch shape. A while
             # loop, not `for i in tf.range(n)`: XLA needs a Range's bounds at compile time,
@@ -350,7 +350,7 @@ class TensorflowBackend(Backend):
                     i += 1
                 return losses.stack()
 
-        block_fn = None
+        step_fn, block_fn = step, None
         if self.path.name != "eager":
             # The step traces with static shapes (every batch has the same shape, so one
             # trace per run): measured ~8% faster on CPU than a [None, d] signature.
@@ -362,9 +362,9 @@ class TensorflowBackend(Backend):
             jit = self.path.name in ("xla", "xla_loop")
             if self.path.block:
                 block_fn = tf.function(block, jit_compile=jit)
-            step = tf.function(step, jit_compile=jit)
+            step_fn = tf.function(step, jit_compile=jit)
             evaluate = tf.function(evaluate, input_signature=sig, jit_compile=jit)
-        return TensorflowState(net, optimizer, step, evaluate, opt, block_fn)
+        return TensorflowState(net, optimizer, step_fn, evaluate, opt, block_fn)
 
     def to_device(self, x: np.ndarray, y: np.ndarray) -> tuple[tf.Tensor, tf.Tensor]:
         with tf.device(self._tf_device):

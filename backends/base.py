@@ -687,12 +687,23 @@ class Backend(abc.ABC):
     def train_steps(self, state: Any, batches: Sequence[tuple[Any, Any]]) -> tuple[Any, Any]:
         """Consecutive steps, one per batch of ``batches`` (what :meth:`split_batches`
         returned, or a slice of it), with no host sync; returns ``(state, losses)``: every
-        step's loss on the device, for :meth:`sync_losses` and :meth:`host_losses`."""
+        step's loss on the device, for :meth:`sync_losses` and :meth:`host_losses`. On a
+        block path (``self.path.block``) a window of :class:`StackedBatches` is one call
+        of :meth:`train_block`; anything else loops over :meth:`train_step`."""
+        if self.path.block and isinstance(batches, StackedBatches) and len(batches):
+            state, values = self.train_block(state, batches)
+            return state, BlockLosses(values, len(batches))
         losses = []
         for xb, yb in batches:
             state, loss = self.train_step(state, xb, yb)
             losses.append(loss)
         return state, losses
+
+    def train_block(self, state: Any, window: StackedBatches) -> tuple[Any, Any]:
+        """A block path's steps on ``window`` in one compiled call: ``(state, values)``,
+        values a device array as long as ``window.x`` whose first ``len(window)`` entries
+        are the steps' losses (a fixed shape: one compilation for windows of every length)."""
+        raise NotImplementedError(f"{self.name}'s {self.path.name} path runs no block")
 
     def sync_losses(self, losses: Any) -> None:
         """Wait for the block that produced ``losses`` (:meth:`train_steps`): its last loss."""

@@ -32,7 +32,6 @@ import optax
 from backends.base import (
     Backend,
     BackendInfo,
-    BlockLosses,
     ModelSpec,
     OptimizerSpec,
     StackedBatches,
@@ -352,13 +351,11 @@ class JaxBackend(Backend):
         params, opt_state, loss = state.step(state.params, state.opt_state, x, y)
         return replace(state, params=params, opt_state=opt_state), loss
 
-    def train_steps(self, state: JaxState, batches) -> tuple[JaxState, Any]:
-        if state.loop is None or not isinstance(batches, StackedBatches) or not len(batches):
-            return super().train_steps(state, batches)
+    def train_block(self, state: JaxState, window: StackedBatches) -> tuple[JaxState, jax.Array]:
         params, opt_state, losses = state.loop(
-            state.params, state.opt_state, batches.x, batches.y, batches.start, len(batches)
+            state.params, state.opt_state, window.x, window.y, window.start, len(window)
         )
-        return replace(state, params=params, opt_state=opt_state), BlockLosses(losses, len(batches))
+        return replace(state, params=params, opt_state=opt_state), losses
 
     def evaluate(self, state: JaxState, x: jax.Array, y: jax.Array) -> tuple[float, float]:
         fn = _eval_jit if self._jitted else _eval

@@ -38,7 +38,6 @@ from keras import ops  # noqa: E402
 from backends.base import (  # noqa: E402
     Backend,
     BackendInfo,
-    BlockLosses,
     ModelSpec,
     OptimizerSpec,
     StackedBatches,
@@ -390,12 +389,12 @@ class TensorflowBackend(Backend):
     ) -> tuple[TensorflowState, tf.Tensor]:
         return state, state.step_fn(x, y)
 
-    def train_steps(self, state: TensorflowState, batches) -> tuple[TensorflowState, Any]:
-        if state.block_fn is None or not isinstance(batches, StackedBatches) or not len(batches):
-            return super().train_steps(state, batches)
+    def train_block(
+        self, state: TensorflowState, window: StackedBatches
+    ) -> tuple[TensorflowState, tf.Tensor]:
         # tensors, not Python ints: a new int would be a new trace
-        start, n = tf.constant(int(batches.start), tf.int32), tf.constant(len(batches), tf.int32)
-        return state, BlockLosses(state.block_fn(batches.x, batches.y, start, n), len(batches))
+        start, n = tf.constant(int(window.start), tf.int32), tf.constant(len(window), tf.int32)
+        return state, state.block_fn(window.x, window.y, start, n)
 
     def evaluate(self, state: TensorflowState, x: tf.Tensor, y: tf.Tensor) -> tuple[float, float]:
         loss, acc = state.eval_fn(x, y)

@@ -56,6 +56,24 @@ def _ints(value: str) -> list[int]:
         ) from None
 
 
+def _rounds(value: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is invalid: give a whole number of rounds, e.g. 3 (0: no re-measurement)"
+        ) from None
+
+
+def _seconds(value: str) -> float:
+    try:
+        return float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is invalid: give a number of seconds, e.g. 180"
+        ) from None
+
+
 # --- optbench backends -----------------------------------------------------------------
 
 
@@ -345,6 +363,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
         raise UsageError(
             f"--recheck {args.recheck} is invalid: give a number of rounds, 0 for none"
         )
+    budget = recheck.BUDGET_S if args.recheck_budget is None else args.recheck_budget
+    if not budget > 0 or budget != budget or budget == float("inf"):
+        raise UsageError(
+            f"--recheck-budget {args.recheck_budget} is invalid: give the seconds the "
+            f"re-measurement may take, above 0 (default {recheck.BUDGET_S:.0f}); "
+            "--recheck 0 for none"
+        )
     fail_on = tuple(args.fail_on or FAIL_ON)
     bad = [k for k in fail_on if k not in FAIL_ON]
     if bad:
@@ -358,6 +383,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
             args.acc_tolerance,
             recheck.ROUNDS if args.recheck is None else args.recheck,
             lambda line: print(line, file=sys.stderr, flush=True),
+            budget,
         )
     except (StoreError, ValueError) as exc:
         raise UsageError(str(exc)) from None
@@ -645,12 +671,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     c.add_argument(
         "--recheck",
-        type=int,
+        type=_rounds,
         default=None,  # recheck.ROUNDS, resolved in cmd_compare (importing it here is slow)
         metavar="ROUNDS",
         help="re-measure the groups called slower or faster with both sides' code, in turn "
-        "run by run, and keep a call only where that agrees (default: 3 rounds, about "
-        "a minute; 0: judge the stored runs alone)",
+        "run by run, at least ROUNDS rounds (default 3; 0: judge the stored runs alone); a "
+        "call is taken back only where the re-measured interval lies within the threshold, "
+        "and stands (not confirmed) where it stays inconclusive",
+    )
+    c.add_argument(
+        "--recheck-budget",
+        type=_seconds,
+        default=None,  # recheck.BUDGET_S
+        metavar="SECONDS",
+        help="seconds the re-measurement may take in all: an inconclusive group gets more "
+        "rounds while they fit (default 180)",
     )
     c.add_argument(
         "--fail-on",

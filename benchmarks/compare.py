@@ -95,11 +95,14 @@ def compare(
     acc_tolerance: float = 0.01,
     recheck_rounds: int = 0,
     log: Callable[[str], None] = lambda s: None,
+    recheck_budget_s: float = recheck.BUDGET_S,
 ) -> Comparison:
     """Compare ``current`` against ``baseline`` (both results folders). With
     ``recheck_rounds``, the groups called slower or faster are re-measured with both sides'
-    code, interleaved (:mod:`benchmarks.recheck`), and a call stands only where that agrees;
-    ``log`` hears its progress."""
+    code, interleaved (:mod:`benchmarks.recheck`), for at least that many rounds and, where
+    that is inconclusive, more within ``recheck_budget_s`` seconds; a call is taken back only
+    where the re-measurement shows the change within the threshold. ``log`` hears its
+    progress."""
     if not 0 < threshold < 1:
         raise ValueError(
             f"threshold={threshold} is invalid: give a fraction in (0, 1), e.g. 0.05 for 5%"
@@ -180,7 +183,7 @@ def compare(
     rechecked = ""
     if recheck_rounds:
         groups, rechecked = recheck.recheck(
-            groups, GROUP, base, cur, threshold, recheck_rounds, log
+            groups, GROUP, base, cur, threshold, recheck_rounds, log, recheck_budget_s
         )
     cfg = [
         "dataset",
@@ -339,9 +342,8 @@ def format_comparison(cmp: Comparison, baseline: Path, current: Path, threshold:
             )
             + "):"
         )
-        if again:  # a call the re-measurement took back says so
-            back = recheck.taken_back(g)
-            g.loc[back, "verdict"] = [f"same (was {v})" for v in g.loc[back, "first_verdict"]]
+        if again:  # what the re-measurement did to each call, beside it
+            g["verdict"] = recheck.verdict_text(g)
         lines.append(g[cols].to_string(index=False))
     if len(cmp.status_changes):
         lines.append("\nruns that finished in the baseline and do not now:")
@@ -384,13 +386,15 @@ def format_markdown(cmp: Comparison, baseline: Path, current: Path, threshold: f
     ]
     g = cmp.groups
     speed = ["at machine speed"] if "machine_ratio" in g else []
-    again = ["re-measured"] if "recheck_ratio" in g else []
+    again = ["re-measured", "re-measurement"] if "recheck_ratio" in g else []
     cols = [*_shown(g), "ratio", "interval", *speed, *again, "floor"]
     for title, verdict in (("Slower", SLOWER), ("Faster", FASTER)):
         sel = g[g["verdict"] == verdict] if len(g) else g
         if len(sel):
             shown = sel.assign(
-                **{"re-measured": recheck.describe(sel)} if again else {},
+                **{"re-measured": recheck.describe(sel), "re-measurement": sel["recheck"]}
+                if again
+                else {},
                 ratio=sel["ratio"].map(lambda v: f"{v:.3f}"),
                 **{"at machine speed": sel["machine_ratio"].map(lambda v: f"{v:.3f}")}
                 if speed
@@ -407,7 +411,7 @@ def format_markdown(cmp: Comparison, baseline: Path, current: Path, threshold: f
                 **{"re-measured": recheck.describe(back)},
                 **{"first call": back["first_verdict"]},
             )
-            title = "Flagged, then taken back: re-measured in turn, the change was within the threshold or the noise"
+            title = "Flagged, then taken back: re-measured in turn, the whole interval lay within the threshold"
             lines += [
                 "",
                 f"### {title}",

@@ -90,6 +90,8 @@ def make_results(
             "variant": variant,
             "schedule": "constant",
             "hidden": "64",
+            "epochs": 2,
+            "max_steps": 0,
             "block_steps": BLOCK,
         }
         if (opt, lr, bs) in fail and b_i == 0:

@@ -163,7 +163,19 @@ class NumpyBackend(Backend):
         return None
 
     def describe(self) -> BackendInfo:
-        return self.info("numpy", np.__version__, blas=_blas())
+        return self.info("numpy", np.__version__, blas=_blas(), threads=_blas_threads())
+
+
+def _blas_threads() -> str:
+    """The threads NumPy's BLAS runs with, as it says itself (threadpoolctl, which
+    scikit-learn brings): OpenBLAS sizes its pool once, at import, so a thread variable set
+    after that is not what runs ("" where it cannot be read)."""
+    try:
+        from threadpoolctl import threadpool_info
+
+        return ",".join(str(i["num_threads"]) for i in threadpool_info() if i["user_api"] == "blas")
+    except Exception:  # noqa: BLE001 - not installed, or a BLAS it does not know
+        return ""
 
 
 def _blas() -> str:

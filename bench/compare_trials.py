@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
                         {
                             "trial": i, "kind": kind, "exit": code, "compare_s": round(took, 1),
                             "batch_size": g["batch_size"], "ratio": g["ratio"],
-                            "ci_high": g["ci_high"], "first_verdict": g.get("first_verdict"),
+                            "ci_high": g["ci_high"], "floor": g.get("floor"), "first_verdict": g.get("first_verdict"),
                             "recheck": g.get("recheck"), "recheck_ratio": g.get("recheck_ratio"),
                             "recheck_low": g.get("recheck_low"), "recheck_high": g.get("recheck_high"),
                             "recheck_rounds": g.get("recheck_rounds"), "verdict": g["verdict"],

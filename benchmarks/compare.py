@@ -336,7 +336,8 @@ def format_comparison(cmp: Comparison, baseline: Path, current: Path, threshold:
         lines.append(
             f"\nthroughput (ratio = current / baseline, one-sided 95% bounds; threshold {threshold:.0%}"
             + (
-                f"; re-measured: one-sided {recheck.LEVEL:.0%} bounds"
+                f"; re-measured: one-sided {recheck.LEVEL:.0%} bounds, {recheck.SAME_LEVEL:.0%}"
+                " where a call is taken back (an equivalence test); xN: rounds"
                 if again and g["recheck_ratio"].notna().any()
                 else ""
             )
@@ -379,7 +380,8 @@ def format_markdown(cmp: Comparison, baseline: Path, current: Path, threshold: f
         f"`{current}` against `{baseline}`: {cmp.matched} runs matched; throughput ratio = "
         f"current / baseline with one-sided 95% bounds, threshold {threshold:.0%}"
         + (
-            f"; re-measured: both sides run again in turn, one-sided {recheck.LEVEL:.0%} bounds."
+            f"; re-measured: both sides run again in turn, one-sided {recheck.LEVEL:.0%} bounds, "
+            f"{recheck.SAME_LEVEL:.0%} where a call is taken back (an equivalence test)."
             if "recheck_ratio" in cmp.groups and cmp.groups["recheck_ratio"].notna().any()
             else "."
         ),

@@ -78,10 +78,17 @@ ROUNDS = 3
 BUDGET_S = 180.0
 #: at most this many rounds, however much budget is left
 MAX_ROUNDS = 24
-#: the one-sided confidence of the re-measured change's bounds. Stricter than the stored
-#: runs' 95%: on the 2-core VM, 9 of 36 re-measurements of identical code (means of pairs,
-#: 95%) called a change beyond 5%; a false alarm needs both measurements to err one way
+#: the one-sided confidence of the re-measured change's bounds that confirm a call.
+#: Stricter than the stored runs' 95%: on the 2-core VM, 9 of 36 re-measurements of
+#: identical code (means of pairs, 95%) called a change beyond 5%; a false alarm needs both
+#: measurements to err one way
 LEVEL = 0.99
+#: the one-sided confidence of the bounds that take a call back: an equivalence test (two
+#: one-sided tests at 5%, TOST: the 90% interval inside [1 - t, 1 + t]). At 99% it could not
+#: be done within the budget for identical code: 21 rounds re-measured 0.981 [0.948, 1.003]
+#: (NumPy, batch 512, runs of 8-160 blocks); wrongly taking back costs a change near ``t``
+#: only, since a real 20% change lies far outside [0.95, 1.05] at any level
+SAME_LEVEL = 0.95
 #: a re-measured run times at least this many blocks, and at most MAX_BLOCKS (runs are
 #: lengthened by whole multiples of their epochs to get there; see _blocks_needed)
 MIN_BLOCKS = 8
@@ -128,8 +135,8 @@ def recheck(
 ) -> tuple[pd.DataFrame, str]:
     """``groups`` (``compare``'s table) with the flagged ones re-measured, and a note saying
     what was done (or why nothing was). Columns added: ``first_verdict`` (the stored runs'
-    call), ``recheck_ratio``/``recheck_low``/``recheck_high`` (one-sided :data:`LEVEL`
-    bounds), ``recheck`` (what the re-measurement did: :data:`CONFIRMED`,
+    call), ``recheck_ratio``/``recheck_low``/``recheck_high`` (one-sided bounds at
+    ``recheck_level``: :data:`SAME_LEVEL` where taken back, else :data:`LEVEL`), ``recheck`` (what the re-measurement did: :data:`CONFIRMED`,
     :data:`TAKEN_BACK`, :data:`INCONCLUSIVE`, :data:`CONTRADICTED` or
     :data:`NOT_REMEASURED`), ``recheck_rounds`` and ``recheck_blocks`` (timed blocks a
     re-measured run had, median); ``verdict`` becomes ``same`` only where taken back."""
@@ -138,7 +145,8 @@ def recheck(
         return groups, ""
     out = groups.assign(
         first_verdict=groups["verdict"], recheck_ratio=math.nan, recheck_low=math.nan,
-        recheck_high=math.nan, recheck="", recheck_rounds=0, recheck_blocks=math.nan,
+        recheck_high=math.nan, recheck_level=math.nan, recheck="", recheck_rounds=0,
+        recheck_blocks=math.nan,
     )  # fmt: skip
     sides = [
         Side(n, store.path, store.environment())
@@ -188,8 +196,14 @@ def recheck(
             continue
         r = result.change.loc[key]
         outcome = _outcome(out.loc[i, "first_verdict"], r, limits[key])
-        out.loc[i, ["recheck_ratio", "recheck_low", "recheck_high"]] = (
-            r["ratio"], r["ci_low"], r["ci_high"],
+        # the bounds that decided: the equivalence test's where taken back
+        lo, hi, level = (
+            (r["same_low"], r["same_high"], SAME_LEVEL)
+            if outcome == TAKEN_BACK
+            else (r["ci_low"], r["ci_high"], LEVEL)
+        )
+        out.loc[i, ["recheck_ratio", "recheck_low", "recheck_high", "recheck_level"]] = (
+            r["ratio"], lo, hi, level,
         )  # fmt: skip
         out.loc[i, "recheck"] = outcome
         out.loc[i, "recheck_rounds"] = result.rounds.get(key, 0)
@@ -200,9 +214,9 @@ def recheck(
 
 
 def _outcome(first: str, r: pd.Series, t: float) -> str:
-    """What a re-measurement (``r``: ratio, bounds, its own verdict) does to the call
-    ``first``, ``t`` the group's threshold (see the module's docstring)."""
-    if 1 - t <= r["ci_low"] and r["ci_high"] <= 1 + t:
+    """What a re-measurement (``r``: a row of :func:`_change`) does to the call ``first``,
+    ``t`` the group's threshold (see the module's docstring)."""
+    if 1 - t <= r["same_low"] and r["same_high"] <= 1 + t:
         return TAKEN_BACK
     if r["verdict"] == first:
         return CONFIRMED
@@ -696,7 +710,8 @@ def _change(
 ) -> pd.DataFrame:
     """The change between the re-measured sides, one row per group (indexed by
     ``group_by``), a run of one round matched with the same run of the same round, with
-    one-sided :data:`LEVEL` bounds, the median pair's (a hiccup in one run, 5x slower than
+    one-sided :data:`LEVEL` bounds (and :data:`SAME_LEVEL` bounds, ``same_low`` and
+    ``same_high``), the median pair's (a hiccup in one run, 5x slower than
     its neighbour on the 2-core VM, must not move the verdict); each group's verdict at
     its ``limits`` threshold. Plain throughput only: two runs back to back already share the
     machine's speed, and scaling them by the reference kernel added its noise (it took back
@@ -705,16 +720,11 @@ def _change(
     ids = sorted(set(b_runs["run_id"]) & set(c_runs["run_id"]))
     b = b_runs.set_index("run_id").loc[ids].reset_index()
     c = c_runs.set_index("run_id").loc[ids].reset_index()
-    change = throughput_change(
-        b,
-        stats.block_rates(b, b_t, group_by),
-        stats.block_rates(c, c_t, group_by),
-        group_by,
-        min(limits.values()),
-        limits,
-        level=LEVEL,
-        robust=True,
-    )
+    rates = stats.block_rates(b, b_t, group_by), stats.block_rates(c, c_t, group_by)
+    t = min(limits.values())
+    change = throughput_change(b, *rates, group_by, t, limits, level=LEVEL, robust=True)
+    same = throughput_change(b, *rates, group_by, t, limits, level=SAME_LEVEL, robust=True)
+    change = change.assign(same_low=same["ci_low"], same_high=same["ci_high"])
     return change.set_index(group_by)
 
 
@@ -724,15 +734,18 @@ def taken_back(groups: pd.DataFrame) -> pd.Series:
 
 
 def describe(groups: pd.DataFrame) -> pd.Series:
-    """The re-measured ratio of each group as a table cell, with what it did to the call
-    and its rounds ("-" where not re-measured); ``groups`` with the re-measurement's columns."""
+    """The re-measured ratio of each group as a table cell: its bounds (their level where it
+    is not :data:`LEVEL`) and its rounds ("-" where not re-measured); ``groups`` with the re-measurement's columns."""
     return pd.Series(
         [
-            f"{r:.3f} [{lo:.3f}, {hi:.3f}] x{int(n)}" if r == r else (what or "-")
-            for r, lo, hi, n, what in zip(
+            f"{r:.3f} [{lo:.3f}, {hi:.3f}]{'' if lv == LEVEL else f' ({lv:.0%})'} x{int(n)}"
+            if r == r
+            else (what or "-")
+            for r, lo, hi, lv, n, what in zip(
                 groups["recheck_ratio"],
                 groups["recheck_low"],
                 groups["recheck_high"],
+                groups.get("recheck_level", pd.Series(LEVEL, index=groups.index)),
                 groups.get("recheck_rounds", pd.Series(0, index=groups.index)),
                 groups.get("recheck", pd.Series("", index=groups.index)),
             )

@@ -289,11 +289,73 @@ def test_recommendation_prefers_the_faster_of_two_within_the_tolerance():
     assert why.startswith("lr 0.1, test acc 0.940 (one seed: no interval), target 0.900 reached")
     assert why.endswith(
         "the fastest to the target of the 2 optimizers within 0.01 of the best "
-        "validation accuracy (adam's)"
+        "validation accuracy (adam's), by more than the tie margin (15%); runner-up adam: "
+        "2.00x the time to the target"
     )
     rec = opt.analyse_optimizers(runs, curves, targets={"digits": 0.9}, tolerance=0.001)
     assert rec.recommended.iloc[0]["optimizer"] == "adam"
     assert rec.recommended.iloc[0]["reason"] == opt.BEST_VAL
+
+
+def _verdict(*solvers: tuple[str, float, float, float]) -> pd.DataFrame:
+    """One workload's verdict rows: (optimizer, val_acc, steps, time_s) each."""
+    return pd.DataFrame(
+        [
+            {"dataset": "digits", "batch_size": 128, "optimizer": o, "schedule": "constant",
+             "val_acc": v, "steps": n, "time_s": t}
+            for o, v, n, t in solvers
+        ]
+    )  # fmt: skip
+
+
+def test_times_within_the_tie_margin_are_a_tie_that_steps_then_accuracy_decide():
+    # 10% apart in time: within the margin; rmsprop needs fewer steps
+    r = opt.recommend(_verdict(("adam", 0.95, 100, 1.00), ("rmsprop", 0.948, 75, 1.10))).iloc[0]
+    assert (r["optimizer"], r["reason"]) == ("rmsprop", opt.TIED_STEPS)
+    assert r["tied"] == [("rmsprop", "constant"), ("adam", "constant")]
+    assert r["runner_up"] == ("adam", "constant") and r["margin"] == "25 more steps to the target"
+    # as many steps: the better validation accuracy
+    r = opt.recommend(_verdict(("adam", 0.95, 75, 1.00), ("rmsprop", 0.948, 75, 1.10))).iloc[0]
+    assert (r["optimizer"], r["reason"]) == ("adam", opt.TIED_VAL)
+    # nothing separates them (adam and adamw without decay: the same math): any of the two
+    v = _verdict(("adamw", 0.95, 75, 1.00), ("adam", 0.95, 75, 1.12), ("sgd", 0.949, 200, 3.0))
+    rec = opt.recommend(v)
+    r = rec.iloc[0]
+    assert r["reason"] == opt.ANY_OF and r["any_of"] == [
+        ("adam", "constant"),
+        ("adamw", "constant"),
+    ]
+    shown = section.recommendations(rec.assign(**_blank_figures()), 0.01, lambda o, s: o).iloc[0]
+    assert shown["use"] == "any of adam, adamw" and shown["rule"] == "tie"
+    assert "nothing separates them" in shown["why"]
+    # beyond the margin the time decides, and the runner-up's margin is its time ratio
+    r = opt.recommend(_verdict(("adam", 0.95, 75, 1.00), ("rmsprop", 0.948, 50, 1.20))).iloc[0]
+    assert (r["optimizer"], r["reason"]) == ("adam", opt.FASTEST_NEAR)
+    assert r["margin"] == "1.20x the time to the target" and r["tied"] == []
+
+
+def _blank_figures() -> dict:
+    return {
+        "best_lr": 0.01, "test_acc": 0.95, "test_low": math.nan, "test_high": math.nan,
+        "interval_note": "", "target": 0.9, "decades": math.nan, "robust_note": "",
+    }  # fmt: skip
+
+
+def test_the_recommendation_does_not_flip_on_time_noise_within_the_margin():
+    """Two sweeps of one commit differ only in the clock: every draw of each time within the
+    margin's half either way gives the same pick (the bug: rmsprop in one sweep, adagrad in
+    the next, at MNIST-5k batch 128)."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    noise = 0.06  # each time up to 6% off: two times up to 13% apart, inside the margin
+    assert (1 + noise) / (1 - noise) < 1 + opt.TIE_MARGIN
+    base = [("rmsprop", 0.95, 100, 1.00), ("adagrad", 0.946, 125, 1.05), ("sgd", 0.90, 50, 0.5)]
+    picks = set()
+    for _ in range(200):
+        noisy = [(o, v, n, t * rng.uniform(1 - noise, 1 + noise)) for o, v, n, t in base]
+        picks.add(opt.recommend(_verdict(*noisy)).iloc[0]["optimizer"])
+    assert picks == {"rmsprop"}
 
 
 # --- performance profiles --------------------------------------------------------------
@@ -415,7 +477,10 @@ def test_the_report_shows_the_optimizer_verdict(tmp_path):
     assert page.index("id='verdict'") < page.index("id='optimizer-verdict'")
     verdict = section_of(md, "Optimizer verdict")
     assert "From the spec runs of **numpy/compiled/numpy/cpu**: 3 seed(s) per" in verdict
-    assert "| adam | lr 0.01, test acc 0.934 [0.934, 0.934], target 0.910 reached in" in verdict
+    assert (
+        "| adam | the only one | lr 0.01, test acc 0.934 [0.934, 0.934], target 0.910 reached in"
+        in verdict
+    )
     assert "the only optimizer with a best learning rate here |" in verdict
     assert "min-max over" not in verdict.split("### Each")[0]
     assert "One workload: each profile is a single point" in verdict

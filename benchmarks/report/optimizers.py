@@ -14,10 +14,10 @@ size, optimizer, schedule):
   seeds a sweep affords, a t-interval would rest on an assumed normal error and mostly show
   its t quantile); none with one seed.
 - **time to target**: per seed, the step of the first evaluation whose validation accuracy
-  reaches the data set's target, and that many steps at the run's median step time (robust
-  to a busy machine's stalls, which the raw training clock is not); the median over seeds, a
-  seed that never reaches
-  it counting as infinitely slow. The target is the sweep's (settings ``targets``) or
+  reaches the data set's target, and that many steps at the optimizer's step time on that
+  workload (the median samples/s of all its runs, every lr and seed: robust to a busy
+  machine's stalls, which the raw training clock is not, and to one run's noise); the median
+  over seeds, a seed that never reaches it counting as infinitely slow. The target is the sweep's (settings ``targets``) or
   :data:`TARGET_FRACTION` x the best mean validation accuracy of any optimizer on that data
   set, rounded down to :data:`TARGET_STEP` (:func:`choose_targets`).
 - **robustness**: the width in decades (log10 max/min) of the run of neighbouring learning
@@ -80,9 +80,18 @@ NONE_STABLE = "none: a seed diverged at every learning rate"
 STABLE_EDGE = "the largest tried: the edge lies beyond"
 NO_CURVE = "no validation curve"
 #: why a workload's recommendation is the one it is: the best validation accuracy, no other
-#: within the tolerance of it; or the fastest to the target of those within it
+#: within the tolerance of it; or the fastest to the target of those within it; or, where
+#: several are as fast within :data:`TIE_MARGIN`, the fewest steps to the target, then the
+#: best validation accuracy; or none of those separates them ("any of")
 BEST_VAL = "best validation accuracy"
 FASTEST_NEAR = "fastest to the target within the tolerance of the best validation accuracy"
+TIED_STEPS = "as fast to the target within the tie margin: fewest steps to the target"
+TIED_VAL = "as fast and as many steps to the target: best validation accuracy"
+ANY_OF = "as fast, as many steps and as accurate: any of them"
+#: times to target within this factor of the fastest are tied: the largest ratio of one
+#: configuration's time to target between two optimizer sweeps of one commit (see README,
+#: "How sure the optimizer verdict is"), rounded up
+TIE_MARGIN = 0.15
 TARGET_SET = "set by the sweep"
 
 LR_COLUMNS = [
@@ -358,9 +367,9 @@ def seed_reach(
     runs: pd.DataFrame, curves: pd.DataFrame | None, best: pd.DataFrame, targets: pd.DataFrame
 ) -> pd.DataFrame:
     """Per ok run at its KEY's best lr: the step of the first evaluation with validation
-    accuracy >= its data set's target, and the time to it: that many steps at the run's
-    median step time (``samples_per_s``; the training clock, ``wall_s`` less ``compile_s``,
-    where it has no timed block); inf where its validation curve never gets there, NaN where
+    accuracy >= its data set's target, and the time to it: that many steps at its KEY's
+    step time (the median ``samples_per_s`` of all its finished runs, every lr and seed; the
+    training clock, ``wall_s`` less ``compile_s``, where none has a timed block); inf where its validation curve never gets there, NaN where
     it has none."""
     cols = [*KEY, "lr", "seed", "run_id", "has_curve", "step", "time_s"]
     runs = with_defaults(runs)
@@ -376,6 +385,15 @@ def seed_reach(
         else pd.DataFrame(columns=["run_id", "step", "wall_s", "val_acc"])
     )
     by_run = dict(tuple(val.groupby("run_id")))
+    # a step's cost is the optimizer's on this workload, whatever the lr or seed: the median
+    # of all its runs' samples/s, not one run's (identical math, adam and adamw without
+    # decay, read 2.18 and 1.46 ms to the target from one run each)
+    timed = runs[runs["status"].isin(FINISHED)]
+    pooled = (
+        timed.dropna(subset=["samples_per_s"]).groupby(KEY)["samples_per_s"].median().to_dict()
+        if "samples_per_s" in timed
+        else {}
+    )
     rows = []
     for r in ok.to_dict("records"):
         c = by_run.get(r["run_id"])
@@ -388,10 +406,10 @@ def seed_reach(
                 row.update(step=math.inf, time_s=math.inf)
             else:
                 step = float(hit.iloc[0]["step"])
-                rate = r.get("samples_per_s")
+                rate = pooled.get(tuple(r[k] for k in KEY))
                 if rate is not None and rate == rate and rate > 0:
-                    # at the run's steady-state step time (its median timed block): a stall
-                    # of a shared machine in one run must not decide the ranking
+                    # at the steady-state step time (median timed blocks): a stall of a
+                    # shared machine in one run must not decide the ranking
                     time_s = step * float(r["batch_size"]) / float(rate)
                 else:  # no timed block (a short run): the training clock after the first step
                     compile_s = r.get("compile_s")
@@ -427,41 +445,96 @@ def _reach_summary(reach: pd.DataFrame) -> pd.DataFrame:
 # --- the recommendation ----------------------------------------------------------------
 
 
-def recommend(verdict: pd.DataFrame, tolerance: float = TOLERANCE) -> pd.DataFrame:
-    """Per workload: the optimizer to use: the best mean validation accuracy (at its best lr)
-    where no other is within ``tolerance`` of it, else the fastest to the target of those
-    that are (a difference that small is seed noise with a handful of seeds; the best
-    validation accuracy where none of them reaches the target); ``reason`` says which, ``near``
-    how many were within the tolerance, ``compared`` how many had a best lr. Rows of
-    ``verdict`` plus those and ``best_val_optimizer``; ``optimizer`` is "" where none has a
-    best lr."""
+def recommend(
+    verdict: pd.DataFrame, tolerance: float = TOLERANCE, margin: float = TIE_MARGIN
+) -> pd.DataFrame:
+    """Per workload: the optimizer to use, and why (``reason``):
+
+    1. the best mean validation accuracy (at its best lr) where no other is within
+       ``tolerance`` of it (:data:`BEST_VAL`; also where none of those within it reaches
+       the target);
+    2. else the fastest to the target of those within it (:data:`FASTEST_NEAR`): a
+       difference in accuracy that small is seed noise with a handful of seeds;
+    3. where others reach it within ``margin`` of the fastest's time (the time's own noise
+       between two sweeps of one commit), those are tied, and the deterministic measures
+       decide: fewest steps to the target (:data:`TIED_STEPS`), then the best validation
+       accuracy (:data:`TIED_VAL`); where neither separates them, ``choice`` says
+       "any of A, B" (:data:`ANY_OF`).
+
+    Rows of ``verdict`` (the pick's) plus ``reason``, ``any_of`` (the solvers nothing
+    separates, as (optimizer, schedule), where there are several), ``tied`` (the solvers
+    tied on time, the pick first), ``runner_up`` (a solver, or None) and ``margin`` (what
+    separates it from the pick, in words), ``near`` (how many were within the tolerance),
+    ``compared`` (how many had a best lr) and ``best_val_optimizer``; ``optimizer`` is ""
+    where none has a best lr."""
     rows = []
     for _, g in verdict.groupby(WORKLOAD, sort=True):
         c = g.dropna(subset=["val_acc"]) if "val_acc" in g else g.iloc[0:0]
         if c.empty:
             empty = {k: g.iloc[0][k] if k in WORKLOAD else "" for k in KEY}
-            rows.append({**empty, "reason": "", "near": 0, "compared": 0, "best_val_optimizer": ""})
+            rows.append(
+                {**empty, "reason": "", "any_of": [], "tied": [], "runner_up": None, "margin": "",
+                 "near": 0, "compared": 0, "best_val_optimizer": ""}
+            )  # fmt: skip
             continue
         by_val = c.sort_values(["val_acc", "time_s", "optimizer"], ascending=[False, True, True])
         top = by_val.iloc[0]
         near = c[c["val_acc"] >= top["val_acc"] - tolerance - 1e-12]
         fast = near[np.isfinite(near["time_s"].astype(float))]
-        pick, reason = top, BEST_VAL
+        pick, reason, tied, runner, gap = top, BEST_VAL, [top], None, ""
         if len(near) > 1 and len(fast):
             by_time = fast.sort_values(
-                ["time_s", "val_acc", "optimizer"], ascending=[True, False, True]
+                ["time_s", "steps", "val_acc", "optimizer"], ascending=[True, True, False, True]
             )
-            pick, reason = by_time.iloc[0], FASTEST_NEAR
+            fastest = float(by_time.iloc[0]["time_s"])
+            within = by_time[by_time["time_s"] <= fastest * (1 + margin) + 1e-12]
+            if len(within) == 1:
+                pick, reason = by_time.iloc[0], FASTEST_NEAR
+                tied = [pick]
+                if len(by_time) > 1:
+                    runner = by_time.iloc[1]
+                    gap = f"{runner['time_s'] / max(fastest, 1e-12):.2f}x the time to the target"
+            else:
+                ranked = within.sort_values(
+                    ["steps", "val_acc", "optimizer"], ascending=[True, False, True]
+                )
+                pick, runner = ranked.iloc[0], ranked.iloc[1]
+                tied = [r for _, r in ranked.iterrows()]
+                if runner["steps"] > pick["steps"]:
+                    reason = TIED_STEPS
+                    gap = f"{runner['steps'] - pick['steps']:.0f} more steps to the target"
+                elif runner["val_acc"] < pick["val_acc"] - 1e-12:
+                    reason = TIED_VAL
+                    gap = f"{pick['val_acc'] - runner['val_acc']:.4f} lower validation accuracy"
+                else:
+                    reason = ANY_OF
+                    gap = "nothing: as fast, as many steps, as accurate"
+        elif len(by_val) > 1:
+            runner = by_val.iloc[1]
+            gap = f"{top['val_acc'] - runner['val_acc']:.4f} lower validation accuracy"
+        any_of = (
+            [t for t in tied if t["steps"] == pick["steps"] and t["val_acc"] >= pick["val_acc"] - 1e-12]
+            if reason == ANY_OF
+            else [pick]
+        )  # fmt: skip
         rows.append(
             {
                 **pick.to_dict(),
                 "reason": reason,
+                "any_of": [_solver(t) for t in any_of] if len(any_of) > 1 else [],
+                "tied": [_solver(t) for t in tied] if len(tied) > 1 else [],
+                "runner_up": _solver(runner) if runner is not None else None,
+                "margin": gap,
                 "near": len(near),
                 "compared": len(c),
                 "best_val_optimizer": top["optimizer"],
             }
         )
     return pd.DataFrame(rows)
+
+
+def _solver(r: pd.Series) -> tuple[str, str]:
+    return (str(r["optimizer"]), str(r["schedule"]))
 
 
 # --- performance profiles --------------------------------------------------------------

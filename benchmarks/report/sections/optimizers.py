@@ -172,6 +172,16 @@ def display(
     return pd.DataFrame(rows)
 
 
+#: the rule that decided a workload, in a word or two (the table's "rule" column)
+_RULES = {
+    opt.BEST_VAL: "accuracy",
+    opt.FASTEST_NEAR: "time to target",
+    opt.TIED_STEPS: "tie: steps",
+    opt.TIED_VAL: "tie: accuracy",
+    opt.ANY_OF: "tie",
+}
+
+
 def recommendations(rec: pd.DataFrame, tolerance: float, name: Namer) -> pd.DataFrame:
     """One row per data set x batch size: the optimizer to use, and why in one line."""
     rows = []
@@ -182,6 +192,7 @@ def recommendations(rec: pd.DataFrame, tolerance: float, name: Namer) -> pd.Data
                     "dataset": r["dataset"],
                     "batch": int(r["batch_size"]),
                     "use": "-",
+                    "rule": "-",
                     "why": "no optimizer has a best learning rate here",
                 }
             )
@@ -206,21 +217,41 @@ def recommendations(rec: pd.DataFrame, tolerance: float, name: Namer) -> pd.Data
                 if r["near"] > 1
                 else f", no other within {tolerance:g} of it"
             )
-        elif r["best_val_optimizer"] == r["optimizer"]:
-            why = (
-                f"the best validation accuracy, and the fastest to the target of the {r['near']} "
-                f"optimizers within {tolerance:g} of it"
-            )
-        else:
+        elif r["reason"] == opt.FASTEST_NEAR:
             why = (
                 f"the fastest to the target of the {r['near']} optimizers within {tolerance:g} of "
-                f"the best validation accuracy ({r['best_val_optimizer']}'s)"
+                + (
+                    "the best validation accuracy"
+                    if r["best_val_optimizer"] == r["optimizer"]
+                    else f"the best validation accuracy ({r['best_val_optimizer']}'s)"
+                )
+                + f", by more than the tie margin ({opt.TIE_MARGIN:.0%})"
             )
+        else:
+            tied = ", ".join(name(*s) for s in r["tied"])
+            decided = {
+                opt.TIED_STEPS: "the fewest steps to the target decides",
+                opt.TIED_VAL: "as many steps to the target: the best validation accuracy decides",
+                opt.ANY_OF: "nothing separates them",
+            }[r["reason"]]
+            why = (
+                f"{tied} reach the target within the tie margin ({opt.TIE_MARGIN:.0%}) of the "
+                f"fastest time, among the {r['near']} within {tolerance:g} of the best "
+                f"validation accuracy; {decided}"
+            )
+        if r["runner_up"] is not None and r["reason"] != opt.ANY_OF:
+            why += f"; runner-up {name(*r['runner_up'])}: {r['margin']}"
+        use = (
+            "any of " + ", ".join(name(*s) for s in r["any_of"])
+            if len(r["any_of"])
+            else name(r["optimizer"], r["schedule"])
+        )
         rows.append(
             {
                 "dataset": r["dataset"],
                 "batch": int(r["batch_size"]),
-                "use": name(r["optimizer"], r["schedule"]),
+                "use": use,
+                "rule": _RULES.get(r["reason"], "-") if r["compared"] > 1 else "the only one",
                 "why": f"{', '.join(bits)}; {why}",
             }
         )

@@ -42,6 +42,20 @@ def backend_params(names=registry.NAMES):
     return out
 
 
+def require_backend(name: str) -> None:
+    """Skip the calling test module where ``name``'s framework is missing, with the reason
+    and the fix; call it before importing the adapter, then import it normally. Unlike
+    ``pytest.importorskip("backends.torch.backend")``, a ``ModuleNotFoundError`` raised
+    inside our own adapter (a mistyped import) is then a failure, not a skip."""
+    missing = registry.entry(name).missing()
+    if missing:
+        pytest.skip(
+            f"{name} not installed (missing {', '.join(missing)}): "
+            f"{registry.entry(name).install_hint()}",
+            allow_module_level=True,
+        )
+
+
 def backend_path_params():
     """(backend, mode, path) for every path each backend has on the CPU."""
     from backends.base import candidate_paths

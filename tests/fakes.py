@@ -11,6 +11,7 @@ import time
 
 import numpy as np
 
+from backends.base import CompilePath, StackedBatches
 from backends.numpy.backend import NumpyBackend
 from benchmarks.execute import Executor
 
@@ -72,6 +73,36 @@ class RecordingBackend(NumpyBackend):
     def evaluate(self, state, x, y):
         self._log("eval")
         return super().evaluate(state, x, y)
+
+
+class RecordingBlockBackend(RecordingBackend):
+    """The recording fake on a block path (as TensorFlow's ``xla_loop`` and JAX's
+    ``jit_loop``): a whole block of steps in one call, its losses read back in one go."""
+
+    name = "recording_block"
+    #: its registry entry's paths (a test registers it with them)
+    PATHS = (
+        CompilePath("loop", ("compiled",), "a block of steps per call (fake)", ("cpu",), True),
+        CompilePath("eager", ("eager",), "eager", ("cpu",)),
+    )
+
+    def split_batches(self, x, y, batch_size):
+        n = len(y) // batch_size
+        shape = (n, batch_size)
+        return StackedBatches(
+            x[: n * batch_size].reshape(*shape, -1), y[: n * batch_size].reshape(shape)
+        )
+
+    def train_block(self, state, window):
+        self._log("block")
+        losses = np.zeros(len(window.y))
+        for k, (xb, yb) in enumerate(window):
+            state, losses[k] = NumpyBackend.train_step(self, state, xb, yb)
+        return state, losses
+
+    def host_losses(self, losses):
+        self._log("read")
+        return super().host_losses(losses)
 
 
 class MirrorBackend(NumpyBackend):

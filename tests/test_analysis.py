@@ -119,9 +119,24 @@ def test_median_ci():
     med, lo, hi = stats.median_ci(runs)
     assert med == pytest.approx(np.median(np.concatenate(runs)))
     assert lo < med < hi and hi - lo < 30
+    # pinned for this seed: a bootstrap that returned (median, median), or lost the run
+    # stage (blocks alone: about half as wide), would move them
+    assert (lo, hi) == pytest.approx((89.640, 110.041), abs=1e-3)
     assert stats.median_ci(runs) == (med, lo, hi)  # deterministic
     assert stats.median_ci([np.array([5.0])]) == (5.0, 5.0, 5.0)
     assert all(np.isnan(stats.median_ci([])))
+
+
+def test_paired_ratio_bounds_are_pinned():
+    rng = np.random.default_rng(2)
+    base = [rng.normal(100, 8, 10) for _ in range(4)]
+    cur = [b * 0.93 * rng.normal(1, 0.08, 10) for b in base]
+    ratio, lo, hi = stats.paired_ratio(base, cur)
+    assert (ratio, lo, hi) == pytest.approx((0.93264, 0.88835, 0.97942), abs=1e-5)
+    # one-sided 99% bounds lie outside the 95% ones; the robust (median pair) change too
+    _, lo99, hi99 = stats.paired_ratio(base, cur, level=0.99)
+    assert lo99 < lo and hi < hi99
+    assert stats.paired_ratio(base, cur, robust=True)[0] != ratio
 
 
 # --- the verdict -----------------------------------------------------------------------

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -163,3 +164,21 @@ def test_no_scaling_across_numpy_versions_or_on_a_gpu(baseline, tmp_path):
     _with_reference(cur, 0.28, device="gpu")
     cmp = compare(baseline, cur)
     assert set(cmp.groups.loc[cmp.groups["backend"] == "jax", "verdict"]) == {"slower"}
+
+
+def test_a_ratio_below_the_threshold_whose_bound_crosses_one_is_the_same(baseline, tmp_path):
+    """Both conditions of `slower`: the ratio below 1 - t *and* the upper bound below 1. The
+    current side's blocks get their own noise here (elsewhere in these tests they are the
+    baseline's times a factor, the same jitter on both sides, so the bounds never matter)."""
+    cur = _variant(baseline, tmp_path)
+    runs = pd.read_parquet(cur / "runs.parquet")
+    t = pd.read_parquet(cur / "timings.parquet")
+    jax = t["run_id"].isin(runs.loc[runs["backend"] == "jax", "run_id"])
+    noise = np.random.default_rng(3).lognormal(0.0, 0.6, int(jax.sum()))
+    t.loc[jax, "seconds"] *= noise / 0.93
+    t.to_parquet(cur / "timings.parquet", index=False)
+    g = compare(baseline, cur).groups.set_index(["backend", "optimizer", "batch_size"])
+    crossing = g[(g["ratio"] < 0.95) & (g["ci_high"] > 1)]
+    assert len(crossing) and set(crossing["verdict"]) == {"same"}
+    tight = g.loc["numpy"]  # untouched: the same
+    assert set(tight["verdict"]) == {"same"}

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from backends.base import KINDS, ModelSpec, OptimizerSpec, Schedule, init_weights
+from tests.conftest import require_backend
 
-pytest.importorskip("jax")
-pytest.importorskip("optax")
+require_backend("jax")
 
 import jax  # noqa: E402
 

@@ -7,6 +7,7 @@ import dataclasses
 
 import pytest
 
+from backends import registry
 from backends.numpy.backend import _blas as numpy_blas
 from benchmarks.runner import execute_run
 from benchmarks.schema import CURVE_COLUMNS, TIMING_COLUMNS, RunSpec
@@ -33,6 +34,45 @@ def test_rows_of_a_run(tiny):
     assert all(set(t) == set(TIMING_COLUMNS) for t in timings)
     assert [t["phase"] for t in timings] == ["compile", "warmup", "timed", "timed", "timed"]
     assert sum(t["steps"] for t in timings) == 12
+    # values, not shapes: the summary columns are the curves' and the blocks' own figures
+    assert run["final_test_acc"] == curves[-1]["test_acc"]
+    assert run["final_test_loss"] == curves[-1]["test_loss"]
+    assert run["final_train_loss"] == curves[-1]["train_loss"]
+    timed = [t for t in timings if t["phase"] == "timed"]
+    rates = sorted(t["steps"] * 32 / t["seconds"] for t in timed)  # batch 32
+    assert run["samples_per_s"] == pytest.approx(rates[1], rel=1e-12)  # the median of 3
+    assert run["timed_blocks"] == 3
+    assert run["compile_s"] == timings[0]["seconds"]
+    assert curves[-1]["wall_s"] == pytest.approx(sum(t["seconds"] for t in timings), rel=1e-12)
+    assert run["train_wall_s"] == pytest.approx(curves[-1]["wall_s"], rel=1e-12)
+
+
+def test_blocks_under_half_the_full_size_are_left_out_of_the_rate():
+    """stats.block_rates' rule: a block cut short by an epoch end or an evaluation point
+    counts while it has at least half a full block's steps; a stub of fewer does not (one
+    sync weighs more there); a run with no full block keeps what it has."""
+    import pandas as pd
+
+    from benchmarks import stats
+
+    runs = pd.DataFrame(
+        [
+            {"run_id": "a", "status": "ok", "batch_size": 10, "full_block_steps": 10},
+            {"run_id": "b", "status": "ok", "batch_size": 10, "full_block_steps": 10},
+        ]
+    )
+    timings = pd.DataFrame(
+        [
+            {"run_id": "a", "block": 0, "phase": "timed", "steps": 10, "seconds": 1.0},
+            {"run_id": "a", "block": 1, "phase": "timed", "steps": 5, "seconds": 0.25},  # half
+            {"run_id": "a", "block": 2, "phase": "timed", "steps": 4, "seconds": 0.01},  # stub
+            {"run_id": "a", "block": 3, "phase": "warmup", "steps": 10, "seconds": 9.0},
+            {"run_id": "b", "block": 0, "phase": "timed", "steps": 2, "seconds": 0.5},
+        ]
+    )
+    got = stats.block_rates(runs, timings, [])
+    assert got[got["run_id"] == "a"]["rate"].tolist() == [100.0, 200.0]
+    assert got[got["run_id"] == "b"]["rate"].tolist() == [40.0]  # no full block: kept
 
 
 def test_diverging_run_is_data(tiny):
@@ -57,26 +97,72 @@ def test_device_not_visible_is_skipped_with_the_reason(tiny, fakes):
     assert run["status"] == "skipped" and run["error"] == "no gpu visible to mirror here"
 
 
-def test_timing_protocol_no_host_sync_inside_a_block(tiny, fakes, tmp_path, monkeypatch):
-    """Each block: its steps back to back, one sync, then the host reads the losses."""
+def _recorded_events(monkeypatch, tmp_path, spec) -> tuple[list[str], dict]:
+    """The run's backend events (tests.fakes' recording backends) with every read of the
+    runner's clock among them ("clock")."""
+    import time as real_time
+    import types
+
+    from benchmarks import runner
+
     events_file = tmp_path / "events.txt"
     monkeypatch.setenv("OPTBENCH_TEST_EVENTS", str(events_file))
-    result = execute_run(spec_of(tiny, backend="recording"))
-    events = events_file.read_text().split()
+
+    def perf_counter() -> float:
+        with open(events_file, "a") as f:
+            f.write("clock\n")
+        return real_time.perf_counter()
+
+    monkeypatch.setattr(runner, "time", types.SimpleNamespace(perf_counter=perf_counter))
+    result = execute_run(spec)
+    return events_file.read_text().split(), result
+
+
+def _timed_blocks(events: list[str], work: str) -> list[int]:
+    """The calls of ``work`` ("step" or "block") in each stretch between two clock reads,
+    checking the protocol: clock, the block's work, one sync, clock, then the host reads."""
     blocks, i = [], 0
     while i < len(events):
-        if events[i] != "step":
+        if events[i] != work:
             i += 1
             continue
+        assert events[i - 1] == "clock", f"work at event {i} started before the clock was read"
         j = i
-        while j < len(events) and events[j] == "step":
+        while j < len(events) and events[j] == work:
             j += 1
-        assert events[j] == "sync", f"block of {j - i} steps not closed by a sync"
-        assert events[j + 1 : j + 1 + (j - i)] == ["read"] * (j - i)  # reads after the sync
+        assert events[j] == "sync", f"block of {j - i} {work}(s) not closed by a sync"
+        assert events[j + 1] == "clock", "the clock was read before the block's sync"
+        reads = 1 if work == "block" else j - i
+        assert events[j + 2 : j + 2 + reads] == ["read"] * reads  # host reads after the clock
         blocks.append(j - i)
         i = j + 1
-    assert blocks == [t["steps"] for t in result["timings"]]
+    return blocks
+
+
+def test_timing_protocol_no_host_sync_inside_a_block(tiny, fakes, tmp_path, monkeypatch):
+    """Each block: the clock, its steps back to back, one sync, the clock, then the host
+    reads the losses. (Moving the clock read above the sync would time JAX and TensorFlow at
+    dispatch, not at completion.)"""
+    events, result = _recorded_events(monkeypatch, tmp_path, spec_of(tiny, backend="recording"))
+    assert _timed_blocks(events, "step") == [t["steps"] for t in result["timings"]]
     assert "sync" in events[: events.index("step")]  # staged data waited for before timing
+
+
+def test_timing_protocol_on_a_block_path(tiny, fakes, tmp_path, monkeypatch):
+    """A block path (one call runs the block, as xla_loop and jit_loop do): the clock, one
+    call, one sync, the clock, one read of the block's losses."""
+    from backends.registry import parse_extra
+    from tests.fakes import RecordingBlockBackend
+
+    entry = parse_extra("recording_block=tests.fakes:RecordingBlockBackend")[0]
+    monkeypatch.setitem(
+        registry.REGISTRY, entry.name, dataclasses.replace(entry, paths=RecordingBlockBackend.PATHS)
+    )
+    spec = spec_of(tiny, backend="recording_block", mode="compiled")
+    events, result = _recorded_events(monkeypatch, tmp_path, spec)
+    assert result["run"]["status"] == "ok" and result["run"]["compiler"] == "loop"
+    assert _timed_blocks(events, "block") == [1] * len(result["timings"])
+    assert "step" not in events  # no step ran outside a block call
 
 
 def test_validation_split_and_schedule_reach_the_run(tiny):

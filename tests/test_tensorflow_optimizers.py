@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from backends.base import KINDS, OptimizerSpec, Schedule
+from tests.conftest import require_backend
 
-pytest.importorskip("tensorflow")
+require_backend("tensorflow")
 pytestmark = pytest.mark.slow
 
 from backends.tensorflow import backend as tfb  # noqa: E402

@@ -9,9 +9,13 @@ import pytest
 
 from backends.base import ModelSpec, OptimizerSpec, Schedule, init_weights
 from backends.numpy.backend import NumpyBackend
+from tests.conftest import require_backend
 
-torch = pytest.importorskip("torch")
-tb = pytest.importorskip("backends.torch.backend")
+require_backend("torch")
+
+import torch  # noqa: E402
+
+from backends.torch import backend as tb  # noqa: E402
 
 pytestmark = pytest.mark.slow
 

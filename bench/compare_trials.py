@@ -47,27 +47,27 @@ def _slowed_source(text: str, factor: float) -> str:
     return text.replace(SYNC, SYNC + wait, 1)
 
 
-def _git(repo: Path, *args: str) -> str:
+def git(repo: Path, *args: str) -> str:
     return subprocess.run(
         ["git", *args], cwd=repo, check=True, capture_output=True, text=True
     ).stdout.strip()
 
 
-def _clone(work: Path, factors: list[float]) -> tuple[Path, dict[str, str]]:
+def clone_with_slowdowns(work: Path, factors: list[float]) -> tuple[Path, dict[str, str]]:
     """A clone of HEAD and a commit per slowdown factor; their hashes by name."""
     repo = work / "repo"
     subprocess.run(["git", "clone", "-q", str(REPO), str(repo)], check=True)
-    _git(repo, "config", "user.email", "trials@optbench")
-    _git(repo, "config", "user.name", "trials")
-    commits = {"A": _git(repo, "rev-parse", "HEAD")}
+    git(repo, "config", "user.email", "trials@optbench")
+    git(repo, "config", "user.name", "trials")
+    commits = {"A": git(repo, "rev-parse", "HEAD")}
     runner = repo / "benchmarks" / "runner.py"
     original = runner.read_text()
     for f in factors:
-        _git(repo, "checkout", "-q", commits["A"])
+        git(repo, "checkout", "-q", commits["A"])
         runner.write_text(_slowed_source(original, f))
-        _git(repo, "commit", "-qam", f"trial: every timed block {f}x as long")
-        commits[f"x{f}"] = _git(repo, "rev-parse", "HEAD")
-    _git(repo, "checkout", "-q", commits["A"])
+        git(repo, "commit", "-qam", f"trial: every timed block {f}x as long")
+        commits[f"x{f}"] = git(repo, "rev-parse", "HEAD")
+    git(repo, "checkout", "-q", commits["A"])
     return repo, commits
 
 
@@ -79,20 +79,22 @@ def _optbench(repo: Path, *args: str) -> subprocess.CompletedProcess:
     )  # fmt: skip
 
 
-def _sweep(repo: Path, commit: str, out: Path, threads: int = 1) -> None:
-    _git(repo, "checkout", "-q", commit)
-    done = _optbench(repo, "run", *SWEEP, "--threads", str(threads), "--out", str(out), "--quiet")
+def sweep(repo: Path, commit: str, out: Path, threads: int = 1, args: list[str] = SWEEP) -> None:
+    """The sweep ``args`` with the code of ``commit`` (checked out in ``repo``) into ``out``."""
+    git(repo, "checkout", "-q", commit)
+    done = _optbench(repo, "run", *args, "--threads", str(threads), "--out", str(out), "--quiet")
     if done.returncode != 0:
         raise SystemExit(f"sweep failed ({out}):\n{done.stderr[-2000:]}")
 
 
-def _compare(repo: Path, base: Path, cur: Path) -> tuple[int, list[dict], float]:
+def compare(repo: Path, base: Path, cur: Path, *args: str) -> tuple[int, dict, float]:
+    """``optbench compare BASE CUR --format json`` run from ``repo``: exit code, output, s."""
     t0 = time.perf_counter()
-    done = _optbench(repo, "compare", str(base), str(cur), "--format", "json")
+    done = _optbench(repo, "compare", str(base), str(cur), "--format", "json", *args)
     took = time.perf_counter() - t0
     if done.returncode not in (0, 1):
         raise SystemExit(f"compare failed:\n{done.stderr[-2000:]}")
-    return done.returncode, json.loads(done.stdout)["groups"], took
+    return done.returncode, json.loads(done.stdout), took
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -109,32 +111,32 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     with tempfile.TemporaryDirectory(prefix="optbench-trials-") as tmp:
         work = Path(tmp)
-        repo, commits = _clone(work, factors)
+        repo, commits = clone_with_slowdowns(work, factors)
         for i in range(args.trials):
             res = work / f"t{i}"
             plan = []
             if "unchanged" in kinds:
-                _sweep(repo, commits["A"], res / "a1")
-                _sweep(repo, commits["A"], res / "a2")
+                sweep(repo, commits["A"], res / "a1")
+                sweep(repo, commits["A"], res / "a2")
                 plan += [
                     ("unchanged, 1st vs 2nd", res / "a1", res / "a2"),
                     ("unchanged, 2nd vs 1st", res / "a2", res / "a1"),
                 ]
             if "threads" in kinds:
-                _sweep(repo, commits["A"], res / "th2", threads=2)
-                _sweep(repo, commits["A"], res / "th1", threads=1)
+                sweep(repo, commits["A"], res / "th2", threads=2)
+                sweep(repo, commits["A"], res / "th1", threads=1)
                 plan.append(("threads 2->1", res / "th2", res / "th1"))
             if "slowed" in kinds:
                 base = res / "a1"
                 if not base.exists():
-                    _sweep(repo, commits["A"], base)
+                    sweep(repo, commits["A"], base)
                 for f in factors:
-                    _sweep(repo, commits[f"x{f}"], res / f"x{f}")
+                    sweep(repo, commits[f"x{f}"], res / f"x{f}")
                     plan.append((f"slowed x{f}", base, res / f"x{f}"))
-            _git(repo, "checkout", "-q", commits["A"])
+            git(repo, "checkout", "-q", commits["A"])
             for kind, b, c in plan:
-                code, groups, took = _compare(repo, b, c)
-                for g in groups:
+                code, out, took = compare(repo, b, c)
+                for g in out["groups"]:
                     rows.append(
                         {
                             "trial": i, "kind": kind, "exit": code, "compare_s": round(took, 1),

@@ -123,13 +123,15 @@ class Progress:
     """runs done/total, the current run (and the worker running it, where the executor
     names it) and an ETA (:func:`estimate_seconds`); one line per run when not a terminal."""
 
-    def __init__(self, todo: list[RunSpec], quiet: bool, stream: TextIO = sys.stderr):
-        self.todo, self.quiet, self.stream = list(todo), quiet, stream
+    def __init__(self, todo: list[RunSpec], quiet: bool, stream: TextIO | None = None):
+        # sys.stderr as it is now, not as it was at import (a default argument would keep
+        # a stream that has since been replaced, and closed)
+        self.todo, self.quiet, self.stream = list(todo), quiet, stream or sys.stderr
         self.total = len(self.todo)
         self.rows: list[dict[str, Any]] = []
         self.finished: set[str] = set()
         self.where: dict[str, str] = {}  # run_id -> the worker running it (a cluster's)
-        self.tty = stream.isatty()
+        self.tty = self.stream.isatty()
 
     @property
     def done(self) -> int:

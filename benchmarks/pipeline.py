@@ -29,12 +29,14 @@ def bench(
     quiet: bool = False,
     command: list[str] | None = None,
     executor: Executor | None = None,
-    stdout: TextIO = sys.stdout,
-    stderr: TextIO = sys.stderr,
+    stdout: TextIO | None = None,
+    stderr: TextIO | None = None,
 ) -> int:
     """Run ``sweep`` into ``out``; returns the exit code (see :mod:`benchmarks.exitcodes`).
     StoreError (an unusable folder, or one another run is writing) and KeyboardInterrupt
     propagate to the caller. The folder stays locked to this run until its report is written."""
+    # the streams as they are now (defaults bound at import would keep replaced ones)
+    stdout, stderr = stdout or sys.stdout, stderr or sys.stderr
     with writing(out):
         return _bench(sweep, out, resume, parity, report, quiet, command, executor, stdout, stderr)
 

@@ -100,6 +100,24 @@ def test_a_sweep_on_the_cluster_gives_the_rows_of_a_local_one(tiny, tmp_path, ex
         assert there[col].to_numpy() == pytest.approx(here[col].to_numpy(), rel=1e-6), col
     assert set(there["host"]) == {socket.gethostname()} == set(here["host"])
     assert (there["threads"] == 1).all()
+    # the curves and the block timings too (a result that lost its timings would pass above)
+    for table, key, cols in (
+        ("curves", ["run_id", "step"], ["epoch", "train_loss", "test_loss", "test_acc", "val_acc"]),
+        ("timings", ["run_id", "block"], ["phase", "steps"]),
+    ):
+        a, b = (
+            pd.read_parquet(p / f"{table}.parquet") for p in (tmp_path / "local", tmp_path / "dask")
+        )
+        a, b = (t.sort_values(key).reset_index(drop=True) for t in (a, b))
+        assert len(b) == len(a) > 0, table
+        assert b[key].equals(a[key]), table
+        for col in cols:
+            if a[col].dtype.kind == "f":
+                assert b[col].to_numpy() == pytest.approx(a[col].to_numpy(), rel=1e-6, nan_ok=True)
+            else:
+                assert b[col].tolist() == a[col].tolist(), (table, col)
+    timed = pd.read_parquet(tmp_path / "dask" / "timings.parquet")
+    assert (timed["seconds"] > 0).all()
     # the worker's host hardware beside each run (on loopback: this machine's)
     env = environment.capture()
     assert set(there["cpu_model"]) == {env["cpu_model"]}

@@ -45,6 +45,7 @@ class _FakeSide:
     factor, noise, crash = 1.0, 0.01, ""
     started: list[tuple[str, int, list[int]]] = []
     sent: list[dict] = []
+    order: list[tuple[str, str]] = []
 
     def __init__(self, side, work, backend):
         self.side = side
@@ -55,6 +56,7 @@ class _FakeSide:
 
     def run(self, row, timeout):
         _FakeSide.sent.append(row)
+        _FakeSide.order.append((self.side.name, row["run_id"]))
         if _FakeSide.crash and self.side.name == "current":
             raise recheck.CannotRecheck(_FakeSide.crash)
         slow = _FakeSide.factor if self.side.name == "current" else 1.0
@@ -85,6 +87,7 @@ def _replay(monkeypatch, factor: float, noise: float = 0.01, crash: str = ""):
     monkeypatch.setattr(_FakeSide, "crash", crash)
     monkeypatch.setattr(_FakeSide, "started", [])
     monkeypatch.setattr(_FakeSide, "sent", [])
+    monkeypatch.setattr(_FakeSide, "order", [])
 
 
 def test_a_slowdown_the_remeasurement_shows_stands(pair, monkeypatch):
@@ -99,10 +102,13 @@ def test_a_slowdown_the_remeasurement_shows_stands(pair, monkeypatch):
     assert g.loc["numpy", "recheck_ratio"].isna().all()  # not flagged: not re-measured
     assert cmp.by_kind["throughput"] == len(g.loc["jax"])
     # only the flagged groups' runs, of their first seed, the same runs on both sides, in
-    # turn: A B then B A
+    # turn: A B, then B A
     sent = _FakeSide.sent
     assert {r["backend"] for r in sent} == {"jax"} and {r["seed"] for r in sent} == {0}
     assert [r["run_id"] for r in sent[0::2]] == [r["run_id"] for r in sent[1::2]]
+    order = [side for side, _ in _FakeSide.order]
+    assert order[:4] == ["baseline", "current", "current", "baseline"]
+    assert all({a, b} == {"baseline", "current"} for a, b in zip(order[0::2], order[1::2]))
     assert set(g.loc["jax", "recheck_rounds"]) == {3}  # confirmed at once: no more rounds
     assert any(f"{len(g.loc['jax'])} confirmed, 0 taken back" in n for n in cmp.notes)
 
@@ -274,3 +280,28 @@ def test_the_side_process_runs_with_the_sides_thread_count(tiny, tmp_path):
         assert run["status"] == "ok"
         assert run["threads"] == threads and len(run["cpu_affinity"].split(",")) == threads
         assert run["threads_reported"] == str(threads), run["threads_reported"]
+
+
+@pytest.mark.slow
+def test_a_real_slowdown_between_two_commits_stays_slower_when_re_measured(tmp_path):
+    """End to end across two commits, in a throwaway clone: commit B makes every timed block
+    twice as long (a busy-wait after its sync). The re-measurement must run A's code from a
+    git worktree and B's from the clone: if a side ran the other's tree, the re-measured
+    ratio would be 1 and the call taken back."""
+    from bench.compare_trials import clone_with_slowdowns, compare, git, sweep
+
+    repo, commits = clone_with_slowdowns(tmp_path, [2.0])
+    args = [
+        "--sweep", "smoke", "--backend", "numpy", "--optimizer", "sgd_momentum",
+        "--seeds", "3", "--max-steps", "60", "--epochs", "0",
+    ]  # fmt: skip
+    sweep(repo, commits["A"], tmp_path / "a", args=args)
+    sweep(repo, commits["x2.0"], tmp_path / "b", args=args)
+    code, out, _ = compare(repo, tmp_path / "a", tmp_path / "b")  # B checked out: current
+    (g,) = out["groups"]
+    seen = {k: g.get(k) for k in ("ratio", "ci_high", "first_verdict", "recheck", "recheck_ratio")}
+    assert code == 1 and g["first_verdict"] == "slower" and g["verdict"] == "slower", seen
+    assert g["recheck"] == recheck.CONFIRMED and g["recheck_ratio"] < 0.9, seen
+    note = next(n for n in out["notes"] if "re-measured now" in n)
+    assert f"commit {commits['A'][:10]}" in note and f"commit {commits['x2.0'][:10]}" in note
+    assert len(git(repo, "worktree", "list").splitlines()) == 1  # the worktree is gone

@@ -61,8 +61,8 @@ def test_run_with_parity_and_report_as_make_bench_does(cli_env, tiny, tmp_path):
     assert {row["ok"] for row in parity["rows"] if row["backend"] == "raising"} == {False}
     assert "FAIL: a backend is outside the parity tolerance" in r.stderr
     # progress while parity measures and before the report, on stderr
-    assert "parity 1/2: numpy: 6 of 6 within 1e-05" in r.stderr
-    assert "parity 2/2: raising: 0 of 6 within 1e-05, 6 FAIL" in r.stderr
+    assert "parity 1/2: numpy: 6 of 6 within 2e-06" in r.stderr
+    assert "parity 2/2: raising: 0 of 6 within 2e-06, 6 FAIL" in r.stderr
     assert "writing report..." in r.stderr
     summary = pd.read_csv(out_dir / "summary.csv").set_index("backend")
     assert summary.loc["numpy", "runs"] == 2 and summary.loc["raising", "failed"] == 2

@@ -112,10 +112,10 @@ def test_parity_says_what_it_measures_as_it_goes(capsys):
     lines = []
     run_parity(["numpy"], ["eager"], ["sgd"], ParityConfig(steps=3), log=lines.append)
     assert lines[0] == "parity 1/1: numpy: measuring every optimizer on every eager path..."
-    assert lines[1].startswith("parity 1/1: numpy: 1 of 1 within 1e-05 (")
+    assert lines[1].startswith("parity 1/1: numpy: 1 of 1 within 2e-06 (")
     argv = ["parity", "--backend", "numpy", "--mode", "eager", "--optimizer", "sgd", "--steps", "3"]
     assert main(argv) == 0
-    assert "parity 1/1: numpy: 1 of 1 within 1e-05" in capsys.readouterr().err
+    assert "parity 1/1: numpy: 1 of 1 within 2e-06" in capsys.readouterr().err
     assert main([*argv, "--quiet", "--format", "json"]) == 0
     out = capsys.readouterr()
     assert out.err == "" and out.out.lstrip().startswith("[")

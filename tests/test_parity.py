@@ -15,14 +15,14 @@ from tests.conftest import backend_params
 @pytest.mark.parametrize("name", backend_params())
 def test_parity_every_optimizer_and_path(name):
     """Every path a backend has on the CPU (eager, and each compiler) follows the reference."""
-    rows = run_parity([name], cfg=ParityConfig(steps=20, tolerance=1e-5))
+    rows = run_parity([name], cfg=ParityConfig(steps=20))
     checked = [r for r in rows if r["ok"] is not None]
     paths = registry.entry(name).paths
     assert {(r["optimizer"], r["mode"], r["compiler"]) for r in checked} == {
         (o, m, p.name) for o in PRESETS for m in MODES for p in candidate_paths(paths, m, "cpu")
     }
     bad = [r for r in checked if not r["ok"]]
-    assert not bad, f"rows outside 1e-5: {bad}"
+    assert not bad, f"rows outside {ParityConfig().tolerance:g}: {bad}"
     assert passed(rows)
 
 

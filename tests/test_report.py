@@ -656,3 +656,37 @@ def test_tflops_have_three_significant_digits():
         tflops=[0.01, 0.00955],
     )
     assert verdict_section.display(v, 0.9)["TFLOP/s"].tolist() == ["0.0100", "0.00955"]
+
+
+def test_the_heatmaps_draw_every_cell_of_every_panel(tmp_path, monkeypatch):
+    """What each heatmap panel shows, captured at imshow: every learning rate x batch size
+    the series ran has its accuracy there (the bug: cells matched to panels on three of the
+    series' four columns, so every panel was uniform grey)."""
+    import matplotlib.axes
+
+    from benchmarks.report.analysis import GROUP, config_means
+    from benchmarks.store import Store
+
+    folder = make_results(tmp_path / "r", backends=("numpy", "jax"), seeds=(0,))
+    means = config_means(Store.open(folder).runs())
+    drawn = []
+    real = matplotlib.axes.Axes.imshow
+
+    def imshow(self, data, *args, **kwargs):
+        drawn.append((self.get_title(), np.ma.filled(np.ma.asarray(data, float), np.nan)))
+        return real(self, data, *args, **kwargs)
+
+    monkeypatch.setattr(matplotlib.axes.Axes, "imshow", imshow)
+    figs = figures.heatmaps(means)
+    assert [f.caption.split(":")[0] for f in figs] == list(dict.fromkeys(means["optimizer"]))
+    series = means[GROUP].drop_duplicates()
+    assert len(drawn) == len(figs) * len(series)  # a panel per series per optimizer
+    per_fig = [drawn[i * len(series) : (i + 1) * len(series)] for i in range(len(figs))]
+    for (opt, df), panels in zip(means.groupby("optimizer", sort=False), per_fig):
+        lrs, bss = sorted(df["lr"].unique()), sorted(df["batch_size"].unique())
+        for (_, grid), (_, cell) in zip(panels, df.groupby(GROUP, sort=True)):
+            want = np.full((len(lrs), len(bss)), np.nan)
+            for r in cell.itertuples():
+                want[lrs.index(r.lr), bss.index(r.batch_size)] = r.acc
+            assert np.isfinite(grid).any(), opt  # not an empty panel
+            np.testing.assert_array_equal(grid, want)

@@ -269,8 +269,9 @@ def _legend(fig: plt.Figure, sts: list[Style], mark_label: str) -> None:
 def heatmap_grid(cells: pd.DataFrame, panels: list[tuple[str, Key]], ncols: int = 4) -> plt.Figure:
     """LR x batch-size heatmaps of final test accuracy, one panel per series key.
 
-    ``cells``: columns backend, mode, device, lr, batch_size, acc, text; one row per cell
-    ("div" / "fail" cells have acc NaN). ``panels``: (title, key).
+    ``cells``: the series columns (``analysis.GROUP``), lr, batch_size, acc, text; one row
+    per cell ("div" / "fail" cells have acc NaN). ``panels``: (title, key), key a GROUP
+    tuple (matched on three of its four columns, every panel was empty).
     """
     ok = cells["acc"].dropna()
     norm = Normalize(
@@ -281,7 +282,7 @@ def heatmap_grid(cells: pd.DataFrame, panels: list[tuple[str, Key]], ncols: int 
     fig, axes = _grid(len(panels), ncols, row_h=0.45 * len(lrs) + 1.3)
     cmap = plt.get_cmap("viridis").with_extremes(bad="#e6e6e6")
     image = None
-    keys = list(zip(cells["backend"], cells["mode"], cells["device"]))
+    keys = [tuple(k) for k in cells[GROUP].itertuples(index=False)]
     for ax, (title, key) in zip(axes.flat, panels):
         sub = cells[[k == key for k in keys]]
         grid = np.full((len(lrs), len(bss)), np.nan)

@@ -41,7 +41,10 @@ def estimate_seconds(
     (None where nothing finished has a time to go by).
 
     Each run is estimated by the median ``run_s`` of the finished runs most like it: the same
-    backend, device and batch size, else the same backend and device, else any. A worker's
+    backend, device and batch size, else the same backend and device; a backend with no
+    finished run yet goes by the slowest backend's (at the batch size where one ran it),
+    not by all runs' median (NumPy's, the cheapest: "ETA 22s" at run 65 of 168 of a sweep
+    that took 90 s more), and its worker's start-up is priced like the dearest one seen. A worker's
     first run pays the framework's import and first compile (torch's ``inductor``: seconds),
     which later runs of that worker do not: first runs count only where no later run is
     there yet, and then only their training after the first step and their evaluation.
@@ -65,12 +68,20 @@ def estimate_seconds(
     if not groups:
         return None
 
+    def median(key: tuple) -> float:
+        later, first = groups[key]
+        return statistics.median(later or first)
+
+    seen = {k[:2] for k in groups if len(k) >= 2}
+
     def per_run(backend: str, device: str, batch_size: int) -> float:
-        for key in _keys(backend, device, batch_size):
+        for key in _keys(backend, device, batch_size)[:2]:
             if key in groups:
-                later, first = groups[key]
-                return statistics.median(later or first)
-        return 0.0  # unreachable: () holds every row
+                return median(key)
+        # a backend not seen yet: the slowest seen, at this batch size where one ran it
+        like = [(*u, int(batch_size)) for u in seen] if seen else []
+        like = [k for k in like if k in groups] or [u for u in seen if u in groups]
+        return max(median(k) for k in like) if like else median(())
 
     extra: dict[tuple[str, str], list[float]] = {}
     for row in firsts:
@@ -80,8 +91,12 @@ def estimate_seconds(
         started = {(r["backend"], r["device"]) for r in done}
     total = sum(per_run(s.backend, s.device, s.batch_size) for s in todo)
     for unit in dict.fromkeys((s.backend, s.device) for s in todo):
-        if unit not in started and unit in extra:
+        if unit in started:
+            continue
+        if unit in extra:
             total += statistics.median(extra[unit])
+        elif unit not in seen and extra:  # its start-up, as the dearest one seen
+            total += max(statistics.median(v) for v in extra.values())
     return total
 
 
@@ -138,8 +153,16 @@ class Progress:
         return len(self.rows)
 
     def _eta(self) -> str:
-        left = estimate_seconds(self.rows, [s for s in self.todo if s.run_id not in self.finished])
-        return "ETA --" if left is None else f"ETA {format_duration(left)}"
+        todo = [s for s in self.todo if s.run_id not in self.finished]
+        left = estimate_seconds(self.rows, todo)
+        if left is None:
+            return "ETA --"
+        # a backend with no finished run is priced by others' runs: say the ETA is a floor
+        seen = {r.get("backend") for r in self.rows}
+        unseen = list(dict.fromkeys(s.backend for s in todo if s.backend not in seen))
+        if unseen:
+            return f"ETA >= {format_duration(left)}: {', '.join(unseen)} not started yet"
+        return f"ETA {format_duration(left)}"
 
     def _label(self, spec: RunSpec, width: int | None = None) -> str:
         """The run's label, and the worker running it where the executor named one; within

@@ -87,9 +87,24 @@ def test_eta_goes_by_the_most_alike_runs(tiny):
     assert estimate_seconds(done, specs(tiny, "torch", 4, batch_size=512)) == pytest.approx(2.0)
     # a batch size not seen yet: the backend's later runs (median of 2.0 and 0.5)
     assert estimate_seconds(done, specs(tiny, "torch", 2, batch_size=128)) == pytest.approx(2.5)
-    # a backend not seen yet: every run, and no first-run cost to add for it
+    # a backend not seen yet: the slowest backend seen at its batch size (torch's 2.0 s at
+    # 32), and its worker's start-up priced as the dearest seen (torch's first run: 3 s more)
     est = estimate_seconds(done, specs(tiny, "jax", 3), started=set())
-    assert est == pytest.approx(3 * 1.25)
+    assert est == pytest.approx(3 * 2.0 + 3.0)
+    # while running: the cheap NumPy runs done, torch not started, the ETA prices torch's
+    # runs as the slowest seen and adds a start-up (it read 22 s where 90 s were left)
+    numpy_done = [row(index=1, run_s=1.0, compile_s=0.5), row(run_s=0.2), row(run_s=0.2)]
+    for r in numpy_done:
+        r["backend"] = "numpy"
+    torch = specs(tiny, "torch", 4)
+    assert estimate_seconds(numpy_done, torch) == pytest.approx(4 * 0.2 + 0.8)
+    # and the progress line says that this is a floor
+    stream = io.StringIO()
+    progress = Progress([*specs(tiny, "numpy", 2), *torch], quiet=False, stream=stream)
+    ok = {"status": "ok", "samples_per_s": 1e5, "final_test_acc": 0.9}
+    progress.finish(progress.todo[0], {**numpy_done[0], **ok})
+    line = stream.getvalue().rstrip()
+    assert "(ETA >= " in line and line.endswith("s: torch not started yet)"), line
 
 
 def test_progress_lines_carry_the_estimate(tiny):

@@ -17,7 +17,7 @@ FAKES = (
     "ghost=no_such_framework_xyz.backend:GhostBackend,"
     "crashing=tests.fakes:CrashingBackend,hanging=tests.fakes:HangingBackend,"
     "raising=tests.fakes:RaisingBackend,recording=tests.fakes:RecordingBackend,"
-    "mirror=tests.fakes:MirrorBackend"
+    "mirror=tests.fakes:MirrorBackend,gated=tests.fakes:GatedBackend"
 )
 
 

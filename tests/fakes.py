@@ -105,6 +105,26 @@ class RecordingBlockBackend(RecordingBackend):
         return super().host_losses(losses)
 
 
+class GatedBackend(NumpyBackend):
+    """The NumPy math, whose runs after the first ``$OPTBENCH_TEST_GATE_AFTER`` wait before
+    they start until the file ``$OPTBENCH_TEST_GATE`` exists: a test interrupts a sweep at a
+    known point (N runs landed, the next one waiting) instead of racing its runs."""
+
+    name = "gated"
+
+    def init(self, model, opt, weights):
+        gate = os.environ.get("OPTBENCH_TEST_GATE")
+        if gate:
+            with open(gate + ".count", "a") as f:  # one byte per run started
+                f.write("x")
+            started = os.path.getsize(gate + ".count")
+            while started > int(os.environ["OPTBENCH_TEST_GATE_AFTER"]) and not os.path.exists(
+                gate
+            ):
+                time.sleep(0.01)
+        return super().init(model, opt, weights)
+
+
 class MirrorBackend(NumpyBackend):
     """A backend from outside the tree (registered only through OPTBENCH_BACKENDS): what a
     new framework adapter looks like to the harness. It is the NumPy math under another name,
@@ -150,7 +170,10 @@ def affinity() -> list[int]:
     return sorted(os.sched_getaffinity(0))
 
 
-def sleep(seconds: float) -> None:
+def sleep(seconds: float, started: str = "") -> None:
+    """Sleep; with ``started``, first create that file (the test waits for it, not a time)."""
+    if started:
+        open(started, "w").close()
     time.sleep(seconds)
 
 

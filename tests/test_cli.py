@@ -81,12 +81,27 @@ def _wait_for_parts(path: Path, n: int, proc, limit=120):
     raise AssertionError("no runs landed in time")
 
 
+def _gated(cli_env, tmp_path, after: int) -> tuple[dict, Path]:
+    """``cli_env`` for sweeps of the ``gated`` fake: runs after the first ``after`` wait for
+    the gate file (returned; create it to let them go)."""
+    gate = tmp_path / "gate"
+    return {
+        **cli_env,
+        "OPTBENCH_TEST_GATE": str(gate),
+        "OPTBENCH_TEST_GATE_AFTER": str(after),
+    }, gate
+
+
 def test_kill_midway_then_resume_gives_the_same_rows(cli_env, tiny, tmp_path):
+    """Killed with 3 runs landed and the 4th waiting at the gate (not racing 24 runs of
+    50 ms: the kill comes at a known point), resumed: the same rows as a sweep never cut."""
     full, cut = tmp_path / "full", tmp_path / "cut"
-    optbench(cli_env, "run", "--sweep", tiny, "--lr", LRS, "--out", str(full), "--quiet")
+    env, gate = _gated(cli_env, tmp_path, after=3)
+    sweep = ("run", "--sweep", tiny, "--backend", "gated", "--lr", LRS, "--quiet")
+    optbench(cli_env, *sweep, "--out", str(full))
     proc = subprocess.Popen(
-        optbench_cmd("run", "--sweep", tiny, "--lr", LRS, "--out", str(cut), "--quiet"),
-        env=cli_env,
+        optbench_cmd(*sweep, "--out", str(cut)),
+        env=env,
         start_new_session=True,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -95,10 +110,9 @@ def test_kill_midway_then_resume_gives_the_same_rows(cli_env, tiny, tmp_path):
     os.killpg(proc.pid, signal.SIGKILL)  # driver and worker, mid-sweep, no chance to clean up
     proc.wait()
     landed = len([p for p in (cut / "parts").iterdir() if not p.name.startswith(".")])
-    assert 3 <= landed < N_LRS
-    resumed = optbench(
-        cli_env, "run", "--sweep", tiny, "--lr", LRS, "--out", str(cut), "--resume", "--quiet"
-    )
+    assert landed == 3  # the 4th was waiting at the gate
+    gate.touch()
+    resumed = optbench(env, *sweep, "--out", str(cut), "--resume")
     assert f"{N_LRS - landed} run(s) this time, {landed} kept from before" in resumed.stdout
     a = pd.read_parquet(full / "runs.parquet")
     b = pd.read_parquet(cut / "runs.parquet")
@@ -114,9 +128,21 @@ def test_kill_midway_then_resume_gives_the_same_rows(cli_env, tiny, tmp_path):
 
 def test_ctrl_c_keeps_finished_runs(cli_env, tiny, tmp_path):
     out_dir = tmp_path / "r"
+    env, _ = _gated(cli_env, tmp_path, after=2)  # Ctrl-C while the 3rd run waits
     proc = subprocess.Popen(
-        optbench_cmd("run", "--sweep", tiny, "--lr", LRS, "--out", str(out_dir), "--quiet"),
-        env=cli_env,
+        optbench_cmd(
+            "run",
+            "--sweep",
+            tiny,
+            "--backend",
+            "gated",
+            "--lr",
+            LRS,
+            "--out",
+            str(out_dir),
+            "--quiet",
+        ),  # fmt: skip
+        env=env,
         start_new_session=True,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -131,7 +157,7 @@ def test_ctrl_c_keeps_finished_runs(cli_env, tiny, tmp_path):
     assert proc.returncode == 130, err
     assert "Traceback" not in err and "--resume" in err
     runs = pd.read_parquet(out_dir / "runs.parquet")
-    assert len(runs) >= 2 and (runs["status"] == "ok").all()
+    assert len(runs) == 2 and (runs["status"] == "ok").all()
 
 
 def test_parity_json_rows_and_exit_codes(cli_env):

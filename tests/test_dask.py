@@ -182,7 +182,9 @@ def test_a_dask_worker_killed_mid_unit_loses_nothing_and_writes_nothing_twice(
         def kill_once(spec):
             if killed or spec.backend != "hanging":
                 return
-            time.sleep(1.0)  # into the run: the framework process is up, hanging at step 3
+            deadline = time.monotonic() + 60  # into the run: its framework process is up
+            while not framework_processes(ex) and time.monotonic() < deadline:
+                time.sleep(0.05)
             killed.extend(kill_dask_worker(ex))
             assert killed, "the hanging run's framework process"
 

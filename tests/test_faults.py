@@ -117,34 +117,46 @@ def test_a_parent_where_no_lock_can_be_made_is_a_clear_error(tmp_path):
 # --- workers die with their driver --------------------------------------------------------
 
 
+def _wait_for_file(path, proc, limit: float = 120) -> None:
+    """Until ``path`` exists (an event the process makes), failing if ``proc`` ends first."""
+    deadline = time.monotonic() + limit
+    while not path.exists():
+        assert proc.poll() is None and time.monotonic() < deadline, "the task never started"
+        time.sleep(0.01)
+
+
 def test_killing_the_driver_leaves_no_worker(tmp_path):
+    started = tmp_path / "started"
     driver = subprocess.Popen(
         [
             sys.executable,
             "-c",
             "from benchmarks.worker import Worker\n"
             "w = Worker(threads=1, label='orphan')\nw.start()\nprint(w._proc.pid, flush=True)\n"
-            "w.call('tests.fakes:sleep', {'seconds': 120}, timeout=600)\n",
+            f"w.call('tests.fakes:sleep', {{'seconds': 120, 'started': {str(started)!r}}}, "
+            "timeout=600)\n",
         ],
         cwd=REPO,
         stdout=subprocess.PIPE,
         text=True,
     )
     worker = psutil.Process(int(driver.stdout.readline()))
-    time.sleep(0.5)  # the task is running
+    _wait_for_file(started, driver)  # the task is running
     driver.kill()
     driver.wait()
-    deadline = time.monotonic() + 2
-    while time.monotonic() < deadline:
+    # dead (or a zombie its new parent reaps) long before its task's 120 s: the watch is on
+    # the event, the limit only for a worker that never goes
+    deadline = time.monotonic() + 60
+    while True:
         try:
             if worker.status() == psutil.STATUS_ZOMBIE:
-                break  # dead; its new parent reaps it
+                break
         except psutil.NoSuchProcess:
             break
+        if time.monotonic() > deadline:
+            worker.kill()
+            raise AssertionError("the worker outlived its driver by 60 s")
         time.sleep(0.05)
-    else:
-        worker.kill()
-        raise AssertionError("the worker outlived its driver by 2 s")
 
 
 def test_a_worker_ends_a_task_far_past_its_timeout_itself(monkeypatch):

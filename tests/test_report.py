@@ -144,10 +144,27 @@ def test_every_section_present(full):
     assert where["verdict"] < where["optimizer-verdict"] < where["environment"] < where["problems"]
 
 
+#: the figures of the ``full`` fixture's page, in order, by the start of their caption
+FULL_FIGURES = [
+    "Performance profiles over 2 workload(s)",
+    "Training loss vs step",
+    "Training loss vs training wall-clock",
+    "Test accuracy vs epoch",
+    "Final test accuracy vs learning rate",
+    "Final test loss vs learning rate",
+    "adam: final test accuracy per learning rate x batch size",
+    "sgd_momentum: final test accuracy per learning rate x batch size",
+    "Throughput vs batch size",
+]
+
+
 def test_images_are_png_data_uris(full):
     page = full[1]["html"].read_text()
     srcs = re.findall(r"<img[^>]*\ssrc=['\"]([^'\"]+)['\"]", page)
-    assert len(srcs) >= 7  # 3 convergence, 2 lr, 2 heatmaps, 1 throughput
+    captions = re.findall(r"<figcaption>(.*?)</figcaption>", page, re.S)
+    assert len(srcs) == len(captions) == len(FULL_FIGURES)  # each figure, once, captioned
+    for caption, want in zip(captions, FULL_FIGURES):
+        assert caption.startswith(want), (caption, want)
     for src in srcs:
         assert src.startswith("data:image/png;base64,")
         img = Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1], validate=True)))
@@ -690,3 +707,33 @@ def test_the_heatmaps_draw_every_cell_of_every_panel(tmp_path, monkeypatch):
                 want[lrs.index(r.lr), bss.index(r.batch_size)] = r.acc
             assert np.isfinite(grid).any(), opt  # not an empty panel
             np.testing.assert_array_equal(grid, want)
+
+
+def test_the_throughput_figure_draws_each_series_median_and_interval(tmp_path, monkeypatch):
+    """What the first panel (all optimizers pooled) draws, captured at errorbar: per series,
+    the median samples/s at each batch size and its interval, as the analysis has them."""
+    import matplotlib.axes
+
+    from benchmarks.report.analysis import GROUP, analyse, series
+    from benchmarks.store import Store
+
+    st = Store.open(make_results(tmp_path / "r", backends=("numpy", "jax"), seeds=(0, 1)))
+    an = analyse(st.runs(), st.table("curves"), st.table("timings"))
+    drawn = []
+    real = matplotlib.axes.Axes.errorbar
+
+    def errorbar(self, x, y, *args, yerr=None, **kwargs):
+        drawn.append((self, np.asarray(y, float), np.asarray(yerr, float)))  # titled later
+        return real(self, x, y, *args, yerr=yerr, **kwargs)
+
+    monkeypatch.setattr(matplotlib.axes.Axes, "errorbar", errorbar)
+    (fig,) = figures.throughput(
+        an.rates, an.by_batch, an.by_optimizer, figures.styles(series(st.runs()))
+    )
+    pooled = [d for d in drawn if d[0].get_title() == "all optimizers pooled"]
+    assert len(pooled) == an.by_batch[GROUP].drop_duplicates().shape[0] == 2
+    for (_, y, yerr), (_, g) in zip(pooled, an.by_batch.groupby(GROUP)):
+        g = g.sort_values("batch_size")
+        np.testing.assert_allclose(y, g["samples_per_s"])
+        np.testing.assert_allclose(y - yerr[0], g["ci_low"])
+        np.testing.assert_allclose(y + yerr[1], g["ci_high"])

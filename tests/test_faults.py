@@ -83,6 +83,40 @@ def test_a_second_run_into_a_busy_folder_refuses_and_touches_nothing(capsys, tin
     assert [p.name for p in results.parent.iterdir() if p.name.startswith("r.")] == []
 
 
+def test_results_latest_is_the_folder_a_running_sweep_holds(capsys, cli_env, tiny, tmp_path):
+    """A real ``optbench run`` writing results/NAME (its run waiting at the gated fake's
+    gate), while results/latest points there: a run into results/latest is refused, as one
+    into results/NAME is, and touches nothing."""
+    sweep = load_sweep(tiny)
+    results = run_sweep(
+        sweep, tmp_path / "results" / "tiny", quiet=True, executor=InlineExecutor()
+    ).path
+    latest = results.parent / "latest"
+    assert latest.resolve() == results.resolve()  # the finished sweep pointed it there
+    gate = results.parent / "gate"
+    env = {**cli_env, "OPTBENCH_TEST_GATE": str(gate), "OPTBENCH_TEST_GATE_AFTER": "0"}
+    running = subprocess.Popen(
+        [sys.executable, "-m", "benchmarks.cli", "run", "--sweep", tiny, "--backend", "gated",
+         "--out", str(results), "--quiet"],
+        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        while not (results.parent / f".{results.name}.lock.json").exists():  # it holds it
+            assert running.poll() is None, running.stderr.read()
+            time.sleep(0.01)
+        while not (gate.parent / "gate.count").exists():  # its run has started
+            time.sleep(0.01)
+        before = snapshot(results)
+        code, err = run_cli(capsys, "run", "--sweep", tiny, "--out", str(latest), "--quiet")
+        assert code == 2 and "is being written by another optbench run" in err, err
+        assert f"PID {running.pid}" in err
+        assert snapshot(results) == before
+    finally:
+        gate.touch()
+        running.communicate(timeout=120)
+    assert running.returncode == 0
+
+
 def test_a_lock_dies_with_its_holder(tmp_path):
     holder = _holder(tmp_path / "r")
     holder.send_signal(signal.SIGKILL)  # what is left: a record, and no flock

@@ -200,3 +200,34 @@ def test_interleaved_runs_every_block_once_a_round_in_alternating_order():
     assert [k for k, _ in seen] == list("abccbaabc")
     assert {s for _, s in seen} == {4}
     assert {k: v.tolist() for k, v in times.items()} == {k: [0.01] * 3 for k in "abc"}
+
+
+def test_a_resumed_sweep_keeps_the_path_it_chose(tmp_path, two, monkeypatch):
+    """Through the driver and the store: the first sweep measures and records its choice
+    (compiler_choice.json), is interrupted, and the resumed sweep runs the rest on the same
+    path without measuring again (a re-measurement that switched paths mid-sweep would mix
+    two paths under one configuration)."""
+    import pandas as pd
+
+    from benchmarks.driver import run_sweep
+    from tests.fakes import InlineExecutor
+
+    s = sweep(tmp_path, backends=["two"], modes=["compiled"])
+    picks = iter([{"fast": 2e-3, "faster": 1e-3}])  # the first measurement: faster
+
+    def measured(threads, timeout):
+        return lambda task: next(picks)  # a second measurement would raise StopIteration
+
+    monkeypatch.setattr(paths, "isolated", measured)
+
+    def stop(result):
+        raise KeyboardInterrupt  # after the first run landed
+
+    out = tmp_path / "r"
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(s, out, quiet=True, executor=InlineExecutor(), on_result=stop)
+    assert (out / "compiler_choice.json").exists()
+    again = run_sweep(s, out, resume=True, quiet=True, executor=InlineExecutor())
+    assert again.skipped_existing == 1 and again.ran == len(s.runs) - 1
+    runs = pd.read_parquet(out / "runs.parquet")
+    assert len(runs) == len(s.runs) and set(runs["compiler"]) == {"faster"}

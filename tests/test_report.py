@@ -393,10 +393,32 @@ def test_backend_colours_come_from_the_registry():
     colours = {figures.backend_color(n) for n in known}
     assert colours == {registry.entry(n).color for n in known} and len(colours) == len(known)
     assert figures.backend_color("mlx") == figures.backend_color("mlx") in figures.FALLBACK_COLORS
-    keys = [(known[0], "compiled", "jit", "cpu"), (known[0], "eager", "eager", "cpu")]
-    st = figures.styles(keys)
-    assert st[keys[0]].color == st[keys[1]].color and st[keys[0]].linestyle != st[keys[1]].linestyle
-    assert st[keys[0]].marker == registry.entry(known[0]).marker
+    name = next(n for n in known if len(registry.entry(n).paths) > 1)
+    paths = registry.entry(name).paths
+    first, second = (name, *_mode_of(paths[0])), (name, *_mode_of(paths[1]))
+    st = figures.styles([first, second])
+    assert st[first].color == st[second].color == registry.entry(name).color
+    assert st[first].linestyle != st[second].linestyle and st[first].marker != st[second].marker
+    assert st[first].marker == registry.entry(name).marker  # its first path: its own marker
+
+
+def _mode_of(path) -> tuple[str, str, str]:
+    return (path.modes[0], path.name, "cpu")
+
+
+def test_a_series_keeps_its_look_whatever_else_is_drawn():
+    """A series' style depends on the series alone: the same in a figure of two series and
+    in one of every series (each section used to style its own set, and the styles moved)."""
+    every = [(n, *_mode_of(p)) for n in registry.NAMES for p in registry.entry(n).paths]
+    alone = {k: figures.styles([k])[k] for k in every}
+    together = figures.styles(every)
+    for k in every:
+        got, want = together[k], alone[k]
+        assert (got.color, got.linestyle, got.marker) == (want.color, want.linestyle, want.marker)
+    # within a backend every path looks different (more than four paths: no wrap into a twin)
+    for n in registry.NAMES:
+        looks = [(together[k].linestyle, together[k].marker) for k in every if k[0] == n]
+        assert len(set(looks)) == len(looks), n
 
 
 def test_no_backend_is_named_in_the_report_package():

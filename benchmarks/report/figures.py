@@ -62,16 +62,41 @@ class Style:
     marker: str
 
 
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+
+
+def _path_index(key: Key) -> int:
+    """A series' place among its backend's ways to run (its registry paths, then the
+    device): the same for the series in every figure, whatever else a figure draws."""
+    backend, _, compiler, device = key
+    names = (
+        [p.name for p in registry.REGISTRY[backend].paths] if backend in registry.REGISTRY else []
+    )
+    i = (
+        names.index(compiler)
+        if compiler in names
+        else len(names) + zlib.crc32(compiler.encode()) % 8
+    )
+    return 2 * i + (device == "gpu")
+
+
 def styles(keys: Sequence[Key]) -> dict[Key, Style]:
-    """Colour by backend, line style by (mode, compiler, device); labels name those only
-    when they vary."""
+    """Colour by backend; line style and marker by the series' path and device
+    (:func:`_path_index`), so a series looks the same in every section and on the history
+    page, and two paths of one backend differ in marker as well as line (torch eager and
+    inductor told apart by '-' against '--' alone were hard to see in small panels).
+    Labels name the mode, compiler and device only where they vary."""
     keys = sorted(set(keys))
-    variants = sorted({k[1:] for k in keys})
     label = labeller(pd.DataFrame(keys, columns=GROUP))
     out = {}
     for k in keys:
-        ls = LINESTYLES[variants.index(k[1:]) % len(LINESTYLES)]
-        out[k] = Style(label(dict(zip(GROUP, k))), backend_color(k[0]), ls, backend_marker(k[0]))
+        i = _path_index(k)
+        marker = backend_marker(k[0]) if i == 0 else MARKERS[i % len(MARKERS)]
+        if i and marker == backend_marker(k[0]):
+            marker = MARKERS[(i + 1) % len(MARKERS)]
+        out[k] = Style(
+            label(dict(zip(GROUP, k))), backend_color(k[0]), LINESTYLES[i % len(LINESTYLES)], marker
+        )
     return out
 
 

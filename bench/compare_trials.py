@@ -135,8 +135,8 @@ def main(argv: list[str] | None = None) -> int:
                     plan.append((f"slowed x{f}", base, res / f"x{f}"))
             git(repo, "checkout", "-q", commits["A"])
             for kind, b, c in plan:
-                code, out, took = compare(repo, b, c)
-                for g in out["groups"]:
+                code, result, took = compare(repo, b, c)
+                for g in result["groups"]:
                     rows.append(
                         {
                             "trial": i, "kind": kind, "exit": code, "compare_s": round(took, 1),

@@ -759,3 +759,23 @@ def test_the_throughput_figure_draws_each_series_median_and_interval(tmp_path, m
         np.testing.assert_allclose(y, g["samples_per_s"])
         np.testing.assert_allclose(y - yerr[0], g["ci_low"])
         np.testing.assert_allclose(y + yerr[1], g["ci_high"])
+
+
+def test_log_axes_label_plain_numbers_without_minor_labels():
+    """A wall-clock panel spanning less than a decade: labels at 1, 2, 5 x 10^k in plain
+    numbers, none on the minor ticks (they overlapped: "2x10^-3" over "6x10^-2")."""
+    panel = figures.Panel("t", {("numpy", "compiled", "numpy", "cpu"): pd.DataFrame(
+        {"x": [0.021, 0.03, 0.045, 0.06], "y": [2.0, 1.5, 1.2, 1.0]}
+    )})  # fmt: skip
+    style = figures.styles(list(panel.lines))
+    fig = figures.line_grid([panel], 1, "s", "loss", style, logx=True)
+    ax = fig.axes[0]
+    fig.canvas.draw()
+    minor = [t.get_text() for t in ax.get_xticklabels(minor=True) if t.get_text()]
+    major = [t.get_text() for t in ax.get_xticklabels() if t.get_text()]
+    lo, hi = ax.get_xlim()
+    shown = [
+        t for t, v in zip(ax.get_xticklabels(), ax.get_xticks()) if lo <= v <= hi and t.get_text()
+    ]
+    assert minor == [] and shown and all("times" not in m and "^" not in m for m in major), major
+    figures.plt.close(fig)

@@ -194,9 +194,20 @@ def line_grid(
             )
             ax.yaxis.set_major_formatter(FuncFormatter(_kilo))
             ax.yaxis.set_minor_formatter(NullFormatter())
+        if logx and xticks is None and panel.xticks is None:
+            _plain_log_ticks(ax.xaxis)
     _legend(fig, [style[k] for k in sorted(used)], mark_label if any_marks else "")
     fig.tight_layout(rect=(0, 0, 1, 0.93))
     return fig
+
+
+def _plain_log_ticks(axis) -> None:
+    """A log axis labelled at 1, 2 and 5 times the powers of ten, in plain numbers, and no
+    minor labels: across less than a decade matplotlib labels its minor ticks
+    ("2x10^-3", "6x10^-2"), and in a small panel they ran into each other."""
+    axis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0), numticks=8))
+    axis.set_major_formatter(FuncFormatter(lambda v, _pos=None: f"{v:g}"))
+    axis.set_minor_formatter(NullFormatter())
 
 
 def _dodge(i: int, n: int, logx: bool) -> float:

@@ -102,6 +102,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--trials", type=int, default=10)
     p.add_argument("--factors", default="1.1,1.2,1.3", help="slowdowns to plant")
     p.add_argument("--kinds", default="unchanged,threads,slowed")
+    p.add_argument(
+        "--unchanged-trials", type=int, default=5, help="trials of two unchanged sweeps (each "
+        "compared both ways: 5 give 10 directions)",
+    )  # fmt: skip
     p.add_argument("--out", default="results/compare-trials")
     args = p.parse_args(argv)
     factors = [float(f) for f in args.factors.split(",")]
@@ -115,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         for i in range(args.trials):
             res = work / f"t{i}"
             plan = []
-            if "unchanged" in kinds:
+            if "unchanged" in kinds and i < args.unchanged_trials:
                 sweep(repo, commits["A"], res / "a1")
                 sweep(repo, commits["A"], res / "a2")
                 plan += [

@@ -188,6 +188,14 @@ def test_what_cannot_be_remeasured_is_said_and_left_alone(pair, capsys):
     assert "not re-measured" in " ".join(json.loads(capsys.readouterr().out)["notes"])
     assert main(["compare", str(base), str(cur), "--recheck", "-1"]) == 2
     assert "--recheck -1 is invalid" in capsys.readouterr().err
+    for budget in ("0", "-5", "nan"):
+        assert main(["compare", str(base), str(cur), "--recheck-budget", budget]) == 2
+        assert f"--recheck-budget {float(budget)} is invalid" in capsys.readouterr().err
+    for bad, flag in (("1.5", "--recheck"), ("soon", "--recheck-budget")):
+        with pytest.raises(SystemExit) as exc:
+            main(["compare", str(base), str(cur), flag, bad])
+        err = capsys.readouterr().err
+        assert exc.value.code == 2 and f"{flag}: '{bad}' is invalid" in err, err
 
 
 def test_why_a_pair_cannot_be_remeasured(tmp_path):

@@ -146,6 +146,7 @@ def test_every_section_present(full):
 
 #: the figures of the ``full`` fixture's page, in order, by the start of their caption
 FULL_FIGURES = [
+    "The verdict: the fastest path of each backend",
     "Performance profiles over 2 workload(s)",
     "Training loss vs step",
     "Training loss vs training wall-clock",
@@ -779,3 +780,37 @@ def test_log_axes_label_plain_numbers_without_minor_labels():
     ]
     assert minor == [] and shown and all("times" not in m and "^" not in m for m in major), major
     figures.plt.close(fig)
+
+
+def test_the_verdict_figure_comes_first_and_draws_each_backend_at_its_fastest(full, monkeypatch):
+    """The answer as a picture, above the verdict table: per backend, the median samples/s
+    of its fastest series at each batch size, with its interval."""
+    import matplotlib.axes
+
+    page = full[1]["html"].read_text()
+    verdict = page[page.index("id='verdict'") :]
+    assert verdict.index("<img") < verdict.index("<table") < verdict.index("<details>")
+    an = analyse(*(load(full[0]).__getattribute__(t) for t in ("runs", "curves", "timings")))
+    drawn = []
+    real = matplotlib.axes.Axes.errorbar
+
+    def errorbar(self, x, y, *args, **kwargs):
+        drawn.append(np.asarray(y, float))
+        return real(self, x, y, *args, **kwargs)
+
+    monkeypatch.setattr(matplotlib.axes.Axes, "errorbar", errorbar)
+    v = an.verdict
+    style = figures.styles(
+        [
+            tuple(k)
+            for k in v[["backend", "mode", "compiler", "device"]]
+            .drop_duplicates()
+            .itertuples(index=False)
+        ]
+    )
+    (fig,) = figures.verdict(v, style, an.target)
+    fastest = v.sort_values("samples_per_s").groupby(["backend", "batch_size"]).last()
+    want = [g.sort_index()["samples_per_s"].to_numpy() for _, g in fastest.groupby(level=0)]
+    assert len(drawn) == len(want) == v["backend"].nunique()
+    for got, w in zip(drawn, want):
+        np.testing.assert_allclose(got, w)

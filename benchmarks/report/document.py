@@ -78,7 +78,16 @@ class Columns:
     columns: tuple[tuple[Block, ...], ...]
 
 
-Block = Paragraph | Heading | Table | Figures | Columns
+@dataclass(frozen=True)
+class Details:
+    """Blocks folded away under a one-line summary on the page (``<details>``); in Markdown,
+    the summary in bold and the blocks after it."""
+
+    summary: str
+    blocks: tuple[Block, ...]
+
+
+Block = Paragraph | Heading | Table | Figures | Columns | Details
 
 
 @dataclass
@@ -151,6 +160,9 @@ def to_html(part: Block | Section) -> str:
             "<div>" + "".join(map(to_html, blocks)) + "</div>" for blocks in part.columns
         )
         return f"<div class='cols'>{cols}</div>"
+    if isinstance(part, Details):
+        inner = "\n".join(h for h in map(to_html, part.blocks) if h)
+        return f"<details><summary>{_esc(part.summary)}</summary>\n{inner}\n</details>"
     raise TypeError(f"not a document part: {type(part).__name__}")
 
 
@@ -204,6 +216,9 @@ def to_markdown(part: Block | Section) -> str:
         return "(" + "; ".join(f.caption for f in part.items) + ": figures in report.html)"
     if isinstance(part, Columns):
         return "\n\n".join(m for blocks in part.columns for m in map(to_markdown, blocks) if m)
+    if isinstance(part, Details):
+        inner = [m for m in map(to_markdown, part.blocks) if m]
+        return "\n\n".join([f"**{part.summary}**", *inner])
     raise TypeError(f"not a document part: {type(part).__name__}")
 
 

@@ -2,7 +2,7 @@
 
 Every figure draws a backend in the same colour and marker (``backends.registry``; a
 backend the registry does not know gets a stable colour from a fallback palette); modes and
-devices of one backend are told apart by line style. Figures are ~10 in wide at 100 dpi so
+devices of one backend are told apart by line style and marker. Figures are ~10 in wide at 100 dpi so
 that they read at laptop width. The builders at the end make the report's figures from
 :mod:`benchmarks.report.analysis` tables.
 """
@@ -14,7 +14,7 @@ import io
 import math
 import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import matplotlib
 
@@ -83,8 +83,8 @@ def _path_index(key: Key) -> int:
 def styles(keys: Sequence[Key]) -> dict[Key, Style]:
     """Colour by backend; line style and marker by the series' path and device
     (:func:`_path_index`), so a series looks the same in every section and on the history
-    page, and two paths of one backend differ in marker as well as line (torch eager and
-    inductor told apart by '-' against '--' alone were hard to see in small panels).
+    page, and two paths of one backend differ in marker as well as line (eager and
+    compiled paths told apart by '-' against '--' alone were hard to see in small panels).
     Labels name the mode, compiler and device only where they vary."""
     keys = sorted(set(keys))
     label = labeller(pd.DataFrame(keys, columns=GROUP))
@@ -201,12 +201,12 @@ def line_grid(
     return fig
 
 
-def _plain_log_ticks(axis) -> None:
-    """A log axis labelled at 1, 2 and 5 times the powers of ten, in plain numbers, and no
-    minor labels: across less than a decade matplotlib labels its minor ticks
-    ("2x10^-3", "6x10^-2"), and in a small panel they ran into each other."""
+def _plain_log_ticks(axis, fmt=None) -> None:
+    """A log axis labelled at 1, 2 and 5 times the powers of ten, in plain numbers (or
+    ``fmt``'s), and no minor labels: across less than a decade matplotlib labels its minor
+    ticks ("2x10^-3", "6x10^-2"), and in a small panel they ran into each other."""
     axis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0), numticks=8))
-    axis.set_major_formatter(FuncFormatter(lambda v, _pos=None: f"{v:g}"))
+    axis.set_major_formatter(FuncFormatter(fmt or (lambda v, _pos=None: f"{v:g}")))
     axis.set_minor_formatter(NullFormatter())
 
 
@@ -592,6 +592,73 @@ def throughput(
             to_data_uri(fig),
         )
     ]
+
+
+def verdict(v: pd.DataFrame, style: dict[Key, Style], target: float | None) -> list[Figure]:
+    """The verdict at a glance: each backend at its fastest path (the series with the
+    highest median samples/s at each batch size), samples/s with its 95% interval against
+    the batch size, and beside it the time to the target accuracy. One figure per data set;
+    none where nothing was timed. ``v``: the verdict table (``analysis.verdict``)."""
+    if v.empty or v["samples_per_s"].isna().all():
+        return []
+    out = []
+    several = v["dataset"].nunique() > 1
+    for ds, d in v.groupby("dataset", sort=False):
+        best = (
+            d.dropna(subset=["samples_per_s"])
+            .sort_values("samples_per_s", ascending=False)
+            .drop_duplicates(["backend", "batch_size"])
+        )
+        lines: dict[Key, pd.DataFrame] = {}
+        times: dict[Key, pd.DataFrame] = {}
+        for _, g in best.groupby("backend", sort=True):
+            # the backend's path at each batch size may differ: one line per backend, drawn
+            # in the style of its fastest path at the largest batch size
+            key = tuple(g.sort_values("batch_size").iloc[-1][GROUP])
+            lines[key] = pd.DataFrame(
+                {
+                    "x": g["batch_size"],
+                    "y": g["samples_per_s"],
+                    "lo": g["ci_low"],
+                    "hi": g["ci_high"],
+                }
+            )
+            t = g.dropna(subset=["target_time_s"])
+            t = t[np.isfinite(t["target_time_s"].astype(float))]
+            if len(t):
+                times[key] = pd.DataFrame({"x": t["batch_size"], "y": t["target_time_s"]})
+        head = f"{ds}: " if several else ""
+        panels = [Panel(f"{head}samples/s, each backend at its fastest path", lines)]
+        if target is not None:
+            note = "" if times else "no series reached the target"
+            panels.append(Panel(f"{head}time to test accuracy {target:.2f}", times, note=note))
+        named = {k: replace(st, label=k[0]) for k, st in style.items()}
+        fig = line_grid(
+            panels,
+            2,
+            "batch size (samples, log scale)",
+            "",
+            named,
+            spread="errorbar",
+            logx=True,
+            logy=True,
+            xticks=sorted(v["batch_size"].unique()),
+            row_h=3.4,
+            kilo_y=False,
+        )
+        for ax, ylabel, fmt in zip(
+            fig.axes, ("samples/s (log scale)", "seconds (log scale)"), (_kilo, None)
+        ):
+            ax.set_ylabel(ylabel)
+            _plain_log_ticks(ax.yaxis, fmt)
+        out.append(
+            Figure(
+                f"{head}The verdict: the fastest path of each backend, median samples/s with its "
+                "95% interval (left), and training time to the target (right; lower is better)",
+                to_data_uri(fig),
+            )
+        )
+    return out
 
 
 # --- the optimizer verdict's figures ---------------------------------------------------

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pandas as pd
 
 from benchmarks import stats
+from benchmarks.report import figures
 from benchmarks.report import format as fmt
 from benchmarks.report.analysis import (
     BY_TEST,
@@ -22,7 +23,8 @@ from benchmarks.report.analysis import (
     hosts,
     ranking,
 )
-from benchmarks.report.document import Bold, Paragraph, Section, Span, para, table
+from benchmarks.report.document import Bold, Details, Paragraph, Section, Span, para, table
+from benchmarks.report.document import figures as figure_block
 from benchmarks.report.load import Results
 
 NUMERIC = (
@@ -159,13 +161,16 @@ def build(res: Results, an: Analysis) -> Section:
             ),
         )
     )
+    style = figures.styles([tuple(k) for k in v[GROUP].drop_duplicates().itertuples(index=False)])
     return Section(
         "verdict",
         "Verdict: speed and accuracy per batch size",
         [
             headline(v),
+            # the answer as a picture first, then the table; how each figure is taken folds away
+            figure_block(figures.verdict(v, style, an.target if res.curves is not None else None)),
             table(shown, "verdict", numeric=numeric, small=SMALL),
-            *notes,
+            Details(f"How these figures are taken ({len(notes)} notes)", tuple(notes)),
         ],
     )
 

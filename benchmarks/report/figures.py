@@ -112,11 +112,21 @@ class Panel:
 
 
 def to_data_uri(fig: plt.Figure) -> str:
-    """Render a figure as a base64 PNG data URI and close it."""
+    """Render a figure as a base64 PNG data URI and close it.
+
+    The PNG is a 256-colour palette image: line plots on white use a few dozen colours and
+    their anti-aliasing, and a palette keeps them legible at a quarter of the size (the NumPy
+    optimizer sweep's 25 figures: 4.5 MB of RGBA PNG, 1.2 MB as palettes)."""
+    from PIL import Image  # matplotlib's own dependency
+
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight", facecolor="white")
     plt.close(fig)
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+    buf.seek(0)
+    image = Image.open(buf).convert("RGB").quantize(256, method=Image.Quantize.FASTOCTREE)
+    out = io.BytesIO()
+    image.save(out, format="PNG", optimize=True)
+    return "data:image/png;base64," + base64.b64encode(out.getvalue()).decode("ascii")
 
 
 def _grid(n: int, ncols: int, row_h: float) -> tuple[plt.Figure, np.ndarray]:
@@ -197,7 +207,10 @@ def line_grid(
         if logx and xticks is None and panel.xticks is None:
             _plain_log_ticks(ax.xaxis)
     _legend(fig, [style[k] for k in sorted(used)], mark_label if any_marks else "")
-    fig.tight_layout(rect=(0, 0, 1, 0.93))
+    # the legend's row: about 0.5 in whatever the figure's height (7% of a 48 in grid of
+    # 32 panels was 3.4 in of white)
+    rows = math.ceil(len(sorted(used)) / 6) if used else 0
+    fig.tight_layout(rect=(0, 0, 1, 1 - (0.25 + 0.25 * max(rows, 1)) / fig.get_figheight()))
     return fig
 
 

@@ -8,6 +8,7 @@ import json
 import shutil
 
 import matplotlib.axes
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -111,10 +112,15 @@ def test_one_row_per_folder_and_verdict_row(hist, results):
     assert t["machine"].nunique() == 2
     first = t[t["folder"] == str(results / "baselines" / "default-test")]
     assert set(first["commit"]) == {"aaaaaaa0"} and set(first["jax_version"]) == {"0.4.30"}
+    # the report's figures, computed afresh from the folder (not the point's own copy)
+    from benchmarks.report.analysis import analyse
+    from benchmarks.report.load import load
+
     point = hist.points[0]
-    v = point.verdict.set_index(["batch_size", "backend"])
+    res = load(point.path)
+    v = analyse(res.runs, res.curves, res.timings).verdict.set_index(["batch_size", "backend"])
     mine = t[t["folder"] == str(point.path)].set_index(["batch_size", "backend"])
-    for col in ("samples_per_s", "ci_low", "ci_high", "best_test_acc"):  # the report's figures
+    for col in ("samples_per_s", "ci_low", "ci_high", "best_test_acc"):
         pd.testing.assert_series_equal(mine[col], v.loc[mine.index, col], check_names=False)
 
 
@@ -295,3 +301,28 @@ def test_an_unreadable_folder_of_the_sweep_is_named(tmp_path, capsys, damage):
     before = _snapshot(res)
     _fails(capsys, "--results", res, says=(bad,))
     assert _snapshot(res) == before and not (res / "history-default").exists()
+
+
+def test_the_rings_are_drawn_around_the_flagged_steps(hist, monkeypatch):
+    """What the history figure rings, captured at scatter: in red, exactly the points whose
+    step compare calls slower (samples/s) or whose runs regressed (accuracy); nothing else."""
+    from benchmarks.history import RED
+
+    cpu = next(p.machine for p in hist.points if p.commit == "ccccccc2")
+    rows = hist.table[hist.table["machine"] == cpu]
+    drawn = []
+    real = matplotlib.axes.Axes.scatter
+
+    def scatter(ax, x, y, *args, **kwargs):
+        if kwargs.get("facecolors") == "none":  # a ring
+            drawn.extend((kwargs.get("edgecolors"), float(v)) for v in np.asarray(y, float))
+        return real(ax, x, y, *args, **kwargs)
+
+    monkeypatch.setattr(matplotlib.axes.Axes, "scatter", scatter)
+    machine_figures(hist, cpu)
+    red = sorted(v for c, v in drawn if c == RED)
+    want = sorted(
+        [*rows.loc[rows["slower"] > 0, "samples_per_s"],
+         *rows.loc[(rows["accuracy_drops"] + rows["status_changes"] > 0), "best_test_acc"].dropna()]
+    )  # fmt: skip
+    assert want and red == pytest.approx(want)

@@ -53,8 +53,8 @@ bench-steps-compare: install  ## the same against each backend's last saved run;
 	done; exit $$status
 
 # No install and no venv: a GPU machine has its frameworks (CUDA builds) and no network.
-gpu-check:                ## on a GPU machine: parity, smoke+gpu sweeps, overhead, pytest -m gpu (exit 1 on a missed target)
-	PYTHONPATH=. $(PYTHON) -m benchmarks.gpu_check
+gpu-check:                ## on a GPU machine: parity, smoke+gpu sweeps, overhead, pytest -m gpu (exit 1 on a missed target); BUDGET=seconds OUT=folder
+	PYTHONPATH=. $(PYTHON) -m benchmarks.gpu_check $(if $(BUDGET),--budget $(BUDGET)) $(if $(OUT),--out $(OUT))
 
 test: install             ## the fast suite: harness, NumPy reference, fakes (about 2 minutes on 2 cores)
 	$(BIN)/python -m pytest -m "not slow"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 
 def test_gpu_check_fails_on_any_missed_target(monkeypatch, tmp_path, capsys):
@@ -26,6 +27,7 @@ def test_gpu_check_fails_on_any_missed_target(monkeypatch, tmp_path, capsys):
         "pytest": (0, "3 passed"),
     }
     monkeypatch.setattr(environment, "gpu_present", lambda: True)
+    monkeypatch.setattr(gpu_check, "gpu_backends", lambda names: (names, {}))
     monkeypatch.setattr(gpu_check, "_run", lambda args, timeout, log: outputs[args[0]])
     argv = ["--out", str(tmp_path), "--skip", "sweeps", "--backend", "torch"]
     assert gpu_check.main(argv) == 0
@@ -68,6 +70,7 @@ def test_the_whole_check_has_its_own_time_target(monkeypatch, tmp_path, capsys):
         "pytest": (0, "3 passed"),
     }
     monkeypatch.setattr(environment, "gpu_present", lambda: True)
+    monkeypatch.setattr(gpu_check, "gpu_backends", lambda names: (names, {}))
     monkeypatch.setattr(gpu_check, "_run", lambda args, timeout, log: outputs[args[0]])
     clock = iter([0.0, gpu_check.TOTAL_S + 60.0] * 2)
     monkeypatch.setattr(gpu_check, "time", types.SimpleNamespace(monotonic=lambda: next(clock)))
@@ -94,6 +97,7 @@ def test_a_budget_cuts_each_steps_time_limit(monkeypatch, tmp_path):
         return 0, "3 passed" if args[0] == "pytest" else "[]"
 
     monkeypatch.setattr(environment, "gpu_present", lambda: True)
+    monkeypatch.setattr(gpu_check, "gpu_backends", lambda names: (names, {}))
     monkeypatch.setattr(gpu_check, "_run", run)
     now = iter(range(0, 10_000, 100))  # each look at the clock: 100 s later
     monkeypatch.setattr(gpu_check, "time", types.SimpleNamespace(monotonic=lambda: next(now)))
@@ -101,3 +105,74 @@ def test_a_budget_cuts_each_steps_time_limit(monkeypatch, tmp_path):
     assert gpu_check.main(argv) == 1
     # parity starts at 100 s (150 left), overhead at 200 s, pytest at 300 s (none left)
     assert limits == [150, 50, 1.0]
+
+
+def test_a_step_that_times_out_leaves_no_child_running(tmp_path):
+    """A step's own children (a sweep's workers, pytest's drivers) die with it: the step
+    has a process group, and the timeout kills the group."""
+    import psutil
+
+    from benchmarks import gpu_check
+
+    log = tmp_path / "step.log"
+    setup = (
+        "import subprocess, sys; "
+        "p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)']); "
+        "print(p.pid, flush=True)"
+    )
+    code, text = gpu_check._run(["timeit", "-n1", "-r1", "-s", setup, "time.sleep(120)"], 3, log)
+    assert code == 124
+    pid = int(text.split()[0])
+    deadline = time.monotonic() + 30  # the kill is sent; wait for it to land, not longer
+    while psutil.pid_exists(pid):
+        try:
+            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                break  # dead, waiting for a parent to reap it
+        except psutil.NoSuchProcess:
+            break
+        if time.monotonic() > deadline:
+            psutil.Process(pid).kill()
+            raise AssertionError("the step's child outlived its timeout")
+        time.sleep(0.02)
+
+
+def test_backends_that_do_not_see_the_gpu_are_named_not_failed(monkeypatch, capsys):
+    """The check keeps the backends whose worker sees the GPU; the others are said, with
+    why, and never counted; with none left it is exit 2 (nothing to check)."""
+    from benchmarks import environment, gpu_check, worker
+
+    seen = {"torch": ["cpu", "gpu"], "tensorflow": ["cpu"]}
+    monkeypatch.setattr(worker, "call_isolated", lambda target, kwargs, **kw: seen[kwargs["name"]])
+    on, off = gpu_check.gpu_backends(["torch", "tensorflow", "ghost_backend_xyz"])
+    assert on == ["torch"]
+    assert off == {"tensorflow": "it sees cpu", "ghost_backend_xyz": "not installed"}
+    monkeypatch.setattr(environment, "gpu_present", lambda: True)
+    assert gpu_check.main(["--backend", "tensorflow", "--skip", "parity"]) == 2
+    err = capsys.readouterr()
+    assert "tensorflow: not on the GPU here (it sees cpu)" in err.out
+    assert "no installed backend sees the GPU" in err.err
+
+
+def test_the_throughput_target_is_a_fraction_of_the_named_peak():
+    """0.67 x the GPU's float32 peak (an H100 PCIe's 51: 34 TFLOP/s, where an absolute 45
+    could not be met), and a backend with no finished run misses it, said so (an idxmax
+    over NaN raised after every step had run)."""
+    import pandas as pd
+
+    from benchmarks import gpu_check
+    from benchmarks.report.analysis import tflops
+
+    params = 784 * 4096 + 4096 + 4096 * 4096 + 4096 + 4096 * 10 + 10
+    need = 0.67 * 51 * 1e12 / (6 * params)  # samples/s for 34 TFLOP/s
+    runs = pd.DataFrame(
+        [
+            {"backend": "torch", "batch_size": 4096, "status": "ok", "samples_per_s": need * 1.01,
+             "num_params": params, "compiler": "cudagraph"},
+            {"backend": "jax", "batch_size": 4096, "status": "error", "samples_per_s": float("nan"),
+             "num_params": params, "compiler": "jit"},
+        ]
+    )  # fmt: skip
+    got = {t[0].split(":")[0]: t for t in gpu_check.throughput_targets(runs, ["NVIDIA H100 PCIe"])}
+    assert got["torch"][1] is True and "(0.67 x NVIDIA H100 PCIe's 51)" in got["torch"][0]
+    assert f"{tflops(need * 1.01, params):.1f} TFLOP/s via cudagraph" == got["torch"][2]
+    assert got["jax"][1] is False and got["jax"][2] == "no finished run (1 runs)"

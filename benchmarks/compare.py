@@ -35,15 +35,9 @@ import numpy as np
 import pandas as pd
 
 from benchmarks import baselines, recheck, reference, stats
+from benchmarks.change import FASTER, SAME, SLOWER, throughput_change
 from benchmarks.environment import package_changes
-from benchmarks.report.analysis import (
-    CELL,
-    FASTER,
-    SAME,
-    SLOWER,
-    cell_spread,
-    throughput_change,
-)
+from benchmarks.report.analysis import CELL, cell_spread
 from benchmarks.schema import CONFIG_COLUMNS, Status
 from benchmarks.store import Store
 

@@ -34,8 +34,9 @@ import pandas as pd
 
 from backends import registry
 from benchmarks import baselines
+from benchmarks.change import FASTER, SAME, SLOWER
 from benchmarks.compare import Comparison, compare
-from benchmarks.report.analysis import FASTER, SAME, SLOWER, analyse
+from benchmarks.report.analysis import analyse
 from benchmarks.report.document import (
     Code,
     Figure,

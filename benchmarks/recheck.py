@@ -60,6 +60,7 @@ import numpy as np
 import pandas as pd
 
 from benchmarks import stats
+from benchmarks.change import FASTER, SAME, SLOWER, throughput_change
 from benchmarks.environment import (
     REPO,
     cpu_model,
@@ -68,7 +69,6 @@ from benchmarks.environment import (
     package_changes,
     package_versions,
 )
-from benchmarks.report.analysis import FASTER, SAME, SLOWER, throughput_change
 from benchmarks.store import Store
 
 #: rounds the re-measurement always runs: each flagged run this many times on each side

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmarks import stats
+from benchmarks import change, stats
 from benchmarks.report import analysis as an
 from benchmarks.schema import Status
 
@@ -573,13 +573,14 @@ def _rates(rids: list[str], scale: float, seed: int, backend: str = "numpy") -> 
 
 
 @pytest.mark.parametrize(
-    ("scale", "verdict"), [(0.5, an.SLOWER), (2.0, an.FASTER), (1.0, an.SAME), (0.97, an.SAME)]
+    ("scale", "verdict"),
+    [(0.5, change.SLOWER), (2.0, change.FASTER), (1.0, change.SAME), (0.97, change.SAME)],
 )
 def test_throughput_change(scale, verdict):
     runs = df([run(r) for r in ("a", "b", "c")])
     base = _rates(["a", "b", "c"], 1.0, seed=0)
     cur = _rates(["a", "b", "c"], scale, seed=1)
-    (row,) = an.throughput_change(runs, base, cur, BY, threshold=0.05).to_dict("records")
+    (row,) = change.throughput_change(runs, base, cur, BY, threshold=0.05).to_dict("records")
     assert row["verdict"] == verdict and row["runs"] == 3
     assert row["ratio"] == pytest.approx(scale, rel=0.02)
     assert row["ci_low"] <= row["ratio"] <= row["ci_high"]
@@ -590,9 +591,9 @@ def test_throughput_change_without_timings():
     runs = df([run("a"), run("b", backend="jax")])
     base = _rates(["a"], 1.0, seed=0)
     cur = pd.concat([_rates(["a"], 1.0, seed=1), _rates(["b"], 1.0, seed=2, backend="jax")])
-    out = an.throughput_change(runs, base, cur, BY, threshold=0.05).set_index("backend")
-    assert out.loc["jax", "verdict"] == an.NO_TIMINGS and math.isnan(out.loc["jax", "ratio"])
-    assert out.loc["numpy", "verdict"] == an.SAME
+    out = change.throughput_change(runs, base, cur, BY, threshold=0.05).set_index("backend")
+    assert out.loc["jax", "verdict"] == change.NO_TIMINGS and math.isnan(out.loc["jax", "ratio"])
+    assert out.loc["numpy", "verdict"] == change.SAME
 
 
 # --- disagreement and noise ------------------------------------------------------------

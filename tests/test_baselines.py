@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 
 from benchmarks import baselines, stats
+from benchmarks.change import SLOWER, throughput_change
 from benchmarks.cli import main
 from benchmarks.compare import GROUP, compare
-from benchmarks.report.analysis import SLOWER, throughput_change
 from benchmarks.store import Store, StoreError
 from tests.synthetic_results import make_results
 

@@ -20,7 +20,7 @@ from typing import Any, TextIO
 from benchmarks import environment, paths
 from benchmarks.execute import Executor, LocalExecutor, work_units
 from benchmarks.schema import RunSpec, Status
-from benchmarks.store import Store, point_latest, write_json, writing
+from benchmarks.store import Store, StoreError, point_latest, write_json, writing
 from benchmarks.sweep import Sweep
 from benchmarks.worker import default_threads, thread_env
 
@@ -100,6 +100,19 @@ def estimate_seconds(
     return total
 
 
+def _earlier_rows(store: Store, resume: bool) -> list[dict[str, Any]]:
+    """The runs of the sweep that wrote this folder before: the finished runs of a resumed
+    one, else those of the folder this sweep archived (none where there is neither)."""
+    try:
+        if resume:
+            return store.runs().to_dict("records")
+        if store.archived is not None:
+            return Store.open(store.archived).runs().to_dict("records")
+    except (StoreError, OSError, ValueError):
+        pass  # an earlier folder that cannot be read: no prior, the ETA says it is a floor
+    return []
+
+
 def _steady_part(row: dict[str, Any], run_s: float) -> float:
     """What of a worker's first run a later run would take too: training after the first
     step, and evaluation (not the import, the data loading or the compile)."""
@@ -138,10 +151,19 @@ class Progress:
     """runs done/total, the current run (and the worker running it, where the executor
     names it) and an ETA (:func:`estimate_seconds`); one line per run when not a terminal."""
 
-    def __init__(self, todo: list[RunSpec], quiet: bool, stream: TextIO | None = None):
+    def __init__(
+        self,
+        todo: list[RunSpec],
+        quiet: bool,
+        stream: TextIO | None = None,
+        prior: list[dict[str, Any]] | None = None,
+    ):
         # sys.stderr as it is now, not as it was at import (a default argument would keep
         # a stream that has since been replaced, and closed)
         self.todo, self.quiet, self.stream = list(todo), quiet, stream or sys.stderr
+        #: rows of an earlier sweep into the same folder (its archive, or the finished runs
+        #: of a resumed one): what a backend not yet started here costs, start-up included
+        self.prior = list(prior or [])
         self.total = len(self.todo)
         self.rows: list[dict[str, Any]] = []
         self.finished: set[str] = set()
@@ -152,15 +174,23 @@ class Progress:
     def done(self) -> int:
         return len(self.rows)
 
-    def _eta(self) -> str:
+    def seconds_left(self) -> tuple[float | None, list[str]]:
+        """The estimate of what is left (:func:`estimate_seconds`; None with nothing to go
+        by), and the backends it could price only by others' runs (none here or before)."""
         todo = [s for s in self.todo if s.run_id not in self.finished]
-        left = estimate_seconds(self.rows, todo)
+        seen = {r.get("backend") for r in self.rows}
+        # a backend not started here goes by its runs in the earlier sweep, first run and all
+        earlier = [r for r in self.prior if r.get("backend") not in seen]
+        started = {(r["backend"], r["device"]) for r in self.rows}
+        left = estimate_seconds(self.rows + earlier, todo, started=started)
+        known = seen | {r.get("backend") for r in earlier}
+        return left, list(dict.fromkeys(s.backend for s in todo if s.backend not in known))
+
+    def _eta(self) -> str:
+        left, unseen = self.seconds_left()
         if left is None:
             return "ETA --"
-        # a backend with no finished run is priced by others' runs: say the ETA is a floor
-        seen = {r.get("backend") for r in self.rows}
-        unseen = list(dict.fromkeys(s.backend for s in todo if s.backend not in seen))
-        if unseen:
+        if unseen:  # priced by others' runs: a floor
             return f"ETA >= {format_duration(left)}: {', '.join(unseen)} not started yet"
         return f"ETA {format_duration(left)}"
 
@@ -265,7 +295,7 @@ def _run_sweep(sweep, out, resume, quiet, command, executor, on_result) -> Sweep
     )
     if choices:
         store.write_path_choices(choices)
-    progress = Progress(todo, quiet)
+    progress = Progress(todo, quiet, prior=_earlier_rows(store, resume))
     executor = executor or LocalExecutor(threads)
     interrupted = False
     try:

@@ -49,7 +49,10 @@ main{max-width:1240px;margin:0 auto;padding:24px 28px 60px;background:#fff;box-s
 h1{font-size:1.7em;margin:.2em 0}h2{border-bottom:2px solid #e3e6ea;padding-bottom:4px;margin-top:2em}
 h3{font-size:1.05em;margin:1.3em 0 .4em}
 .question{font-size:1.15em;color:#34495e;margin:.3em 0 1em}
-nav{font-size:.92em;margin:.6em 0 1em}nav a{margin-right:14px;color:#2563a6;text-decoration:none}
+nav{font-size:.92em;margin:.6em 0 1em;position:sticky;top:0;z-index:2;background:#fff;
+ padding:6px 0;border-bottom:1px solid #e3e6ea}nav a{margin-right:14px;color:#2563a6;text-decoration:none}
+section{scroll-margin-top:3.2em}
+details{margin:.6em 0}details>summary{cursor:pointer;color:#2563a6;font-size:.92em}
 .headline{background:#eef5ff;border-left:4px solid #2563a6;padding:10px 14px;font-size:1.02em}
 .note{color:#4a5563;font-size:.9em;margin:.4em 0}.muted{color:#6b7280;font-style:italic}
 .warn{background:#fff6e5;border-left:4px solid #e0a100;padding:8px 12px}

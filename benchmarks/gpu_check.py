@@ -56,6 +56,15 @@ STEP_TIMEOUT_S = {"parity": 240, "sweep": 180, "overhead": 240, "pytest": 240}
 TOTAL_S = 300
 
 
+#: set in every step: several GPU processes share the device in a step (pytest's process
+#: and the sweep workers it starts), and JAX takes 75% of the GPU's memory at its first use
+#: and TensorFlow all of it unless told to grow; a caller's own setting wins
+SHARED_GPU_ENV = {
+    k: os.environ.get(k, v)
+    for k, v in (("XLA_PYTHON_CLIENT_PREALLOCATE", "false"), ("TF_FORCE_GPU_ALLOW_GROWTH", "true"))
+}
+
+
 def _run(args: list[str], timeout: float, log: Path) -> tuple[int, str]:
     """``python -m ARGS`` from the source tree; (exit code, stdout). stdout goes to ``log``
     and stderr beside it (``.stderr``) as they are written, so a step that is stopped part-way
@@ -66,6 +75,7 @@ def _run(args: list[str], timeout: float, log: Path) -> tuple[int, str]:
     GPU while the next steps are timed."""
     env = {
         **os.environ,
+        **SHARED_GPU_ENV,
         "PYTHONPATH": os.pathsep.join(filter(None, [".", os.environ.get("PYTHONPATH")])),
         "PYTHONUNBUFFERED": "1",
     }

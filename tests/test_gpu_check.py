@@ -176,3 +176,15 @@ def test_the_throughput_target_is_a_fraction_of_the_named_peak():
     assert got["torch"][1] is True and "(0.67 x NVIDIA H100 PCIe's 51)" in got["torch"][0]
     assert f"{tflops(need * 1.01, params):.1f} TFLOP/s via cudagraph" == got["torch"][2]
     assert got["jax"][1] is False and got["jax"][2] == "no finished run (1 runs)"
+
+
+def test_every_step_shares_the_gpu_memory(tmp_path):
+    """JAX's 75% preallocation and TensorFlow's take-everything are off in every step, so
+    pytest's process and the sweep workers it starts fit on one device together."""
+    from benchmarks import gpu_check
+
+    probe = "import os; print(os.environ['XLA_PYTHON_CLIENT_PREALLOCATE'], os.environ['TF_FORCE_GPU_ALLOW_GROWTH'])"
+    code, text = gpu_check._run(
+        ["timeit", "-n1", "-r1", "-s", probe, "pass"], 60, tmp_path / "s.log"
+    )
+    assert code == 0 and text.split()[:2] == ["false", "true"], text

@@ -364,7 +364,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
             f"--recheck {args.recheck} is invalid: give a number of rounds, 0 for none"
         )
     budget = recheck.BUDGET_S if args.recheck_budget is None else args.recheck_budget
-    if not budget > 0 or budget != budget or budget == float("inf"):
+    if not 0 < budget < float("inf"):  # NaN fails this too
         raise UsageError(
             f"--recheck-budget {args.recheck_budget} is invalid: give the seconds the "
             f"re-measurement may take, above 0 (default {recheck.BUDGET_S:.0f}); "

@@ -44,8 +44,8 @@ def estimate_seconds(
     backend, device and batch size, else the same backend and device; a backend with no
     finished run yet goes by the slowest backend's (at the batch size where one ran it),
     not by all runs' median (NumPy's, the cheapest: "ETA 22s" at run 65 of 168 of a sweep
-    that took 90 s more), and its worker's start-up is priced like the dearest one seen. A worker's
-    first run pays the framework's import and first compile (torch's ``inductor``: seconds),
+    that took 90 s more), and its worker's start-up is priced like the dearest one seen. A
+    worker's first run pays the framework's import and first compile (torch's ``inductor``: seconds),
     which later runs of that worker do not: first runs count only where no later run is
     there yet, and then only their training after the first step and their evaluation.
     What a first run cost beyond the others
@@ -79,8 +79,8 @@ def estimate_seconds(
             if key in groups:
                 return median(key)
         # a backend not seen yet: the slowest seen, at this batch size where one ran it
-        like = [(*u, int(batch_size)) for u in seen] if seen else []
-        like = [k for k in like if k in groups] or [u for u in seen if u in groups]
+        like = [k for k in ((*u, int(batch_size)) for u in seen) if k in groups]
+        like = like or [u for u in seen if u in groups]
         return max(median(k) for k in like) if like else median(())
 
     extra: dict[tuple[str, str], list[float]] = {}

@@ -365,7 +365,7 @@ threads = int(sys.argv[1])
 from benchmarks.worker import pin_cores, thread_env
 if threads:
     os.environ.update(thread_env(threads))
-    pin_cores(threads, sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None)
+    pin_cores(threads)
 from benchmarks.runner import execute_run
 from benchmarks.schema import RunSpec
 while True:
@@ -492,15 +492,6 @@ def _blocks_needed(spread: float, t: float, pairs: int, rounds: int) -> int:
     return int(min(MAX_BLOCKS, max(MIN_BLOCKS, math.ceil(total / max(1, pairs * rounds)))))
 
 
-@dataclass
-class _Plan:
-    """How each configuration is re-measured: its row's epochs and max_steps multiplied by
-    ``factor`` (1: as stored), per run id of the rows; the expected seconds of a run."""
-
-    factor: dict[str, int]
-    seconds: dict[str, float]
-
-
 def _plan(
     baseline: Store,
     current: Store,
@@ -509,10 +500,11 @@ def _plan(
     limits: dict[tuple, float],
     rounds: int,
     budget_s: float,
-) -> _Plan:
-    """Lengthen the runs whose stored ones timed too few blocks to mean something
-    (:func:`_blocks_needed` from the stored runs' own block spread), by whole multiples of
-    their epochs, so far as the first ``rounds`` rounds stay within half the budget."""
+) -> dict[str, int]:
+    """Per run id of ``rows``, how many times its stored epochs (and step cap) a re-measured
+    run takes (1: as stored): the runs whose stored ones timed too few blocks to mean
+    something are lengthened (:func:`_blocks_needed`, from the stored runs' own block
+    spread), so far as the first ``rounds`` rounds stay within half the budget."""
     first = rows["current"]
     ids = list(first["run_id"])
     stored = {}
@@ -548,7 +540,7 @@ def _plan(
             break
         worst = max(ids, key=lambda r: seconds[r])
         factor[worst] = max(1, factor[worst] // 2)
-    return _Plan(factor, seconds)
+    return factor
 
 
 def _lengthened(row: dict[str, Any], factor: int) -> dict[str, Any]:
@@ -577,7 +569,7 @@ class _Result:
 def _measure(
     sides: list[Side],
     rows: dict[str, pd.DataFrame],
-    plan: _Plan,
+    plan: dict[str, int],
     group_by: list[str],
     calls: dict[tuple, str],
     limits: dict[tuple, float],
@@ -593,7 +585,7 @@ def _measure(
 
     In batches of ``rounds`` rounds, each batch in two fresh processes (identical code runs
     a few percent apart from one process to the next for as long as it lives: new processes
-    average that out where one pair could not): the first batch as :class:`_Plan` says; then,
+    average that out where one pair could not): the first batch as ``plan`` says (:func:`_plan`); then,
     while a group is inconclusive, another batch of its runs, twice as long (up to
     :data:`MAX_BLOCKS` timed blocks), or as long where that does not fit, while it fits in
     the backend's share of what is left of ``budget_s`` (at most :data:`MAX_ROUNDS`
@@ -609,7 +601,7 @@ def _measure(
         start = time.perf_counter()
         share = (budget_s - (start - t0)) / (len(backends) - b_i)
         at = [k for k, b in enumerate(first["backend"]) if b == backend]
-        factor = {k: plan.factor.get(first["run_id"].iloc[k], 1) for k in at}
+        factor = {k: plan.get(first["run_id"].iloc[k], 1) for k in at}
         log(f"recheck {backend}: {len(at)} run(s), {rounds} round(s) a side at least, in turn ...")
         mine: dict[str, tuple[list, list]] = {s.name: ([], []) for s in sides}
         pending, done, change = at, 0, pd.DataFrame()

@@ -2,8 +2,8 @@
 
 Every figure draws a backend in the same colour and marker (``backends.registry``; a
 backend the registry does not know gets a stable colour from a fallback palette); modes and
-devices of one backend are told apart by line style and marker. Figures are ~10 in wide at 100 dpi so
-that they read at laptop width. The builders at the end make the report's figures from
+devices of one backend are told apart by line style and marker. Figures are ~10 in wide at
+100 dpi so that they read at laptop width. The builders at the end make the report's figures from
 :mod:`benchmarks.report.analysis` tables.
 """
 
@@ -66,24 +66,28 @@ MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 
 
 def _path_index(key: Key) -> int:
-    """A series' place among its backend's ways to run (its registry paths, then the
-    device): the same for the series in every figure, whatever else a figure draws."""
-    backend, _, compiler, device = key
+    """A series' place among its backend's ways to run (its registry paths): the same for
+    the series in every figure, whatever else a figure draws."""
+    backend, _, compiler, _ = key
     names = (
         [p.name for p in registry.REGISTRY[backend].paths] if backend in registry.REGISTRY else []
     )
-    i = (
+    return (
         names.index(compiler)
         if compiler in names
         else len(names) + zlib.crc32(compiler.encode()) % 8
     )
-    return 2 * i + (device == "gpu")
+
+
+def _path_count(backend: str) -> int:
+    entry = registry.REGISTRY.get(backend)
+    return len(entry.paths) if entry is not None else 1
 
 
 def styles(keys: Sequence[Key]) -> dict[Key, Style]:
-    """Colour by backend; line style and marker by the series' path and device
-    (:func:`_path_index`), so a series looks the same in every section and on the history
-    page, and two paths of one backend differ in marker as well as line (eager and
+    """Colour by backend; line style and marker by the series' path (:func:`_path_index`),
+    the marker also by its device, so a series looks the same in every section and on the
+    history page, and two paths of one backend differ in marker as well as line (eager and
     compiled paths told apart by '-' against '--' alone were hard to see in small panels).
     Labels name the mode, compiler and device only where they vary."""
     keys = sorted(set(keys))
@@ -91,11 +95,14 @@ def styles(keys: Sequence[Key]) -> dict[Key, Style]:
     out = {}
     for k in keys:
         i = _path_index(k)
-        marker = backend_marker(k[0]) if i == 0 else MARKERS[i % len(MARKERS)]
-        if i and marker == backend_marker(k[0]):
-            marker = MARKERS[(i + 1) % len(MARKERS)]
+        own = backend_marker(k[0])  # the first path's on the CPU; the others' from the rest
+        markers = [own, *(m for m in MARKERS if m != own)]
         out[k] = Style(
-            label(dict(zip(GROUP, k))), backend_color(k[0]), LINESTYLES[i % len(LINESTYLES)], marker
+            label(dict(zip(GROUP, k))),
+            backend_color(k[0]),
+            LINESTYLES[i % len(LINESTYLES)],
+            # a GPU series takes the markers after its backend's CPU paths'
+            markers[(i + _path_count(k[0]) * (k[3] == "gpu")) % len(markers)],
         )
     return out
 
@@ -209,8 +216,8 @@ def line_grid(
     _legend(fig, [style[k] for k in sorted(used)], mark_label if any_marks else "")
     # the legend's row: about 0.5 in whatever the figure's height (7% of a 48 in grid of
     # 32 panels was 3.4 in of white)
-    rows = math.ceil(len(sorted(used)) / 6) if used else 0
-    fig.tight_layout(rect=(0, 0, 1, 1 - (0.25 + 0.25 * max(rows, 1)) / fig.get_figheight()))
+    rows = max(1, math.ceil(len(used) / 6))
+    fig.tight_layout(rect=(0, 0, 1, 1 - (0.25 + 0.25 * rows) / fig.get_figheight()))
     return fig
 
 

@@ -17,7 +17,8 @@ size, optimizer, schedule):
   reaches the data set's target, and that many steps at the optimizer's step time on that
   workload (the median samples/s of all its runs, every lr and seed: robust to a busy
   machine's stalls, which the raw training clock is not, and to one run's noise); the median
-  over seeds, a seed that never reaches it counting as infinitely slow. The target is the sweep's (settings ``targets``) or
+  over seeds, a seed that never reaches it counting as infinitely slow. The target is the
+  sweep's (settings ``targets``) or
   :data:`TARGET_FRACTION` x the best mean validation accuracy of any optimizer on that data
   set, rounded down to :data:`TARGET_STEP` (:func:`choose_targets`).
 - **robustness**: the width in decades (log10 max/min) of the run of neighbouring learning
@@ -373,8 +374,8 @@ def seed_reach(
     """Per ok run at its KEY's best lr: the step of the first evaluation with validation
     accuracy >= its data set's target, and the time to it: that many steps at its KEY's
     step time (the median ``samples_per_s`` of all its finished runs, every lr and seed; the
-    training clock, ``wall_s`` less ``compile_s``, where none has a timed block); inf where its validation curve never gets there, NaN where
-    it has none."""
+    training clock, ``wall_s`` less ``compile_s``, where none has a timed block); inf where
+    its validation curve never gets there, NaN where it has none."""
     cols = [*KEY, "lr", "seed", "run_id", "has_curve", "step", "time_s"]
     runs = with_defaults(runs)
     curves = curves_with_defaults(curves)
@@ -462,8 +463,8 @@ def recommend(
     3. where others reach it within ``margin`` of the fastest's time (the time's own noise
        between two sweeps of one commit), those are tied, and the deterministic measures
        decide: fewest steps to the target (:data:`TIED_STEPS`), then the best validation
-       accuracy (:data:`TIED_VAL`); where neither separates them, ``choice`` says
-       "any of A, B" (:data:`ANY_OF`).
+       accuracy (:data:`TIED_VAL`); where neither separates them, ``any_of`` lists them
+       (the page says "any of A, B"; :data:`ANY_OF`).
 
     Rows of ``verdict`` (the pick's) plus ``reason``, ``any_of`` (the solvers nothing
     separates, as (optimizer, schedule), where there are several), ``tied`` (the solvers

@@ -213,19 +213,31 @@ def line_grid(
             ax.yaxis.set_minor_formatter(NullFormatter())
         if logx and xticks is None and panel.xticks is None:
             _plain_log_ticks(ax.xaxis)
+        if logy and not kilo_y:
+            _plain_log_ticks(ax.yaxis)
     _legend(fig, [style[k] for k in sorted(used)], mark_label if any_marks else "")
-    # the legend's row: about 0.5 in whatever the figure's height (7% of a 48 in grid of
-    # 32 panels was 3.4 in of white)
-    rows = max(1, math.ceil(len(used) / 6))
-    fig.tight_layout(rect=(0, 0, 1, 1 - (0.25 + 0.25 * rows) / fig.get_figheight()))
+    _layout(fig, len(used))
     return fig
 
 
+def _layout(fig: plt.Figure, entries: int) -> None:
+    """Tight layout below the legend's rows: about half an inch a row whatever the figure's
+    height (7% of a 48 in grid of 32 panels was 3.4 in of white)."""
+    rows = max(1, math.ceil(entries / 6))
+    fig.tight_layout(rect=(0, 0, 1, 1 - (0.25 + 0.25 * rows) / fig.get_figheight()))
+
+
 def _plain_log_ticks(axis, fmt=None) -> None:
-    """A log axis labelled at 1, 2 and 5 times the powers of ten, in plain numbers (or
-    ``fmt``'s), and no minor labels: across less than a decade matplotlib labels its minor
-    ticks ("2x10^-3", "6x10^-2"), and in a small panel they ran into each other."""
-    axis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0), numticks=8))
+    """A log axis labelled in plain numbers (or ``fmt``'s), no minor labels: across less
+    than a decade matplotlib labels its minor ticks ("2x10^-3", "6x10^-2"), and in a small
+    panel they ran into each other. Labels at 1, 2 and 5 times the powers of ten where the
+    axis spans about a decade, fewer where it spans more (at 2.5 decades "0.001 0.002 0.005
+    0.01 0.02" ran together too). Call it once the axis' limits are set."""
+    ax = axis.axes
+    lo, hi = ax.get_xlim() if axis is ax.xaxis else ax.get_ylim()  # autoscaled by now
+    span = math.log10(hi / lo) if lo > 0 and hi > lo else 1.0
+    subs = (1.0, 2.0, 5.0) if span < 1.3 else (1.0, 3.0) if span < 2.3 else (1.0,)
+    axis.set_major_locator(LogLocator(subs=subs, numticks=12))
     axis.set_major_formatter(FuncFormatter(fmt or (lambda v, _pos=None: f"{v:g}")))
     axis.set_minor_formatter(NullFormatter())
 
@@ -663,7 +675,7 @@ def verdict(v: pd.DataFrame, style: dict[Key, Style], target: float | None) -> l
             logx=True,
             logy=True,
             xticks=sorted(v["batch_size"].unique()),
-            row_h=3.1,  # the whole figure on the first screen of a 1280x800 window
+            row_h=2.8,  # the whole figure on the first screen of a 1280x800 window
             kilo_y=False,
         )
         for ax, ylabel, fmt in zip(
@@ -671,6 +683,7 @@ def verdict(v: pd.DataFrame, style: dict[Key, Style], target: float | None) -> l
         ):
             ax.set_ylabel(ylabel)
             _plain_log_ticks(ax.yaxis, fmt)
+        _layout(fig, len(lines))  # again: the labels changed
         out.append(
             Figure(
                 f"{head}The verdict: the fastest path of each backend, median samples/s with its "

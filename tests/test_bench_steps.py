@@ -13,6 +13,9 @@ from tests.conftest import REPO
 
 def _pytest_bench(env, *args: str) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "pytest", "bench", "-p", "no:cacheprovider", *args]
+    # an xdist worker's variables would tell pytest-benchmark it runs distributed, and it
+    # would disable itself: the inner pytest is a plain one, as `make bench-steps` runs it
+    env = {k: v for k, v in env.items() if not k.startswith("PYTEST_XDIST")}
     return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
 
 

@@ -6,8 +6,13 @@ import importlib
 import importlib.util
 import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from backends.base import KINDS, MODE_PATHS, Backend, CompilePath, SpecError
+from backends.paths import MODE_PATHS, CompilePath
+from backends.spec import KINDS, SpecError
+
+if TYPE_CHECKING:  # the base class imports the registry (its paths are declared here)
+    from backends.base import Backend
 
 
 @dataclass(frozen=True)

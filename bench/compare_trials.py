@@ -74,7 +74,7 @@ def clone_with_slowdowns(work: Path, factors: list[float]) -> tuple[Path, dict[s
 def _optbench(repo: Path, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(repo)}
     return subprocess.run(
-        [sys.executable, "-m", "benchmarks.cli", *args],
+        [sys.executable, "-m", "benchmarks.app.cli", *args],
         cwd=repo, env=env, capture_output=True, text=True,
     )  # fmt: skip
 

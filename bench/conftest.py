@@ -4,7 +4,7 @@ one-backend-per-process rule, and a clean exit on a regression.
 Frameworks' thread pools and allocators do not share a process well (README, "How the
 numbers are taken"), so a session benchmarks one backend: ``pytest bench --step-backend
 torch`` (or ``-k torch``); ``make bench-steps`` runs one such process per backend.
-(``benchmarks.worker.call_isolated`` is not used: pytest-benchmark's timer runs in this
+(``benchmarks.run.worker.call_isolated`` is not used: pytest-benchmark's timer runs in this
 process, so a step in a worker would be timed together with the pipe to it.)
 """
 
@@ -58,7 +58,7 @@ def pytest_configure(config):
 
     import threadpoolctl  # scikit-learn's dependency
 
-    from benchmarks.worker import pin_cores, thread_env
+    from benchmarks.run.worker import pin_cores, thread_env
 
     threads = config.getoption("step_threads")
     os.environ.update(thread_env(threads))

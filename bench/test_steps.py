@@ -95,7 +95,7 @@ def test_step(benchmark, case: Case, pytestconfig, pinned_cpus):
         pytest.skip(str(exc))
     if device not in cls.devices():
         pytest.skip(f"{case.backend} sees no {device} here")
-    from benchmarks.data import cached_dataset
+    from benchmarks.record.data import cached_dataset
 
     data = cached_dataset(DATASET)
     model = ModelSpec(data.input_dim, data.num_classes, HIDDEN)

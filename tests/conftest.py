@@ -70,7 +70,7 @@ def backend_path_params():
 
 
 def gpu_available() -> bool:
-    from benchmarks.environment import gpu_present
+    from benchmarks.core.environment import gpu_present
 
     return gpu_present()
 
@@ -103,7 +103,7 @@ def cli_env(monkeypatch):
 
 
 def optbench_cmd(*args: str) -> list[str]:
-    return [sys.executable, "-m", "benchmarks.cli", *args]
+    return [sys.executable, "-m", "benchmarks.app.cli", *args]
 
 
 # A sweep of two seconds: the NumPy reference, a dozen steps, blocks of three.

@@ -13,7 +13,7 @@ import numpy as np
 
 from backends.base import CompilePath, StackedBatches
 from backends.numpy.backend import NumpyBackend
-from benchmarks.execute import Executor
+from benchmarks.run.execute import Executor
 
 FAIL_AT = 3
 
@@ -155,7 +155,7 @@ class InlineExecutor(Executor):
         self.started: list[str] = []
 
     def run(self, units, on_start=None):
-        from benchmarks.runner import execute_run
+        from benchmarks.run.runner import execute_run
 
         for unit in units:
             for spec in unit.specs:

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from benchmarks.schema import Status
-from benchmarks.store import Store
+from benchmarks.record.schema import Status
+from benchmarks.record.store import Store
 
 BLOCK = 10  # steps per timed block
 OK, DIVERGED, ERROR = Status.OK.value, Status.DIVERGED.value, Status.ERROR.value

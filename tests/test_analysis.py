@@ -8,9 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmarks import change, stats
+from benchmarks.core import stats
+from benchmarks.record.schema import Status
 from benchmarks.report import analysis as an
-from benchmarks.schema import Status
+from benchmarks.report import frameworks
+from benchmarks.track import change
 
 OK, DIVERGED = Status.OK.value, Status.DIVERGED.value
 ERROR, TIMEOUT, SKIPPED = Status.ERROR.value, Status.TIMEOUT.value, Status.SKIPPED.value
@@ -640,7 +642,7 @@ def test_overlapping_intervals_are_not_separable_and_wide_ones_noisy():
             {"batch_size": 128, "samples_per_s": 10.0, "ci_low": 5.0, "ci_high": 20.0},
         ]
     )
-    assert an._separable(v).tolist() == [False, False, True, True, True]
+    assert frameworks._separable(v).tolist() == [False, False, True, True, True]
     runs = df([run("a", samples_per_s=100.0), run("b", backend="jax", samples_per_s=99.0)])
     timings = df(blocks("a", [40.0, 200.0] * 4) + blocks("b", [99.0, 100.0] * 4))
     v = an.analyse(runs, None, timings).verdict.set_index("backend")

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from backends.base import ModelSpec, OptimizerSpec, SpecError
-from benchmarks.cli import main
-from benchmarks.data import DataError, load_dataset
+from benchmarks.app.cli import main
+from benchmarks.record.data import DataError, load_dataset
 
 
 def run_cli(capsys, *argv):
@@ -175,10 +175,10 @@ def test_npz_not_an_npz(tmp_path):
 
 
 def test_explicit_gpu_request_without_a_gpu_is_bad_input(capsys, monkeypatch):
-    from benchmarks import environment
+    from benchmarks.core import environment
 
     monkeypatch.setattr(environment, "gpu_present", lambda: False)
-    monkeypatch.setattr("benchmarks.sweep.gpu_present", lambda: False)
+    monkeypatch.setattr("benchmarks.record.sweep.gpu_present", lambda: False)
     code, err = run_cli(capsys, "run", "--sweep", "smoke", "--backend", "numpy", "--device", "gpu")
     assert code == 2 and "command line (--device): devices = ['gpu']: no GPU is visible" in err
     code, err = run_cli(capsys, "parity", "--backend", "numpy", "--device", "gpu")

@@ -10,11 +10,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmarks import baselines, stats
-from benchmarks.change import SLOWER, throughput_change
-from benchmarks.cli import main
-from benchmarks.compare import GROUP, compare
-from benchmarks.store import Store, StoreError
+from benchmarks.app.cli import main
+from benchmarks.core import stats
+from benchmarks.record.store import Store, StoreError
+from benchmarks.track import baselines
+from benchmarks.track.change import SLOWER, throughput_change
+from benchmarks.track.compare import GROUP, compare
 from tests.synthetic_results import make_results
 
 COMMITTED = baselines.ROOT / "default-2core-cpu"

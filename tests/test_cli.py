@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from backends import registry
-from benchmarks.parity import PRESETS
+from benchmarks.checks.parity import PRESETS
 from tests.conftest import optbench_cmd
 
 PARITY_KEYS = {"backend", "optimizer", "mode", "max_abs_loss_diff", "max_abs_weight_diff", "ok"}

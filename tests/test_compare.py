@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmarks.cli import main
-from benchmarks.compare import compare
+from benchmarks.app.cli import main
+from benchmarks.track.compare import compare
 from tests.synthetic_results import make_results
 
 

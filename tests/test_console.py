@@ -16,11 +16,11 @@ import pandas as pd
 import pytest
 
 from backends import registry
-from benchmarks.cli import main
-from benchmarks.driver import Progress, estimate_seconds, format_duration, run_sweep
-from benchmarks.parity import ParityConfig, run_parity
-from benchmarks.pipeline import describe_grid
-from benchmarks.sweep import load_sweep
+from benchmarks.app.cli import main
+from benchmarks.app.pipeline import describe_grid
+from benchmarks.checks.parity import ParityConfig, run_parity
+from benchmarks.record.sweep import load_sweep
+from benchmarks.run.driver import Progress, estimate_seconds, format_duration, run_sweep
 from tests.conftest import REPO, optbench_cmd
 from tests.fakes import InlineExecutor
 
@@ -214,7 +214,7 @@ def test_rerun_runs_one_stored_run_in_the_foreground(cli_env, tiny, tmp_path):
 
 
 def test_rerun_list_failed_says_when_nothing_failed(tmp_path):
-    from benchmarks.rerun import listing
+    from benchmarks.run.rerun import listing
     from tests.synthetic_results import make_results
 
     out = make_results(tmp_path / "r", diverge=())
@@ -255,7 +255,7 @@ def test_archives_are_listed_and_pruned_newest_kept(capsys, archived):
 def test_pruning_never_touches_a_locked_archive(capsys, archived):
     locked = archived / STAMPS[0]
     code = (
-        "import time\nfrom benchmarks.store import writing\n"
+        "import time\nfrom benchmarks.record.store import writing\n"
         f"with writing({str(locked)!r}):\n    print('held', flush=True)\n    time.sleep(120)\n"
     )
     holder = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, stdout=subprocess.PIPE)
@@ -296,7 +296,7 @@ def test_the_eta_is_within_30_percent_of_what_was_left_after_a_fifth_of_the_runs
     backends' order (NumPy's cheap runs first, as the sweep ran them). After 20% of the
     runs the ETA is within 30% of the run time that was left; priced from the finished
     runs alone (NumPy's), it read 22 s where 90 s were left."""
-    from benchmarks.schema import RunSpec
+    from benchmarks.record.schema import RunSpec
 
     base = REPO / "results" / "baselines" / "default-2core-cpu"
     first = pd.read_parquet(base / "repeats" / "1" / "runs.parquet")

@@ -228,9 +228,9 @@ def test_registry_imports_no_framework():
 
     code = (
         "import sys; from backends import registry; registry.installed(); "
-        "import benchmarks.sweep, benchmarks.store, benchmarks.parity, benchmarks.execute, "
-        "benchmarks.driver, benchmarks.pipeline, benchmarks.overhead, benchmarks.compare, "
-        "benchmarks.cli; "
+        "import benchmarks.record.sweep, benchmarks.record.store, benchmarks.checks.parity, benchmarks.run.execute, "
+        "benchmarks.run.driver, benchmarks.app.pipeline, benchmarks.checks.overhead, benchmarks.track.compare, "
+        "benchmarks.app.cli; "
         "print(sorted(m for m in ('torch','tensorflow','jax','keras') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from backends import registry
-from benchmarks import parity
+from benchmarks.checks import parity
 
 pytestmark = pytest.mark.slow
 

@@ -20,18 +20,18 @@ import pandas as pd
 import psutil
 import pytest
 
-from benchmarks import environment, exitcodes
-from benchmarks.data import DataError
-from benchmarks.driver import Progress, run_sweep
-from benchmarks.execute import Executor, LocalExecutor, work_units
-from benchmarks.schema import RunSpec, Status, failed_record
-from benchmarks.sweep import load_sweep
+from benchmarks.core import environment, exitcodes
+from benchmarks.record.data import DataError
+from benchmarks.record.schema import RunSpec, Status, failed_record
+from benchmarks.record.sweep import load_sweep
+from benchmarks.run.driver import Progress, run_sweep
+from benchmarks.run.execute import Executor, LocalExecutor, work_units
 
 distributed = pytest.importorskip(
     "distributed", reason="Dask distributed not installed: pip install -e '.[dask]'"
 )
-from benchmarks import dask_executor  # noqa: E402 - needs distributed
-from benchmarks.dask_executor import DaskExecutor  # noqa: E402
+from benchmarks.run import dask_executor  # noqa: E402 - needs distributed
+from benchmarks.run.dask_executor import DaskExecutor  # noqa: E402
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -295,7 +295,7 @@ def test_runs_of_a_unit_the_scheduler_gave_up_on_are_recorded_crashed(tiny):
 
 
 def test_an_unreachable_scheduler_is_a_clear_error_quickly(tiny, tmp_path, capsys, monkeypatch):
-    from benchmarks.cli import main
+    from benchmarks.app.cli import main
 
     assert dask_executor.CONNECT_TIMEOUT_S <= 10
     monkeypatch.setattr(dask_executor, "CONNECT_TIMEOUT_S", 1.0)
@@ -318,7 +318,7 @@ def test_an_unreachable_scheduler_is_a_clear_error_quickly(tiny, tmp_path, capsy
     ],
 )
 def test_bad_executor_options_are_bad_input(tiny, tmp_path, capsys, argv, needle):
-    from benchmarks.cli import main
+    from benchmarks.app.cli import main
 
     code = main(["run", "--sweep", tiny, "--out", str(tmp_path / "r"), *argv])
     assert code == exitcodes.BAD_INPUT and needle in capsys.readouterr().err
@@ -427,7 +427,7 @@ def test_a_data_file_above_the_limit_is_refused_unless_every_worker_holds_it(
 def test_optbench_run_refuses_a_data_file_too_large_to_send(
     tiny, tmp_path, cluster, monkeypatch, capsys
 ):
-    from benchmarks.cli import main
+    from benchmarks.app.cli import main
 
     write_npz(tmp_path / "big.npz")
     monkeypatch.setattr(dask_executor, "MAX_DATA_BYTES", 1000)

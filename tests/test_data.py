@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from benchmarks.data import DataError, epoch_permutation, load_dataset
+from benchmarks.record.data import DataError, epoch_permutation, load_dataset
 
 
 def test_digits_split_and_standardised():

@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 
 from backends import registry
-from benchmarks.driver import run_sweep
-from benchmarks.execute import LocalExecutor
-from benchmarks.sweep import load_sweep
+from benchmarks.record.sweep import load_sweep
+from benchmarks.run.driver import run_sweep
+from benchmarks.run.execute import LocalExecutor
 from tests.conftest import gpu_available
 from tests.fakes import InlineExecutor
 

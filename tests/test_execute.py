@@ -8,7 +8,7 @@ import multiprocessing
 
 import pytest
 
-from benchmarks.execute import LocalExecutor, work_units
+from benchmarks.run.execute import LocalExecutor, work_units
 from tests.test_runner import spec_of
 
 

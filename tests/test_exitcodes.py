@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from benchmarks import exitcodes
+from benchmarks.core import exitcodes
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -22,8 +22,8 @@ def test_what_a_sweep_that_did_its_job_exits_with(tiny, tmp_path, capsys):
     import pandas as pd
     import pytest
 
-    from benchmarks.cli import main
-    from benchmarks.environment import gpu_present
+    from benchmarks.app.cli import main
+    from benchmarks.core.environment import gpu_present
 
     if gpu_present():
         pytest.skip("a GPU is present here: the gpu runs would run")

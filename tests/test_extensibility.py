@@ -10,11 +10,11 @@ from pathlib import Path
 import pandas as pd
 
 from backends import registry
-from benchmarks import overhead
-from benchmarks.driver import run_sweep
-from benchmarks.parity import ParityConfig, passed, run_parity
+from benchmarks.checks import overhead
+from benchmarks.checks.parity import ParityConfig, passed, run_parity
+from benchmarks.record.sweep import load_sweep
 from benchmarks.report import write_report
-from benchmarks.sweep import load_sweep
+from benchmarks.run.driver import run_sweep
 
 HARNESS = Path(__file__).resolve().parent.parent / "benchmarks"
 

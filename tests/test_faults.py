@@ -18,12 +18,13 @@ import pandas as pd
 import psutil
 import pytest
 
-from benchmarks import environment, store
-from benchmarks.cli import main
-from benchmarks.driver import run_sweep
-from benchmarks.store import Store, StoreError, writing
-from benchmarks.sweep import load_sweep
-from benchmarks.worker import Worker, WorkerTimeout
+from benchmarks.app.cli import main
+from benchmarks.core import environment
+from benchmarks.record import store
+from benchmarks.record.store import Store, StoreError, writing
+from benchmarks.record.sweep import load_sweep
+from benchmarks.run.driver import run_sweep
+from benchmarks.run.worker import Worker, WorkerTimeout
 from tests.conftest import REPO
 from tests.fakes import InlineExecutor
 
@@ -54,7 +55,7 @@ def results(tiny, tmp_path) -> Path:
 def _holder(path: Path) -> subprocess.Popen:
     """Another process holding ``path``'s writer lock, as a running sweep does."""
     code = (
-        "import sys, time\nfrom benchmarks.store import writing\n"
+        "import sys, time\nfrom benchmarks.record.store import writing\n"
         f"with writing({str(path)!r}):\n    print('held', flush=True)\n    time.sleep(120)\n"
     )
     proc = subprocess.Popen(
@@ -96,7 +97,7 @@ def test_results_latest_is_the_folder_a_running_sweep_holds(capsys, cli_env, tin
     gate = results.parent / "gate"
     env = {**cli_env, "OPTBENCH_TEST_GATE": str(gate), "OPTBENCH_TEST_GATE_AFTER": "0"}
     running = subprocess.Popen(
-        [sys.executable, "-m", "benchmarks.cli", "run", "--sweep", tiny, "--backend", "gated",
+        [sys.executable, "-m", "benchmarks.app.cli", "run", "--sweep", tiny, "--backend", "gated",
          "--out", str(results), "--quiet"],
         cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
@@ -165,7 +166,7 @@ def test_killing_the_driver_leaves_no_worker(tmp_path):
         [
             sys.executable,
             "-c",
-            "from benchmarks.worker import Worker\n"
+            "from benchmarks.run.worker import Worker\n"
             "w = Worker(threads=1, label='orphan')\nw.start()\nprint(w._proc.pid, flush=True)\n"
             f"w.call('tests.fakes:sleep', {{'seconds': 120, 'started': {str(started)!r}}}, "
             "timeout=600)\n",
@@ -195,7 +196,7 @@ def test_killing_the_driver_leaves_no_worker(tmp_path):
 
 def test_a_worker_ends_a_task_far_past_its_timeout_itself(monkeypatch):
     # a grace below zero: the worker's own deadline comes before the driver's
-    monkeypatch.setattr("benchmarks.worker.SELF_TIMEOUT_GRACE_S", -2.5)
+    monkeypatch.setattr("benchmarks.run.worker.SELF_TIMEOUT_GRACE_S", -2.5)
     with Worker(threads=1, label="stuck") as w:
         w.call("tests.fakes:sleep", {"seconds": 0}, timeout=60)  # started and ready
         t0 = time.monotonic()

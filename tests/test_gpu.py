@@ -14,7 +14,7 @@ import pytest
 
 from backends import registry
 from backends.base import MODES, candidate_paths
-from benchmarks.parity import ParityConfig, passed, run_parity
+from benchmarks.checks.parity import ParityConfig, passed, run_parity
 from tests.conftest import REFERENCE, TINY, backend_params, gpu_available
 from tests.test_cli import optbench
 from tests.test_contract import assert_blocks_are_their_steps, assert_losses_survive_later_steps

@@ -8,7 +8,8 @@ import time
 
 def test_gpu_check_fails_on_any_missed_target(monkeypatch, tmp_path, capsys):
     """The check's bookkeeping, on any machine: canned outputs for each step it runs."""
-    from benchmarks import environment, gpu_check
+    from benchmarks.checks import gpu_check
+    from benchmarks.core import environment
 
     row = {
         "backend": "torch",
@@ -22,8 +23,8 @@ def test_gpu_check_fails_on_any_missed_target(monkeypatch, tmp_path, capsys):
         "ratio": 0.15 / 0.145,
     }
     outputs = {
-        "benchmarks.cli": (0, "torch  adam  compiled  cudagraph  1e-07  1e-07  ok\n"),
-        "benchmarks.overhead": (0, json.dumps([row])),
+        "benchmarks.app.cli": (0, "torch  adam  compiled  cudagraph  1e-07  1e-07  ok\n"),
+        "benchmarks.checks.overhead": (0, json.dumps([row])),
         "pytest": (0, "3 passed"),
     }
     monkeypatch.setattr(environment, "gpu_present", lambda: True)
@@ -33,7 +34,7 @@ def test_gpu_check_fails_on_any_missed_target(monkeypatch, tmp_path, capsys):
     assert gpu_check.main(argv) == 0
     assert "3/3 targets met" in capsys.readouterr().out
     slow = {**row, "suite_ms": 0.3, "ratio": 2.07, "ratio_low": 1.98, "ratio_high": 2.2}
-    outputs["benchmarks.overhead"] = (1, json.dumps([slow]))
+    outputs["benchmarks.checks.overhead"] = (1, json.dumps([slow]))
     assert gpu_check.main(argv) == 1
     out = capsys.readouterr().out
     assert "FAIL" in out and "cudagraph 0.300 ms vs cuda_graph 0.145 ms = 2.07 [1.98, 2.20]" in out
@@ -42,7 +43,7 @@ def test_gpu_check_fails_on_any_missed_target(monkeypatch, tmp_path, capsys):
 def test_a_step_stopped_part_way_keeps_what_it_printed(tmp_path):
     """A step past its time keeps its output in the log (it is written as it runs), and the
     overhead rows finished before the stop still count."""
-    from benchmarks import gpu_check
+    from benchmarks.checks import gpu_check
 
     log = tmp_path / "step.log"
     setup = "import time; print('started', flush=True)"
@@ -62,11 +63,12 @@ def test_the_whole_check_has_its_own_time_target(monkeypatch, tmp_path, capsys):
     passed; a partial check (a step skipped) has no such target."""
     import types
 
-    from benchmarks import environment, gpu_check
+    from benchmarks.checks import gpu_check
+    from benchmarks.core import environment
 
     outputs = {
-        "benchmarks.cli": (0, "torch  adam  compiled  cudagraph  1e-07  1e-07  ok\n"),
-        "benchmarks.overhead": (0, "[]"),
+        "benchmarks.app.cli": (0, "torch  adam  compiled  cudagraph  1e-07  1e-07  ok\n"),
+        "benchmarks.checks.overhead": (0, "[]"),
         "pytest": (0, "3 passed"),
     }
     monkeypatch.setattr(environment, "gpu_present", lambda: True)
@@ -88,7 +90,8 @@ def test_a_budget_cuts_each_steps_time_limit(monkeypatch, tmp_path):
     overrun; a step started with nothing left stops at once (and its target fails)."""
     import types
 
-    from benchmarks import environment, gpu_check
+    from benchmarks.checks import gpu_check
+    from benchmarks.core import environment
 
     limits = []
 
@@ -112,7 +115,7 @@ def test_a_step_that_times_out_leaves_no_child_running(tmp_path):
     has a process group, and the timeout kills the group."""
     import psutil
 
-    from benchmarks import gpu_check
+    from benchmarks.checks import gpu_check
 
     log = tmp_path / "step.log"
     setup = (
@@ -139,7 +142,9 @@ def test_a_step_that_times_out_leaves_no_child_running(tmp_path):
 def test_backends_that_do_not_see_the_gpu_are_named_not_failed(monkeypatch, capsys):
     """The check keeps the backends whose worker sees the GPU; the others are said, with
     why, and never counted; with none left it is exit 2 (nothing to check)."""
-    from benchmarks import environment, gpu_check, worker
+    from benchmarks.checks import gpu_check
+    from benchmarks.core import environment
+    from benchmarks.run import worker
 
     seen = {"torch": ["cpu", "gpu"], "tensorflow": ["cpu"]}
     monkeypatch.setattr(worker, "call_isolated", lambda target, kwargs, **kw: seen[kwargs["name"]])
@@ -159,7 +164,7 @@ def test_the_throughput_target_is_a_fraction_of_the_named_peak():
     over NaN raised after every step had run)."""
     import pandas as pd
 
-    from benchmarks import gpu_check
+    from benchmarks.checks import gpu_check
     from benchmarks.report.analysis import tflops
 
     params = 784 * 4096 + 4096 + 4096 * 4096 + 4096 + 4096 * 10 + 10
@@ -181,7 +186,7 @@ def test_the_throughput_target_is_a_fraction_of_the_named_peak():
 def test_every_step_shares_the_gpu_memory(tmp_path):
     """JAX's 75% preallocation and TensorFlow's take-everything are off in every step, so
     pytest's process and the sweep workers it starts fit on one device together."""
-    from benchmarks import gpu_check
+    from benchmarks.checks import gpu_check
 
     probe = "import os; print(os.environ['XLA_PYTHON_CLIENT_PREALLOCATE'], os.environ['TF_FORCE_GPU_ALLOW_GROWTH'])"
     code, text = gpu_check._run(

@@ -12,10 +12,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmarks import exitcodes
-from benchmarks.cli import main
-from benchmarks.compare import compare
-from benchmarks.history import (
+from benchmarks.app.cli import main
+from benchmarks.core import exitcodes
+from benchmarks.track.compare import compare
+from benchmarks.track.history import (
     MATCH,
     _points_table,
     build,
@@ -306,7 +306,7 @@ def test_an_unreadable_folder_of_the_sweep_is_named(tmp_path, capsys, damage):
 def test_the_rings_are_drawn_around_the_flagged_steps(hist, monkeypatch):
     """What the history figure rings, captured at scatter: in red, exactly the points whose
     step compare calls slower (samples/s) or whose runs regressed (accuracy); nothing else."""
-    from benchmarks.history import RED
+    from benchmarks.track.history import RED
 
     cpu = next(p.machine for p in hist.points if p.commit == "ccccccc2")
     rows = hist.table[hist.table["machine"] == cpu]

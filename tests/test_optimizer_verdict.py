@@ -8,11 +8,11 @@ import math
 import pandas as pd
 import pytest
 
+from benchmarks.record.schema import Status
 from benchmarks.report import analysis as an
 from benchmarks.report import optimizers as opt
 from benchmarks.report import write_report
 from benchmarks.report.sections import optimizers as section
-from benchmarks.schema import Status
 from tests.synthetic_results import make_results
 
 OK, DIVERGED, ERROR = Status.OK.value, Status.DIVERGED.value, Status.ERROR.value

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from backends import registry
-from benchmarks import overhead
-from benchmarks.worker import call_isolated
+from benchmarks.checks import overhead
+from benchmarks.run.worker import call_isolated
 from tests.conftest import backend_params
 
 
@@ -55,7 +55,7 @@ def test_missing_and_failing_backends_are_reported(fakes, capsys):
 def test_every_path_and_bare_loop_runs(name):
     """Every suite path on the CPU and every bare loop of the framework is timed."""
     rows = call_isolated(
-        "benchmarks.overhead:measure",
+        "benchmarks.checks.overhead:measure",
         {"backend": name, "device": "cpu", "rounds": 1, "steps": 3, "instances": 2},
         label=f"overhead-{name}",
         timeout=600,

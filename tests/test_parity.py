@@ -8,7 +8,7 @@ import pytest
 
 from backends import registry
 from backends.base import KINDS, MODES, candidate_paths
-from benchmarks.parity import PRESETS, ParityConfig, block_sizes, passed, run_parity
+from benchmarks.checks.parity import PRESETS, ParityConfig, block_sizes, passed, run_parity
 from tests.conftest import backend_params
 
 
@@ -49,7 +49,7 @@ def test_parity_detects_a_wrong_optimizer(monkeypatch):
     """The check can fail: a reference run with another learning rate is far off."""
     import numpy as np
 
-    from benchmarks import parity
+    from benchmarks.checks import parity
 
     cfg = ParityConfig(steps=5)
     ref = parity.reference_trajectories({"sgd": parity.PRESETS["sgd"]}, cfg)

@@ -7,8 +7,8 @@ import pytest
 from backends import registry
 from backends.base import MODE_PATHS, CompilePath, SpecError, choose_path
 from backends.numpy.backend import NumpyBackend
-from benchmarks import paths
-from benchmarks.sweep import SweepError, load_sweep
+from benchmarks.record.sweep import SweepError, load_sweep
+from benchmarks.run import paths
 from tests.test_sweep import BASE, write
 
 TWO = (
@@ -209,7 +209,7 @@ def test_a_resumed_sweep_keeps_the_path_it_chose(tmp_path, two, monkeypatch):
     two paths under one configuration)."""
     import pandas as pd
 
-    from benchmarks.driver import run_sweep
+    from benchmarks.run.driver import run_sweep
     from tests.fakes import InlineExecutor
 
     s = sweep(tmp_path, backends=["two"], modes=["compiled"])

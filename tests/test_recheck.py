@@ -11,11 +11,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmarks import recheck
-from benchmarks.cli import main
-from benchmarks.compare import compare
-from benchmarks.environment import REPO
-from benchmarks.store import Store
+from benchmarks.app.cli import main
+from benchmarks.core.environment import REPO
+from benchmarks.record.store import Store
+from benchmarks.track import recheck
+from benchmarks.track.compare import compare
 from tests.conftest import TINY
 from tests.synthetic_results import make_results
 

@@ -20,6 +20,8 @@ import pytest
 from PIL import Image
 
 from backends import registry
+from benchmarks.record.schema import FINISHED, Status
+from benchmarks.record.store import StoreError
 from benchmarks.report import console_summary, figures, write_report
 from benchmarks.report import format as fmt
 from benchmarks.report.analysis import VERDICT_COLUMNS, analyse, choose_target
@@ -27,8 +29,6 @@ from benchmarks.report.document import to_markdown
 from benchmarks.report.load import load
 from benchmarks.report.page import QUESTION
 from benchmarks.report.sections import verdict as verdict_section
-from benchmarks.schema import FINISHED, Status
-from benchmarks.store import StoreError
 from tests.synthetic_results import BLOCK, make_results
 
 REPO = Path(__file__).resolve().parent.parent
@@ -704,8 +704,8 @@ def test_the_heatmaps_draw_every_cell_of_every_panel(tmp_path, monkeypatch):
     series' four columns, so every panel was uniform grey)."""
     import matplotlib.axes
 
+    from benchmarks.record.store import Store
     from benchmarks.report.analysis import GROUP, config_means
-    from benchmarks.store import Store
 
     folder = make_results(tmp_path / "r", backends=("numpy", "jax"), seeds=(0,))
     means = config_means(Store.open(folder).runs())
@@ -737,8 +737,8 @@ def test_the_throughput_figure_draws_each_series_median_and_interval(tmp_path, m
     the median samples/s at each batch size and its interval, as the analysis has them."""
     import matplotlib.axes
 
+    from benchmarks.record.store import Store
     from benchmarks.report.analysis import GROUP, analyse, series
-    from benchmarks.store import Store
 
     st = Store.open(make_results(tmp_path / "r", backends=("numpy", "jax"), seeds=(0, 1)))
     an = analyse(st.runs(), st.table("curves"), st.table("timings"))

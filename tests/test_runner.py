@@ -1,4 +1,4 @@
-"""One run in process (``benchmarks.runner.execute_run``, as a worker calls it): the rows,
+"""One run in process (``benchmarks.run.runner.execute_run``, as a worker calls it): the rows,
 the timing protocol, divergence as data, and runs that cannot start here."""
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ import pytest
 
 from backends import registry
 from backends.numpy.backend import _blas as numpy_blas
-from benchmarks.runner import execute_run
-from benchmarks.schema import CURVE_COLUMNS, TIMING_COLUMNS, RunSpec
-from benchmarks.sweep import load_sweep
+from benchmarks.record.schema import CURVE_COLUMNS, TIMING_COLUMNS, RunSpec
+from benchmarks.record.sweep import load_sweep
+from benchmarks.run.runner import execute_run
 
 
 def spec_of(tiny: str, **changes) -> RunSpec:
@@ -53,7 +53,7 @@ def test_blocks_under_half_the_full_size_are_left_out_of_the_rate():
     sync weighs more there); a run with no full block keeps what it has."""
     import pandas as pd
 
-    from benchmarks import stats
+    from benchmarks.core import stats
 
     runs = pd.DataFrame(
         [
@@ -103,7 +103,7 @@ def _recorded_events(monkeypatch, tmp_path, spec) -> tuple[list[str], dict]:
     import time as real_time
     import types
 
-    from benchmarks import runner
+    from benchmarks.run import runner
 
     events_file = tmp_path / "events.txt"
     monkeypatch.setenv("OPTBENCH_TEST_EVENTS", str(events_file))
@@ -169,7 +169,7 @@ def test_validation_split_and_schedule_reach_the_run(tiny):
     """Validation accuracy is measured on samples held out of training (never the test
     set), a schedule spans the run's steps, and the variant asked for is the one run."""
     from backends.base import Schedule
-    from benchmarks.data import cached_dataset, validation_split
+    from benchmarks.record.data import cached_dataset, validation_split
 
     base = spec_of(tiny)
     sched = Schedule("cosine", lr_warmup_steps=2)

@@ -9,11 +9,11 @@ import pandas as pd
 import pytest
 
 from backends.base import OptimizerSpec
-from benchmarks import schema
-from benchmarks.runner import execute_run
-from benchmarks.schema import FAILED, FINISHED, NOT_FINISHED, RunSpec, Status, failed_record
-from benchmarks.store import Store
-from benchmarks.sweep import load_sweep
+from benchmarks.record import schema
+from benchmarks.record.schema import FAILED, FINISHED, NOT_FINISHED, RunSpec, Status, failed_record
+from benchmarks.record.store import Store
+from benchmarks.record.sweep import load_sweep
+from benchmarks.run.runner import execute_run
 
 BASELINE = Path(__file__).resolve().parent.parent / "results" / "baselines" / "default-2core-cpu"
 #: the runs table of the baseline committed under schema version 1 (the default sweep then)

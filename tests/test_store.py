@@ -8,8 +8,8 @@ import os
 import pandas as pd
 import pytest
 
-from benchmarks.schema import SCHEMA_VERSION
-from benchmarks.store import Store, StoreError, point_latest
+from benchmarks.record.schema import SCHEMA_VERSION
+from benchmarks.record.store import Store, StoreError, point_latest
 
 
 def _result(rid: str, status: str = "ok", lr: float = 0.1) -> dict:

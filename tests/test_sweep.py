@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.sweep import SweepError, load_sweep
+from benchmarks.record.sweep import SweepError, load_sweep
 
 BASE = """
 dataset = "digits"
@@ -135,7 +135,7 @@ def test_unknown_optimizer_override(tmp_path):
 def test_datasets_variants_and_extra_seeds(tmp_path, monkeypatch):
     """The data-set and variant axes, and the optimizer verdict's extra seeds on one backend:
     the NumPy reference has no stock variant, so it runs spec only."""
-    monkeypatch.setattr("benchmarks.sweep.registry.installed", lambda: ["numpy", "mirror"])
+    monkeypatch.setattr("benchmarks.record.sweep.registry.installed", lambda: ["numpy", "mirror"])
     from backends import registry
 
     monkeypatch.setitem(
@@ -208,7 +208,7 @@ def test_a_schedule_reaches_the_run_spec_and_its_row(tmp_path):
     assert (
         row["schedule"] == "cosine:lr_warmup_steps=5,final_fraction=0" and row["variant"] == "spec"
     )
-    from benchmarks.schema import RunSpec
+    from benchmarks.record.schema import RunSpec
 
     assert RunSpec.from_row(row).run_id == run.run_id
 

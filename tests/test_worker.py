@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from backends import registry
-from benchmarks.schema import Status
-from benchmarks.worker import (
+from benchmarks.record.schema import Status
+from benchmarks.run.worker import (
     WorkerDied,
     WorkerError,
     WorkerTimeout,

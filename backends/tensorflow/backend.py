@@ -7,7 +7,7 @@ of steps in one such call, a while loop over the epoch's batches stacked on the
 device (what Keras' ``steps_per_execution`` does: a ``tf.function`` call costs about
 0.4 ms on a 2-core CPU, as much as the step itself at 784-64-10). Which compiled path is
 fastest depends on the machine (on one 2-core CPU XLA was 15-25% slower, on another 10-17%
-faster), so a sweep measures them where it runs (``benchmarks.paths``).
+faster), so a sweep measures them where it runs (``benchmarks.run.paths``).
 
 Variants (``base.VARIANTS``): ``spec`` runs Keras' optimizers corrected, each difference
 once, to the formulas of ``base.KINDS``: every Keras ``weight_decay=`` is decoupled where

@@ -1,6 +1,6 @@
 """The report of one results folder: report.html, report.md and summary.csv, written into it.
 
-``write_report(path)`` reads the store (``benchmarks.store``) and answers two questions:
+``write_report(path)`` reads the store (``benchmarks.record.store``) and answers two questions:
 which framework trains this MLP fastest on this machine, and which optimizer trains it best
 (the optimizer verdict, :mod:`.optimizers`)? The HTML page is self-contained (inline CSS, figures as PNG data URIs, no script, no
 external reference); the Markdown file holds the same tables; summary.csv the verdict table.
@@ -15,11 +15,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from benchmarks.record.store import StoreError
 from benchmarks.report import format as fmt
 from benchmarks.report.analysis import analyse
 from benchmarks.report.load import load
 from benchmarks.report.sections import verdict
-from benchmarks.store import StoreError
 
 __all__ = ["ReportError", "console_summary", "write_report"]
 

@@ -28,10 +28,10 @@ from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, NullLoca
 from matplotlib.transforms import blended_transform_factory  # noqa: E402
 
 from backends import registry  # noqa: E402
+from benchmarks.record.schema import FINISHED  # noqa: E402
 from benchmarks.report.analysis import CONFIG, GROUP, series  # noqa: E402
 from benchmarks.report.document import Figure  # noqa: E402
 from benchmarks.report.format import labeller  # noqa: E402
-from benchmarks.schema import FINISHED  # noqa: E402
 
 WIDTH_IN = 11.0
 DPI = 100

@@ -1,4 +1,4 @@
-"""A results folder, read through :class:`benchmarks.store.Store` for the report: what is
+"""A results folder, read through :class:`benchmarks.record.store.Store` for the report: what is
 missing, unreadable or rebuilt from parts/ becomes a note on the page, not an exception
 (runs that neither the table nor parts/ can supply are a StoreError: no page of "0 runs")."""
 
@@ -11,9 +11,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from benchmarks.record.schema import Status
+from benchmarks.record.store import Store
 from benchmarks.report.analysis import GROUP, RUN_DEFAULTS, curves_with_defaults
-from benchmarks.schema import Status
-from benchmarks.store import Store
 
 TEXT = ("run_id", *GROUP, "dataset", "optimizer", "variant", "schedule", "status", "error")
 NUMERIC = (

@@ -44,7 +44,9 @@ import numpy as np
 import pandas as pd
 
 from backends import registry
-from benchmarks.report.analysis import (
+from benchmarks.record.schema import FINISHED
+from benchmarks.report.frameworks import disagreements
+from benchmarks.report.runs import (
     DIVERGED,
     GROUP,
     OK,
@@ -52,10 +54,8 @@ from benchmarks.report.analysis import (
     STOCK,
     counts,
     curves_with_defaults,
-    disagreements,
     with_defaults,
 )
-from benchmarks.schema import FINISHED
 
 WORKLOAD = ["dataset", "batch_size"]  # what a performance profile counts
 SOLVER = ["optimizer", "schedule"]  # a named optimizer configuration with its lr schedule

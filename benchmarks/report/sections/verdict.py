@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from benchmarks import stats
+from benchmarks.core import stats
 from benchmarks.report import figures
 from benchmarks.report import format as fmt
 from benchmarks.report.analysis import (

@@ -44,7 +44,7 @@ ENV_VARS = (
     "CUDA_VISIBLE_DEVICES",
     "KERAS_BACKEND",
 )
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def cpu_model() -> str:

@@ -5,16 +5,16 @@ the same ids on any machine and commit). For each backend x mode x device x opti
 batch size (runs of a group differ only in learning rate and seed, which cost the same per
 step), the change is the block-weighted geometric mean of the matched runs' throughput
 ratios (current / baseline) with one-sided 95% bootstrap bounds
-(:func:`benchmarks.stats.paired_ratio`, via
-:func:`benchmarks.report.analysis.throughput_change`). With ``t`` the larger of
-``threshold`` and the group's noise floor (:mod:`benchmarks.baselines`: the change that
+(:func:`benchmarks.core.stats.paired_ratio`, via
+:func:`benchmarks.track.change.throughput_change`). With ``t`` the larger of
+``threshold`` and the group's noise floor (:mod:`benchmarks.track.baselines`: the change that
 repeated sweeps of an unchanged commit showed), a group is
 
 - ``slower`` when the ratio is below ``1 - t`` and its upper bound below 1,
 - ``faster`` when above ``1 + t`` and its lower bound above 1,
 - ``same`` otherwise (a change smaller than ``t``, or within the noise).
 
-Where both sides timed the reference kernel (:mod:`benchmarks.reference`), the change is
+Where both sides timed the reference kernel (:mod:`benchmarks.core.reference`), the change is
 also measured with each current run scaled to the baseline's machine speed, and a group is
 ``slower`` or ``faster`` only where both measurements say so.
 
@@ -34,12 +34,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from benchmarks import baselines, recheck, reference, stats
-from benchmarks.change import FASTER, SAME, SLOWER, throughput_change
-from benchmarks.environment import package_changes
+from benchmarks.core import reference, stats
+from benchmarks.core.environment import package_changes
+from benchmarks.record.schema import CONFIG_COLUMNS, Status
+from benchmarks.record.store import Store
 from benchmarks.report.analysis import CELL, cell_spread
-from benchmarks.schema import CONFIG_COLUMNS, Status
-from benchmarks.store import Store
+from benchmarks.track import baselines, recheck
+from benchmarks.track.change import FASTER, SAME, SLOWER, throughput_change
 
 GROUP = baselines.GROUP  # data set, backend, mode, device, variant, optimizer, batch size
 #: a noise floor above this makes a group untrackable: the output says so
@@ -93,7 +94,7 @@ def compare(
 ) -> Comparison:
     """Compare ``current`` against ``baseline`` (both results folders). With
     ``recheck_rounds``, the groups called slower or faster are re-measured with both sides'
-    code, interleaved (:mod:`benchmarks.recheck`), for at least that many rounds and, where
+    code, interleaved (:mod:`benchmarks.track.recheck`), for at least that many rounds and, where
     that is inconclusive, more within ``recheck_budget_s`` seconds; a call is taken back only
     where the re-measurement shows the change within the threshold. ``log`` hears its
     progress."""

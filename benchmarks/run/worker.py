@@ -28,7 +28,7 @@ import traceback
 from typing import Any
 
 from backends import registry
-from benchmarks.schema import Status
+from benchmarks.record.schema import Status
 
 _ENV_LOCK = threading.Lock()
 #: how long past its timeout a task may run before its worker ends itself (the driver
@@ -193,7 +193,7 @@ class Worker:
     Example::
 
         with Worker(threads=2, label="torch/cpu") as w:
-            rows = w.call("benchmarks.runner:execute_run", {"spec": spec}, timeout=600)
+            rows = w.call("benchmarks.run.runner:execute_run", {"spec": spec}, timeout=600)
     """
 
     def __init__(

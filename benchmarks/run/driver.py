@@ -1,4 +1,4 @@
-"""The driver: runs a sweep's grid on an executor (``benchmarks.execute``) into the store.
+"""The driver: runs a sweep's grid on an executor (``benchmarks.run.execute``) into the store.
 
 The driver is the only writer of the results folder: it lands each run's result as it
 arrives, whatever executed it. A run that raises, hangs past its timeout or kills its
@@ -17,12 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from benchmarks import environment, paths
-from benchmarks.execute import Executor, LocalExecutor, work_units
-from benchmarks.schema import RunSpec, Status
-from benchmarks.store import Store, StoreError, point_latest, write_json, writing
-from benchmarks.sweep import Sweep
-from benchmarks.worker import default_threads, thread_env
+from benchmarks.core import environment
+from benchmarks.record.schema import RunSpec, Status
+from benchmarks.record.store import Store, StoreError, point_latest, write_json, writing
+from benchmarks.record.sweep import Sweep
+from benchmarks.run import paths
+from benchmarks.run.execute import Executor, LocalExecutor, work_units
+from benchmarks.run.worker import default_threads, thread_env
 
 
 @dataclass
@@ -255,7 +256,7 @@ def run_sweep(
 
 def sweep_environment(sweep: Sweep, command: list[str] | None = None) -> dict[str, Any]:
     """environment.json of a sweep about to run here (its fingerprint decides whether a
-    folder may be resumed: :func:`benchmarks.environment.fingerprint`)."""
+    folder may be resumed: :func:`benchmarks.core.environment.fingerprint`)."""
     threads = sweep.threads or default_threads()
     return environment.capture(
         threads=threads,

@@ -29,10 +29,10 @@ import pandas as pd
 
 from backends import registry
 from backends.base import ModelSpec, init_weights, num_parameters
-from benchmarks import stats
-from benchmarks.data import cached_dataset, epoch_permutation, validation_split
-from benchmarks.reference import reference_ms
-from benchmarks.schema import RunSpec, Status, failed_record, run_steps, warmup_end
+from benchmarks.core import stats
+from benchmarks.core.reference import reference_ms
+from benchmarks.record.data import cached_dataset, epoch_permutation, validation_split
+from benchmarks.record.schema import RunSpec, Status, failed_record, run_steps, warmup_end
 
 
 def _rss_mb() -> float:
@@ -124,7 +124,7 @@ def execute_run(spec: RunSpec) -> dict[str, Any]:
 
     start_loss, _ = be.evaluate(state, x_train_eval, y_train_eval)
     evaluate(0, 0.0, 0.0, start_loss)
-    reference = [reference_ms()]  # the machine's speed around the run (benchmarks.reference)
+    reference = [reference_ms()]  # the machine's speed around the run (benchmarks.core.reference)
     limit = spec.diverge_factor * max(start_loss, 1e-3)
 
     step, wall, block = 0, 0.0, 0
@@ -191,7 +191,7 @@ def execute_run(spec: RunSpec) -> dict[str, Any]:
         epoch += 1
 
     reference.append(reference_ms())
-    # samples/s by the same rule as the report and the comparison (benchmarks.stats)
+    # samples/s by the same rule as the report and the comparison (benchmarks.core.stats)
     status = Status.DIVERGED if diverged_step is not None else Status.OK
     this = {
         "run_id": spec.run_id,

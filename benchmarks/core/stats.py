@@ -143,7 +143,7 @@ def round_ratio(
     level: float = 0.975,
 ) -> tuple[float, float, float]:
     """``a / b`` for two variants timed side by side in rounds
-    (:func:`benchmarks.paths.interleaved`): ``a[i][r]`` is instance ``i`` of ``a`` (built
+    (:func:`benchmarks.run.paths.interleaved`): ``a[i][r]`` is instance ``i`` of ``a`` (built
     apart, with its own allocations) in round ``r``, and ``b[i][r]`` beside it.
 
     Each instance pair's change is the median of its rounds' log ratios: a round's two blocks

@@ -10,13 +10,13 @@ from pathlib import Path
 from typing import TextIO
 
 from backends import registry
-from benchmarks import exitcodes
-from benchmarks.driver import estimate_seconds, format_duration, run_sweep, sweep_environment
-from benchmarks.environment import fingerprint
-from benchmarks.execute import Executor
-from benchmarks.schema import DEFAULT_COMPILER, FAILED
-from benchmarks.store import Store, StoreError, writing
-from benchmarks.sweep import Sweep
+from benchmarks.core import exitcodes
+from benchmarks.core.environment import fingerprint
+from benchmarks.record.schema import DEFAULT_COMPILER, FAILED
+from benchmarks.record.store import Store, StoreError, writing
+from benchmarks.record.sweep import Sweep
+from benchmarks.run.driver import estimate_seconds, format_duration, run_sweep, sweep_environment
+from benchmarks.run.execute import Executor
 
 
 def bench(
@@ -32,7 +32,7 @@ def bench(
     stdout: TextIO | None = None,
     stderr: TextIO | None = None,
 ) -> int:
-    """Run ``sweep`` into ``out``; returns the exit code (see :mod:`benchmarks.exitcodes`).
+    """Run ``sweep`` into ``out``; returns the exit code (see :mod:`benchmarks.core.exitcodes`).
     StoreError (an unusable folder, or one another run is writing) and KeyboardInterrupt
     propagate to the caller. The folder stays locked to this run until its report is written."""
     # the streams as they are now (defaults bound at import would keep replaced ones)
@@ -51,7 +51,13 @@ def _bench(sweep, out, resume, parity, report, quiet, command, executor, stdout,
 
     parity_ok = True
     if parity:
-        from benchmarks.parity import ParityConfig, format_table, passed, presets_for, run_parity
+        from benchmarks.checks.parity import (
+            ParityConfig,
+            format_table,
+            passed,
+            presets_for,
+            run_parity,
+        )
 
         swept = {s.backend for s in sweep.runs}
         cfg = ParityConfig()

@@ -1,4 +1,4 @@
-"""Sweeps across machines: an :class:`~benchmarks.execute.Executor` on a Dask cluster.
+"""Sweeps across machines: an :class:`~benchmarks.run.execute.Executor` on a Dask cluster.
 
 ``optbench run --executor dask --scheduler tcp://HOST:8786`` hands the work units to the
 Dask scheduler at that address; the client (this process) receives the results and the
@@ -6,8 +6,8 @@ driver, as with local workers, alone writes the store. Workers need the project 
 no shared file system and no copy of the results folder.
 
 Design: **one Dask task per work unit.** The task does on its host exactly what
-:class:`~benchmarks.execute.LocalExecutor` does here: one framework process
-(:class:`~benchmarks.worker.Worker`: pinned, killable, each run under its own timeout)
+:class:`~benchmarks.run.execute.LocalExecutor` does here: one framework process
+(:class:`~benchmarks.run.worker.Worker`: pinned, killable, each run under its own timeout)
 runs the unit's runs in sweep order, so a cluster run measures what a local run measures
 (the framework imported once per unit, the same first-run and compile-cache effects), and a
 GPU unit holds its ``GPU=1`` resource, hence its GPU, for the whole unit. A task per run
@@ -79,9 +79,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from benchmarks import environment
-from benchmarks.data import DataError
-from benchmarks.execute import (
+from benchmarks.core import environment
+from benchmarks.record.data import DataError
+from benchmarks.record.schema import RunSpec, Status, failed_record
+from benchmarks.run.execute import (
     RUN_TASK,
     Executor,
     Result,
@@ -89,8 +90,7 @@ from benchmarks.execute import (
     result_of_failure,
     stamp_host,
 )
-from benchmarks.schema import RunSpec, Status, failed_record
-from benchmarks.worker import Worker, WorkerFailure, default_threads
+from benchmarks.run.worker import Worker, WorkerFailure, default_threads
 
 #: seconds to wait for the scheduler to answer before giving up (an address where nothing
 #: listens fails after this long, with the fix)
@@ -484,7 +484,7 @@ def run_unit(
 @functools.cache
 def describe_host() -> dict[str, Any]:
     """This host as each row of a run here records it (see the module docstring):
-    ``cpu_model``, ``cpu_cores`` and ``gpu_name``, from :func:`benchmarks.environment.capture`
+    ``cpu_model``, ``cpu_cores`` and ``gpu_name``, from :func:`benchmarks.core.environment.capture`
     (what ``environment.json`` says of the machine that ran ``optbench run``)."""
     env = environment.capture()
     return {
@@ -600,7 +600,7 @@ def _wanted(dask_worker) -> bool:
 def _allow_children() -> None:
     """Dask's nanny starts worker processes as daemons (``distributed.worker.daemon``), and
     multiprocessing refuses a daemon children, which would outlive it. A framework worker
-    does not: it dies with the thread that started it (:mod:`benchmarks.worker`)."""
+    does not: it dies with the thread that started it (:mod:`benchmarks.run.worker`)."""
     proc = mp.current_process()
     if proc.daemon:
         proc.daemon = False

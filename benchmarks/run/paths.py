@@ -30,7 +30,7 @@ from backends.base import (
     candidate_paths,
     init_weights,
 )
-from benchmarks.schema import DEFAULT_COMPILER, RunSpec
+from benchmarks.record.schema import DEFAULT_COMPILER, RunSpec
 
 ROUNDS = 15
 STEPS = 12  # short rounds, many: see interleaved
@@ -121,11 +121,11 @@ def _choose(key: Key, candidates: list[str], runs: list[RunSpec], measure: Measu
 
 def isolated(threads: int | None, timeout: float) -> Measure:
     """:func:`measure` in a worker process of its own, as the runs are measured."""
-    from benchmarks.worker import call_isolated
+    from benchmarks.run.worker import call_isolated
 
     def run(task: dict[str, Any]) -> dict[str, float]:
         return call_isolated(
-            "benchmarks.paths:measure",
+            "benchmarks.run.paths:measure",
             {"task": task},
             label=f"paths-{task['backend']}",
             threads=threads,
@@ -139,7 +139,7 @@ def measure(task: dict[str, Any]) -> dict[str, float]:
     """Worker task: seconds per step of each candidate path, summed over the optimizer
     kinds: each one's median over :data:`ROUNDS` :func:`interleaved` rounds of :data:`STEPS`
     steps, after a compile and warm-up round."""
-    from benchmarks.data import cached_dataset
+    from benchmarks.record.data import cached_dataset
 
     data = cached_dataset(task["dataset"])
     model = ModelSpec(data.input_dim, data.num_classes, tuple(task["hidden"]), dtype=task["dtype"])
@@ -168,7 +168,7 @@ def interleaved(
     """Seconds per step of each of ``blocks`` in each of ``rounds`` rounds of ``steps``
     steps: every round runs every block once, in an order reversed from round to round.
 
-    Variants are compared round by round (medians, or :func:`benchmarks.stats.round_ratio`),
+    Variants are compared round by round (medians, or :func:`benchmarks.core.stats.round_ratio`),
     never by each one's fastest round: a shared machine's speed drifts over seconds (on a
     2-core VM one NumPy Adam block read 0.44 ms a step, two rounds later 0.80), so the fastest
     round names whichever variant met the machine's best moment. NumPy against the same NumPy

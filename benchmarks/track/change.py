@@ -1,5 +1,5 @@
 """The regression verdict of a throughput change between two sides: the one rule that
-``optbench compare``, its re-measurement (:mod:`benchmarks.recheck`) and the history page
+``optbench compare``, its re-measurement (:mod:`benchmarks.track.recheck`) and the history page
 call a group ``slower``, ``faster`` or ``same`` by. (It lived in the report's analysis,
 which never used it: the tracking layer reached up into the report for its own rule.)
 """
@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from benchmarks import stats
+from benchmarks.core import stats
 
 #: the verdicts of :func:`throughput_change`
 SLOWER, FASTER, SAME, NO_TIMINGS = "slower", "faster", "same", "no timings"
@@ -31,20 +31,20 @@ def throughput_change(
 ) -> pd.DataFrame:
     """Per ``by`` group of ``runs`` (the runs both sides hold): the median samples/s of the
     pooled blocks on each side, and the change (current / baseline: the geometric mean of
-    matched runs' ratios, :func:`benchmarks.stats.paired_ratio`) with its 95% bootstrap
+    matched runs' ratios, :func:`benchmarks.core.stats.paired_ratio`) with its 95% bootstrap
     interval, and a verdict: ``slower`` when the ratio is below ``1 - t`` and the whole
     interval below 1, ``faster`` when above ``1 + t`` and the whole interval above 1,
     ``same`` otherwise, ``no timings`` where a side has no timed block; ``t`` is the larger
     of ``threshold`` and the group's noise ``floor`` (``floors``: the largest change between
-    repeated sweeps of an unchanged commit, see :mod:`benchmarks.baselines`).
+    repeated sweeps of an unchanged commit, see :mod:`benchmarks.track.baselines`).
 
-    ``baseline``/``current``: :func:`benchmarks.stats.block_rates` rows of each side.
+    ``baseline``/``current``: :func:`benchmarks.core.stats.block_rates` rows of each side.
     ``at_machine_speed``: ``current``'s rows scaled to the baseline's machine speed
-    (:mod:`benchmarks.reference`); given, the change is measured both ways
+    (:mod:`benchmarks.core.reference`); given, the change is measured both ways
     (``machine_ratio`` the second) and a group is ``slower`` or ``faster`` only where both
     say so: a change that the machine's own speed explains, or that only the scaling
     shows, is not called. ``level``: the one-sided confidence of the bounds;
-    ``robust``: the median pair's change (:func:`benchmarks.stats.paired_ratio`).
+    ``robust``: the median pair's change (:func:`benchmarks.core.stats.paired_ratio`).
     """
     rows = []
     floors = floors or {}

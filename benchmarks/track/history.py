@@ -8,7 +8,7 @@ model from environment.json), in date order. Each point's figures are its report
 best final test accuracy per batch size x backend x mode x compiler x device); each point
 is judged against the latest earlier point of its series that shares a run with it (runs
 match by their configuration, as compare matches them: a folder that ran other backends
-only is passed over) by :func:`benchmarks.compare.compare`, as ``optbench compare PREVIOUS
+only is passed over) by :func:`benchmarks.track.compare.compare`, as ``optbench compare PREVIOUS
 CURRENT`` would judge it. Nothing here recomputes a statistic, and nothing is written into
 a results folder.
 
@@ -33,9 +33,7 @@ from typing import Any
 import pandas as pd
 
 from backends import registry
-from benchmarks import baselines
-from benchmarks.change import FASTER, SAME, SLOWER
-from benchmarks.compare import Comparison, compare
+from benchmarks.record.store import MARKER, Store, StoreError
 from benchmarks.report.analysis import analyse
 from benchmarks.report.document import (
     Code,
@@ -48,7 +46,9 @@ from benchmarks.report.document import (
     to_html,
 )
 from benchmarks.report.load import load
-from benchmarks.store import MARKER, Store, StoreError
+from benchmarks.track import baselines
+from benchmarks.track.change import FASTER, SAME, SLOWER
+from benchmarks.track.compare import Comparison, compare
 
 DEFAULT_SWEEP = "default"
 #: the verdict columns a point keeps (its key and what the history shows)
@@ -194,7 +194,7 @@ def folders_of(sweep: str, results: Path) -> tuple[list[Path], list[str]]:
 
 
 def machine_of(env: dict[str, Any]) -> str:
-    """A machine as baselines match it (:func:`benchmarks.baselines.machine`: CPU model,
+    """A machine as baselines match it (:func:`benchmarks.track.baselines.machine`: CPU model,
     core count, GPU model), written out: "Intel Xeon, 2 cores, no GPU"."""
     m = baselines.machine(env)
     cpu, cores = m["cpu_model"] or "unknown CPU", m["cpu_cores"] or "?"

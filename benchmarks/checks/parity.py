@@ -3,7 +3,7 @@
 From identical initial weights and identical mini-batches, each backend runs N steps of
 every optimizer preset in every mode; the largest loss and weight differences from the
 reference over those steps must stay within a tolerance. Each backend runs in its own
-worker process (``benchmarks.worker``); the reference runs here, in NumPy.
+worker process (``benchmarks.run.worker``); the reference runs here, in NumPy.
 """
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ class ParityConfig:
 
 
 def _batches(cfg: ParityConfig):
-    from benchmarks.data import cached_dataset, epoch_permutation
+    from benchmarks.record.data import cached_dataset, epoch_permutation
 
     data = cached_dataset(cfg.dataset)
     model = ModelSpec(data.input_dim, data.num_classes, cfg.hidden)
@@ -216,7 +216,7 @@ def run_parity(
     ``log`` gets a line as each backend starts and one as it ends (what ``optbench
     parity`` prints while it works: a framework's paths take a minute on 2 cores).
     """
-    from benchmarks.environment import gpu_present
+    from benchmarks.core.environment import gpu_present
 
     cfg = cfg or ParityConfig()
     if cfg.device == "gpu" and not gpu_present():
@@ -259,11 +259,11 @@ def _outcome(rows: list[dict[str, Any]], cfg: ParityConfig) -> str:
 
 def _backend_rows(name, modes, optimizers, cfg, ref, threads, timeout) -> list[dict[str, Any]]:
     """One backend's rows, measured in its own worker process."""
-    from benchmarks.worker import WorkerFailure, call_isolated
+    from benchmarks.run.worker import WorkerFailure, call_isolated
 
     try:
         result = call_isolated(
-            "benchmarks.parity:backend_trajectories",
+            "benchmarks.checks.parity:backend_trajectories",
             {"backend": name, "modes": modes, "optimizers": optimizers, "cfg": cfg},
             label=f"parity-{name}",
             threads=threads,

@@ -27,15 +27,15 @@ from backends.base import (
     Schedule,
     SpecError,
 )
-from benchmarks.environment import gpu_present
-from benchmarks.schema import DEFAULT_COMPILER, RunSpec, run_steps, warmup_end
+from benchmarks.core.environment import gpu_present
+from benchmarks.record.schema import DEFAULT_COMPILER, RunSpec, run_steps, warmup_end
 
 try:
     import tomllib
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
 
-SWEEPS_DIR = Path(__file__).parent / "sweeps"
+SWEEPS_DIR = Path(__file__).parent.parent / "sweeps"
 DEVICES = ("cpu", "gpu", "auto")
 
 
@@ -644,7 +644,7 @@ def check_data(s: dict[str, Any], where: str) -> list[str]:
     warnings = []
     timing = s["timing"]
     timed_from = warmup_end(timing["warmup_steps"], timing["block_steps"])
-    from benchmarks.data import DataError, cached_dataset, validation_split
+    from benchmarks.record.data import DataError, cached_dataset, validation_split
 
     for name in datasets(s):
         try:

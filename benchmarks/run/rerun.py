@@ -15,10 +15,10 @@ import traceback
 from pathlib import Path
 from typing import Any, TextIO
 
-from benchmarks import exitcodes
-from benchmarks.driver import finite_or_none
-from benchmarks.schema import FAILED, RunSpec, Status
-from benchmarks.store import Store, StoreError
+from benchmarks.core import exitcodes
+from benchmarks.record.schema import FAILED, RunSpec, Status
+from benchmarks.record.store import Store, StoreError
+from benchmarks.run.driver import finite_or_none
 
 
 def find(results: Path, run_id: str) -> tuple[RunSpec, dict[str, Any], int | None]:
@@ -61,8 +61,8 @@ def rerun(results: Path, run_id: str, threads: int | None, stdout: TextIO, stder
     """Run ``run_id`` of ``results`` here, pinned like its worker was (or to ``threads``
     CPUs); print what it gives beside what was stored. Returns the exit code: 0 it finished
     (ok or diverged), 1 it failed, 2 it cannot run here; StoreError for an unknown id."""
-    from benchmarks.runner import execute_run
-    from benchmarks.worker import default_threads, pin_cores, thread_env
+    from benchmarks.run.runner import execute_run
+    from benchmarks.run.worker import default_threads, pin_cores, thread_env
 
     spec, stored, had = find(results, run_id)
     n = threads or had or default_threads()

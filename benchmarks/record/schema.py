@@ -113,7 +113,7 @@ MEASURED_COLUMNS = (
     "train_wall_s",
     "eval_s",
     "run_s",
-    # the reference kernel's ms around the run: the machine's speed then (benchmarks.reference)
+    # the reference kernel's ms around the run: the machine's speed then (benchmarks.core.reference)
     "reference_ms",
     "final_train_loss",
     "final_test_loss",
@@ -136,11 +136,11 @@ DESCRIBED_COLUMNS = (
     "matmul_precision",
     "blas",  # the BLAS library under the framework's matmuls, where it names one (numpy, torch)
     # the machine the run's worker ran on (an executor may run units on several); the
-    # executor fills it in for a run that did not finish (benchmarks.execute.stamp_host)
+    # executor fills it in for a run that did not finish (benchmarks.run.execute.stamp_host)
     "host",
 )
 #: the machine a run ran on, beyond its ``host``: filled in by an executor that runs units
-#: on other machines (``benchmarks.dask_executor.describe_host``); empty where
+#: on other machines (``benchmarks.run.dask_executor.describe_host``); empty where
 #: environment.json's machine ran every run
 HOST_COLUMNS = ("cpu_model", "cpu_cores", "gpu_name")
 #: the outcome
@@ -260,8 +260,8 @@ class RunSpec:
     timeout_s: float = field(default=600.0, compare=False)
     compiler: str = DEFAULT_COMPILER  # asked for: "default" or a path's name
     variant: str = "spec"  # backends.base.VARIANTS
-    validation_fraction: float = 0.0  # of the training data, held out (benchmarks.data)
-    # the path it runs on and why, filled in by the driver (benchmarks.paths) before it runs;
+    validation_fraction: float = 0.0  # of the training data, held out (benchmarks.record.data)
+    # the path it runs on and why, filled in by the driver (benchmarks.run.paths) before it runs;
     # not part of the run's identity: a resumed sweep keeps its ids whatever is chosen
     path: str = field(default="", compare=False)
     path_choice: str = field(default="", compare=False)

@@ -27,8 +27,8 @@ import numpy as np
 import pandas as pd
 
 from backends import registry
-from benchmarks import stats
-from benchmarks.store import Store, StoreError, json_safe, write_json
+from benchmarks.core import stats
+from benchmarks.record.store import Store, StoreError, json_safe, write_json
 
 ROOT = Path("results") / "baselines"
 NOISE = "noise.json"

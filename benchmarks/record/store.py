@@ -7,7 +7,7 @@ results/<name>/
     curves.parquet      run_id, step, epoch, wall_s, train_loss, train_acc, test_loss, test_acc
     timings.parquet     run_id, block, phase, steps, seconds
     parity.json         the parity table, when the sweep was run with --parity
-    compiler_choice.json  what picked each backend's default compiled path (benchmarks.paths)
+    compiler_choice.json  what picked each backend's default compiled path (benchmarks.run.paths)
     parts/<run_id>/     each finished run's rows, written atomically (a run lands whole
                         or not at all); the three tables above are rebuilt from them
 results/.<name>.lock    the writer's lock (one optbench run per folder), with
@@ -15,7 +15,7 @@ results/.<name>.lock.json  who holds it
 results/<name>.<date>/  earlier results a new run moved aside (archive; listed by archives,
                         deleted by prune_archives)
 
-The columns and statuses are :mod:`benchmarks.schema`'s. Every file in a results folder is
+The columns and statuses are :mod:`benchmarks.record.schema`'s. Every file in a results folder is
 written and read through :class:`Store`. Readers never write: where a table is missing or
 damaged they rebuild it from parts/ in memory.
 """
@@ -40,7 +40,7 @@ from typing import Any
 import pandas as pd
 from filelock import FileLock, Timeout
 
-from benchmarks.schema import FINISHED, RUN_ORDER, SCHEMA_VERSION, upgrade_runs
+from benchmarks.record.schema import FINISHED, RUN_ORDER, SCHEMA_VERSION, upgrade_runs
 
 MARKER = "store.json"
 TABLES = ("runs", "curves", "timings")
@@ -445,7 +445,7 @@ class Store:
         return data
 
     def write_path_choices(self, choices: list[dict[str, Any]]) -> None:
-        """Keep the compiled-path measurements (benchmarks.paths), so a resumed sweep runs
+        """Keep the compiled-path measurements (benchmarks.run.paths), so a resumed sweep runs
         the paths its first part chose and the report can show what was measured."""
         write_json(self.path / PATHS, choices)
 

@@ -59,7 +59,7 @@ def machine_factor(base: pd.DataFrame, current: pd.DataFrame) -> pd.Series:
 
 
 def rescale(rates: pd.DataFrame, factor: pd.Series) -> pd.DataFrame:
-    """Block rates (:func:`benchmarks.stats.block_rates` rows) of the runs ``factor`` names,
+    """Block rates (:func:`benchmarks.core.stats.block_rates` rows) of the runs ``factor`` names,
     multiplied by it; other runs as they were."""
     if factor.empty:
         return rates

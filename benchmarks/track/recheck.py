@@ -59,9 +59,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from benchmarks import stats
-from benchmarks.change import FASTER, SAME, SLOWER, throughput_change
-from benchmarks.environment import (
+from benchmarks.core import stats
+from benchmarks.core.environment import (
     REPO,
     cpu_model,
     git_state,
@@ -69,7 +68,8 @@ from benchmarks.environment import (
     package_changes,
     package_versions,
 )
-from benchmarks.store import Store
+from benchmarks.record.store import Store
+from benchmarks.track.change import FASTER, SAME, SLOWER, throughput_change
 
 #: rounds the re-measurement always runs: each flagged run this many times on each side
 ROUNDS = 3
@@ -362,12 +362,12 @@ import os, pickle, sys, traceback
 results = os.fdopen(os.dup(1), "wb")
 os.dup2(2, 1)
 threads = int(sys.argv[1])
-from benchmarks.worker import pin_cores, thread_env
+from benchmarks.run.worker import pin_cores, thread_env
 if threads:
     os.environ.update(thread_env(threads))
     pin_cores(threads)
-from benchmarks.runner import execute_run
-from benchmarks.schema import RunSpec
+from benchmarks.run.runner import execute_run
+from benchmarks.record.schema import RunSpec
 while True:
     try:
         row = pickle.load(sys.stdin.buffer)
@@ -388,7 +388,7 @@ class _SideProcess:
     CPUs from its first instruction on."""
 
     def __init__(self, side: Side, work: Path, backend: str):
-        from benchmarks.worker import thread_env
+        from benchmarks.run.worker import thread_env
 
         self.side = side
         self.stderr = open(work / f"{side.name}-{backend}.stderr", "w+b")  # noqa: SIM115

@@ -18,10 +18,26 @@ class CompilePath:
     modes: tuple[str, ...]  # the mode(s) it serves
     detail: str  # what it is, in the framework's words (the ``compiler_detail`` column)
     devices: tuple[str, ...] = ("cpu", "gpu")
-    #: whether one call runs a whole block of steps (``Backend.train_steps`` over
+    # What the path does, asked by the adapters (``self.path.xla``) and by optimizer plugins
+    # that cannot run on some paths; never inferred from the name.
+    #: one call runs a whole block of steps (``Backend.train_steps`` over
     #: :class:`StackedBatches`, a loop on the device) rather than one step per call
     block: bool = False
+    #: the step is traced into a graph before it runs (``tf.function``, ``jax.jit``,
+    #: ``torch.compile``)
+    traced: bool = False
+    #: the traced step is compiled by XLA (``jit_compile=True``, ``jax.jit``)
+    xla: bool = False
+    #: the whole step is captured once in a CUDA graph and replayed
+    cuda_graph: bool = False
 
+    def options(self) -> tuple[str, ...]:
+        """The names of the options this path has, e.g. ``("block", "traced", "xla")``."""
+        return tuple(o for o in PATH_OPTIONS if getattr(self, o))
+
+
+#: the options a path may have (the boolean fields of :class:`CompilePath`)
+PATH_OPTIONS = ("block", "traced", "xla", "cuda_graph")
 
 #: the paths of a backend that declares none: one per mode, named after it
 MODE_PATHS = (

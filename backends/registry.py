@@ -83,12 +83,14 @@ REGISTRY: dict[str, Entry] = {
                     "whole step (forward, backward, capturable fused optimizer) captured "
                     "once with torch.cuda.graph on static batch buffers, then replayed",
                     devices=("gpu",),
+                    cuda_graph=True,
                 ),
                 CompilePath(
                     "inductor",
                     ("compiled",),
                     "torch.compile(inductor, static shapes) of forward+loss, AOTAutograd "
                     "backward, fused torch.optim kernel",
+                    traced=True,
                 ),
             ),
         ),
@@ -111,8 +113,19 @@ REGISTRY: dict[str, Entry] = {
             paths=(
                 CompilePath("eager", ("eager",), "TensorFlow eager, Keras optimizer"),
                 # XLA or not is decided by measurement where the sweep runs (machine-dependent)
-                CompilePath("xla", ("compiled",), "tf.function(jit_compile=True): XLA"),
-                CompilePath("tf_function", ("compiled",), "tf.function(jit_compile=False): graph"),
+                CompilePath(
+                    "xla",
+                    ("compiled",),
+                    "tf.function(jit_compile=True): XLA",
+                    traced=True,
+                    xla=True,
+                ),
+                CompilePath(
+                    "tf_function",
+                    ("compiled",),
+                    "tf.function(jit_compile=False): graph",
+                    traced=True,
+                ),
                 # a block of steps per call, as Keras' steps_per_execution: a tf.function
                 # call costs about as much as the step at 784-64-10 on a 2-core CPU: the
                 # loop measured 1.6-1.9x faster there (SGD+momentum and Adam, batch 128)
@@ -122,6 +135,8 @@ REGISTRY: dict[str, Entry] = {
                     "tf.function(jit_compile=True) of a block of steps: a while loop of "
                     "the step over the epoch's batches stacked on the device",
                     block=True,
+                    traced=True,
+                    xla=True,
                 ),
                 CompilePath(
                     "tf_function_loop",
@@ -129,6 +144,7 @@ REGISTRY: dict[str, Entry] = {
                     "tf.function(jit_compile=False) of a block of steps: a while loop of "
                     "the step over the epoch's batches stacked on the device",
                     block=True,
+                    traced=True,
                 ),
             ),
         ),
@@ -147,6 +163,8 @@ REGISTRY: dict[str, Entry] = {
                     "jit",
                     ("compiled",),
                     "jax.jit(XLA) of the whole step, parameter and optimizer buffers donated",
+                    traced=True,
+                    xla=True,
                 ),
                 # no Python between steps: measured 8-9% faster than jit on a 2-core CPU
                 CompilePath(
@@ -155,6 +173,8 @@ REGISTRY: dict[str, Entry] = {
                     "jax.jit(XLA) of a block of steps: lax.fori_loop of the step over the "
                     "epoch's batches stacked on the device, buffers donated",
                     block=True,
+                    traced=True,
+                    xla=True,
                 ),
             ),
         ),

@@ -60,7 +60,7 @@ def clone_with_slowdowns(work: Path, factors: list[float]) -> tuple[Path, dict[s
     git(repo, "config", "user.email", "trials@optbench")
     git(repo, "config", "user.name", "trials")
     commits = {"A": git(repo, "rev-parse", "HEAD")}
-    runner = repo / "benchmarks" / "runner.py"
+    runner = repo / "benchmarks" / "run" / "runner.py"
     original = runner.read_text()
     for f in factors:
         git(repo, "checkout", "-q", commits["A"])

@@ -48,3 +48,25 @@ def test_no_harness_module_names_a_framework():
                 bad = [n for n in names if n.split(".")[0] in frameworks]
                 found += [f"{path.relative_to(HARNESS)}:{node.lineno} import {n}" for n in bad]
     assert not found, found
+
+
+def test_adapters_ask_their_path_options_not_its_name():
+    """A path's behaviour is its options (``CompilePath.block``, ``traced``, ``xla``,
+    ``cuda_graph``): an adapter that tests ``self.path.name`` would miss a path added later
+    with the same options."""
+    import re
+
+    for adapter in sorted((HARNESS.parent / "backends").glob("*/backend.py")):
+        text = adapter.read_text()
+        assert not re.search(r"path\.name\s*(==|!=|in\b)", text), adapter
+
+
+def test_every_path_option_is_declared_where_its_adapter_needs_it():
+    from backends.paths import PATH_OPTIONS
+    from backends.registry import REGISTRY
+
+    options = {e.name: {p.name: p.options() for p in e.paths} for e in REGISTRY.values()}
+    assert set(PATH_OPTIONS) == {"block", "traced", "xla", "cuda_graph"}
+    assert options["jax"] == {"eager": (), "jit": ("traced", "xla"), "jit_loop": PATH_OPTIONS[:3]}
+    assert options["torch"]["cudagraph"] == ("cuda_graph",)
+    assert options["tensorflow"]["tf_function_loop"] == ("block", "traced")

@@ -314,7 +314,7 @@ class JaxBackend(Backend):
 
     @property
     def _jitted(self) -> bool:
-        return self.path.name in ("jit", "jit_loop")
+        return self.path.xla
 
     def init(self, model: ModelSpec, opt: OptimizerSpec, weights: Weights) -> JaxState:
         dev = self._device

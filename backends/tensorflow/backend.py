@@ -350,7 +350,7 @@ class TensorflowBackend(Backend):
                 return losses.stack()
 
         step_fn, block_fn = step, None
-        if self.path.name != "eager":
+        if self.path.traced:
             # The step traces with static shapes (every batch has the same shape, so one
             # trace per run): measured ~8% faster on CPU than a [None, d] signature.
             # Evaluation keeps the dynamic batch so the test and train sets share a trace.
@@ -358,7 +358,7 @@ class TensorflowBackend(Backend):
                 tf.TensorSpec([None, sizes[0]], self.dtype),
                 tf.TensorSpec([None], tf.int64),
             ]
-            jit = self.path.name in ("xla", "xla_loop")
+            jit = self.path.xla
             if self.path.block:
                 block_fn = tf.function(block, jit_compile=jit)
             step_fn = tf.function(step, jit_compile=jit)

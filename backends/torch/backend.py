@@ -396,7 +396,7 @@ class TorchBackend(Backend):
                 lin.weight.copy_(torch.as_tensor(np.asarray(w).T, dtype=self._dtype))
                 lin.bias.copy_(torch.as_tensor(np.asarray(b), dtype=self._dtype))
 
-        graphed = self.path.name == "cudagraph"
+        graphed = self.path.cuda_graph
         table = opt.lr_table()
         if graphed and not _graph_update(opt.kind, self._device):
             optimizer = make_optimizer(module.parameters(), opt, self.variant)
@@ -410,7 +410,7 @@ class TorchBackend(Backend):
             step = GraphedStep(module, optimizer, device_lr)
             return TorchState(module, optimizer, _forward_loss, graphed=step)
         optimizer = make_optimizer(module.parameters(), opt, self.variant)
-        if self.path.name == "inductor":
+        if self.path.traced:
             loss_fn = _compiled_loss((tuple(sizes), self.dtype, str(self._device)))
         else:
             loss_fn = _forward_loss

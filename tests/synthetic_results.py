@@ -14,6 +14,7 @@ from benchmarks.record.store import Store
 
 BLOCK = 10  # steps per timed block
 OK, DIVERGED, ERROR = Status.OK.value, Status.DIVERGED.value, Status.ERROR.value
+SKIPPED = Status.SKIPPED.value
 #: columns that results folders written before the optimizer verdict lack
 NEW_RUN_COLUMNS = ("variant", "schedule", "final_val_acc", "final_val_loss")
 NEW_CURVE_COLUMNS = ("val_acc", "val_loss")
@@ -41,6 +42,7 @@ def make_results(
     val_offset: dict[tuple[str, float], float] | None = None,
     targets: dict[str, float] | None = None,
     new_columns: bool = True,
+    skip=(),
 ) -> Path:
     """A results folder as the driver writes it. ``diverge``/``fail`` hold (optimizer, lr, batch)
     configurations that diverge (every backend) or fail (the first backend, with an error).
@@ -50,7 +52,8 @@ def make_results(
     extra ones on the reference), ``stock`` (backends that also run the stock variant, its
     accuracy ``stock_shift`` off), ``val_offset`` ((optimizer, lr) -> added to the
     validation accuracy, which otherwise equals the test accuracy), ``targets`` (the sweep
-    settings' targets); ``new_columns=False`` writes a folder from before them."""
+    settings' targets); ``new_columns=False`` writes a folder from before them. ``skip``:
+    backends whose every run was skipped (not installed), as the driver records them."""
     optimizers = optimizers or {"sgd_momentum": [0.03, 0.3], "adam": [0.001]}
     path.mkdir(parents=True, exist_ok=True)
     (path / "store.json").write_text(json.dumps({"schema_version": 1, "name": path.name}))
@@ -94,6 +97,9 @@ def make_results(
             "max_steps": 0,
             "block_steps": BLOCK,
         }
+        if backend in skip:
+            runs.append({**cfg, "status": SKIPPED, "error": f"{backend} is not installed"})
+            continue
         if (opt, lr, bs) in fail and b_i == 0:
             runs.append({**cfg, "status": ERROR, "error": "RuntimeError: boom"})
             continue
@@ -236,3 +242,31 @@ def _run(
         "framework_version": "1.0",
     }
     return run, curves, timings
+
+
+def record_figures(monkeypatch) -> list[list[dict]]:
+    """What every figure drawn from now on shows, captured as it is saved: per figure, per
+    visible axes (colour bars left out), its ``title``, whether it ``drew`` data (a line
+    with points, a collection, an image) and its ``texts``."""
+    import matplotlib.figure
+
+    drawn: list[list[dict]] = []
+    real = matplotlib.figure.Figure.savefig
+
+    def savefig(self, *args, **kwargs):
+        axes = []
+        for ax in self.axes:
+            if not ax.get_visible() or ax.get_label() == "<colorbar>":
+                continue
+            drew = (
+                any(len(line.get_xdata()) for line in ax.lines)
+                or any(len(c.get_offsets()) or len(c.get_paths()) for c in ax.collections)
+                or bool(ax.images)
+            )
+            texts = [t.get_text() for t in ax.texts]
+            axes.append({"title": ax.get_title(), "drew": drew, "texts": texts})
+        drawn.append(axes)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", savefig)
+    return drawn

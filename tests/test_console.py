@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import math
+import re
 import shutil
 import subprocess
 import sys
@@ -116,6 +117,7 @@ def test_progress_lines_carry_the_estimate(tiny):
     progress.finish(todo[0], {**row(index=1, run_s=300.0, compile_s=299.0), **ok})
     progress.finish(todo[1], {**row(run_s=2.0), **ok})
     lines = stream.getvalue().splitlines()
+    # one of four runs is a fifth: settled, so without its interval
     assert lines[0].endswith("(ETA 3s)") and lines[1].endswith("(ETA 4s)")
     assert format_duration(0.2) == "<1s" and format_duration(3725) == "1h02m"
     assert format_duration(185) == "3m05s"
@@ -318,3 +320,36 @@ def test_the_eta_is_within_30_percent_of_what_was_left_after_a_fifth_of_the_runs
     for spec, row in zip(todo[:cut], second.to_dict("records")[:cut]):
         alone.finish(spec, row)
     assert alone._eta().startswith("ETA >= ") and "not started yet" in alone._eta()
+
+
+def test_the_eta_interval_holds_what_was_left_until_it_settles():
+    """The committed baseline's second sweep fed in run by run, the first as the earlier
+    sweep: while the ETA shows its interval (until a fifth of the runs, or 5 of every
+    backend), the run time actually left lies inside it after every run; the line says so,
+    and drops the interval once settled."""
+    from benchmarks.record.schema import RunSpec
+
+    base = REPO / "results" / "baselines" / "default-2core-cpu"
+    first = pd.read_parquet(base / "repeats" / "1" / "runs.parquet")
+    second = pd.read_parquet(base / "runs.parquet")
+    order = {n: i for i, n in enumerate(registry.NAMES)}
+    second = second.sort_values(
+        ["backend", "worker_run_index"], key=lambda c: c.map(order) if c.name == "backend" else c
+    ).reset_index(drop=True)
+    rows = second.to_dict("records")
+    todo = [RunSpec.from_row(r) for r in rows]
+    progress = Progress(todo, quiet=True, prior=first.to_dict("records"))
+    shown = 0
+    for i, (spec, r) in enumerate(zip(todo, rows)):
+        progress.finish(spec, r)
+        if progress.settled():
+            assert "(" not in progress._eta(), progress._eta()
+            break
+        left = float(second["run_s"].iloc[i + 1 :].sum())
+        eta, _ = progress.seconds_left()
+        lo, hi = progress.interval(eta)
+        assert lo <= left <= hi, (i + 1, lo, left, hi)
+        assert hi / lo < 6, (lo, hi)  # an interval that says something
+        assert re.fullmatch(r"ETA \S+ \(\S+-\S+\)", progress._eta()), progress._eta()
+        shown += 1
+    assert shown == math.ceil(0.2 * len(todo)) - 1  # until a fifth had finished

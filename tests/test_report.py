@@ -22,7 +22,7 @@ from PIL import Image
 from backends import registry
 from benchmarks.record.schema import FINISHED, Status
 from benchmarks.record.store import StoreError
-from benchmarks.report import console_summary, figures, write_report
+from benchmarks.report import console_summary, figures, grids, write_report
 from benchmarks.report import format as fmt
 from benchmarks.report.analysis import VERDICT_COLUMNS, analyse, choose_target
 from benchmarks.report.document import to_markdown
@@ -512,7 +512,7 @@ def test_the_wall_clock_starts_after_the_first_step():
             "compile_s": [23.0] * 4,
         }
     )
-    clock = figures.with_training_clock(c)["train_s"].tolist()
+    clock = grids.with_training_clock(c)["train_s"].tolist()
     assert math.isnan(clock[0]) and math.isnan(clock[1]) and clock[2:] == [0.5, 1.0]
 
 
@@ -662,8 +662,8 @@ def test_the_clock_spread_is_measured_not_assumed(tmp_path):
             "train_s": [1.0, 3.0, 0.5, 1.0, 1.5],
         }
     )
-    assert figures.clock_spread(c) == pytest.approx(3.0)  # at step 21, the last both reach
-    assert math.isnan(figures.clock_spread(c[c["backend"] == "a"]))
+    assert grids.clock_spread(c) == pytest.approx(3.0)  # at step 21, the last both reach
+    assert math.isnan(grids.clock_spread(c[c["backend"] == "a"]))
     folder = make_results(tmp_path / "r", seeds=(0,))
     md = write_report(folder)["md"].read_text()
     assert "ten-fold" not in md
@@ -717,7 +717,7 @@ def test_the_heatmaps_draw_every_cell_of_every_panel(tmp_path, monkeypatch):
         return real(self, data, *args, **kwargs)
 
     monkeypatch.setattr(matplotlib.axes.Axes, "imshow", imshow)
-    figs = figures.heatmaps(means)
+    figs = grids.heatmaps(means)
     assert [f.caption.split(":")[0] for f in figs] == list(dict.fromkeys(means["optimizer"]))
     series = means[GROUP].drop_duplicates()
     assert len(drawn) == len(figs) * len(series)  # a panel per series per optimizer

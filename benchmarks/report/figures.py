@@ -4,7 +4,8 @@ Every figure draws a backend in the same colour and marker (``backends.registry`
 backend the registry does not know gets a stable colour from a fallback palette); modes and
 devices of one backend are told apart by line style and marker. Figures are ~10 in wide at
 100 dpi so that they read at laptop width. The builders at the end make the report's figures from
-:mod:`benchmarks.report.analysis` tables.
+:mod:`benchmarks.report.analysis` tables; the grids of a panel per data set, optimizer and
+batch size are :mod:`benchmarks.report.grids`'.
 """
 
 from __future__ import annotations
@@ -22,19 +23,18 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from matplotlib.colors import Normalize  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, NullLocator  # noqa: E402
 from matplotlib.transforms import blended_transform_factory  # noqa: E402
 
 from backends import registry  # noqa: E402
-from benchmarks.record.schema import FINISHED  # noqa: E402
-from benchmarks.report.analysis import CONFIG, GROUP, series  # noqa: E402
+from benchmarks.report.analysis import GROUP  # noqa: E402
 from benchmarks.report.document import Figure  # noqa: E402
 from benchmarks.report.format import labeller  # noqa: E402
 
 WIDTH_IN = 11.0
 DPI = 100
+PALETTE = 64  # colours of a figure's PNG: see to_data_uri
 FALLBACK_COLORS = ("#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
 LINESTYLES = ("-", "--", ":", "-.")
 
@@ -121,16 +121,18 @@ class Panel:
 def to_data_uri(fig: plt.Figure) -> str:
     """Render a figure as a base64 PNG data URI and close it.
 
-    The PNG is a 256-colour palette image: line plots on white use a few dozen colours and
-    their anti-aliasing, and a palette keeps them legible at a quarter of the size (the NumPy
-    optimizer sweep's 25 figures: 4.5 MB of RGBA PNG, 1.2 MB as palettes)."""
+    The PNG is a :data:`PALETTE`-colour palette image: line plots on white use a few dozen
+    colours and their anti-aliasing, and a palette keeps them legible at a quarter of the
+    size (the NumPy optimizer sweep's 25 figures: 4.5 MB of RGBA PNG, 1.2 MB as 256-colour
+    palettes). 64 colours still keep the seed bands and the grid lines (32 lost both), and
+    the optimizer sweep's page with four backends (real NumPy curves, copied) came to 2.7 MB instead of 3.1 MB."""
     from PIL import Image  # matplotlib's own dependency
 
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight", facecolor="white")
     plt.close(fig)
     buf.seek(0)
-    image = Image.open(buf).convert("RGB").quantize(256, method=Image.Quantize.FASTOCTREE)
+    image = Image.open(buf).convert("RGB").quantize(PALETTE, method=Image.Quantize.FASTOCTREE)
     out = io.BytesIO()
     image.save(out, format="PNG", optimize=True)
     return "data:image/png;base64," + base64.b64encode(out.getvalue()).decode("ascii")
@@ -334,237 +336,7 @@ def _legend(fig: plt.Figure, sts: list[Style], mark_label: str) -> None:
         )
 
 
-def heatmap_grid(cells: pd.DataFrame, panels: list[tuple[str, Key]], ncols: int = 4) -> plt.Figure:
-    """LR x batch-size heatmaps of final test accuracy, one panel per series key.
-
-    ``cells``: the series columns (``analysis.GROUP``), lr, batch_size, acc, text; one row
-    per cell ("div" / "fail" cells have acc NaN). ``panels``: (title, key), key a GROUP
-    tuple (matched on three of its four columns, every panel was empty).
-    """
-    ok = cells["acc"].dropna()
-    norm = Normalize(
-        vmin=float(ok.min()) if len(ok) else 0.0, vmax=float(ok.max()) if len(ok) else 1.0
-    )
-    lrs = sorted(cells["lr"].unique())
-    bss = sorted(cells["batch_size"].unique())
-    fig, axes = _grid(len(panels), ncols, row_h=0.45 * len(lrs) + 1.3)
-    cmap = plt.get_cmap("viridis").with_extremes(bad="#e6e6e6")
-    image = None
-    keys = [tuple(k) for k in cells[GROUP].itertuples(index=False)]
-    for ax, (title, key) in zip(axes.flat, panels):
-        sub = cells[[k == key for k in keys]]
-        grid = np.full((len(lrs), len(bss)), np.nan)
-        for r in sub.itertuples():
-            i, j = lrs.index(r.lr), bss.index(r.batch_size)
-            grid[i, j] = r.acc
-            colour = "white" if r.acc == r.acc and norm(r.acc) < 0.55 else "black"
-            ax.text(
-                j,
-                i,
-                r.text,
-                ha="center",
-                va="center",
-                fontsize=9,
-                color=colour,
-                fontweight="bold" if r.text in ("div", "fail") else "normal",
-            )
-        image = ax.imshow(
-            np.ma.masked_invalid(grid), cmap=cmap, norm=norm, aspect="auto", origin="lower"
-        )
-        ax.set_xticks(range(len(bss)), [str(b) for b in bss])
-        ax.set_yticks(range(len(lrs)), [f"{lr:g}" for lr in lrs])
-        ax.set_xlabel("batch size (samples)")
-        ax.set_ylabel("learning rate")
-        ax.set_title(title, fontsize=10)
-    fig.tight_layout(rect=(0, 0, 0.9, 1))
-    if image is not None:
-        cax = fig.add_axes((0.92, 0.15, 0.015, 0.7))
-        fig.colorbar(image, cax=cax, label="final test accuracy")
-    return fig
-
-
-# --- the report's figures --------------------------------------------------------------
-
-
-def _grid_cells(runs: pd.DataFrame) -> list[tuple[str, str, int]]:
-    """(data set, optimizer, batch size) panels: a row per data set and optimizer, a column
-    per batch size."""
-    sets = list(dict.fromkeys(runs["dataset"]))
-    opts = list(dict.fromkeys(runs["optimizer"]))  # the sweep's order
-    bss = sorted(int(b) for b in runs["batch_size"].dropna().unique())
-    return [(d, o, b) for d in sets for o in opts for b in bss]
-
-
-def _ncols(cells: list[tuple[str, str, int]]) -> int:
-    return max(1, len({b for *_, b in cells}))
-
-
-def _cell_title(cells: list[tuple[str, str, int]], ds: str, opt: str, bs: int) -> str:
-    """ "opt, batch 32", led by the data set where the panels hold several."""
-    return (f"{ds}: " if len({c[0] for c in cells}) > 1 else "") + f"{opt}, batch {bs}"
-
-
-def _seed_band(df: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
-    """Mean over seeds per step, with the min-max spread as lo/hi."""
-    g = df.dropna(subset=[x, y]).groupby("step")
-    return pd.DataFrame(
-        {"x": g[x].mean(), "y": g[y].mean(), "lo": g[y].min(), "hi": g[y].max()}
-    ).reset_index(drop=True)
-
-
-CONVERGENCE = (  # x, y, x label, y label, log x, log y, caption
-    (
-        "step",
-        "train_loss",
-        "step",
-        "training loss (log scale)",
-        False,
-        True,
-        "Training loss vs step",
-    ),
-    (
-        "train_s",
-        "train_loss",
-        "training wall-clock after the first step (s, log scale)",
-        "training loss (log scale)",
-        True,
-        True,
-        "Training loss vs training wall-clock (log scale{spread}). The clock starts after "
-        "the first step, so that a cold compile never poses as slowness (the verdict shows the first step "
-        "apart); evaluation time is excluded",
-    ),
-    ("epoch", "test_acc", "epoch", "test accuracy", False, False, "Test accuracy vs epoch"),
-)
-
-
-def clock_spread(c: pd.DataFrame) -> float:
-    """How far apart one panel's series are on the training clock: the slowest series' mean
-    ``train_s`` over the fastest's at the last step every series reaches; NaN with fewer than
-    two series (``c``: :func:`with_training_clock` rows of the panel)."""
-    c = c.dropna(subset=["train_s"])
-    if len(c[GROUP].drop_duplicates()) < 2:
-        return math.nan
-    last = c.groupby(GROUP)["step"].max().min()
-    at = c[c["step"] == last].groupby(GROUP)["train_s"].mean()
-    return float(at.max() / at.min()) if len(at) > 1 and at.min() > 0 else math.nan
-
-
-def _spread_said(spreads: list[float]) -> str:
-    """The caption's words for the largest of the panels' :func:`clock_spread`."""
-    known = [r for r in spreads if r == r]
-    if not known:
-        return ""
-    return (
-        f": the slowest backend takes up to {max(known):.1f}x the fastest's time to the same step"
-    )
-
-
-def with_training_clock(c: pd.DataFrame) -> pd.DataFrame:
-    """``train_s``: the training wall-clock after the first step (``wall_s - compile_s``),
-    NaN at and before it, so a cold compile never poses as slowness."""
-    return c.assign(train_s=(c["wall_s"] - c["compile_s"]).where(c["step"] > 1))
-
-
-def convergence(
-    runs: pd.DataFrame,
-    curves: pd.DataFrame | None,
-    lrs: dict[tuple[str, int], float],
-    style: dict[Key, Style],
-) -> list[Figure]:
-    """Loss and accuracy curves, a panel per (optimizer, batch size) at its ``lrs`` lr."""
-    if curves is None or curves.empty or not lrs:
-        return []
-    live = runs[runs["status"].isin(FINISHED)][["run_id", *GROUP, *CONFIG, "seed", "compile_s"]]
-    c = with_training_clock(curves.merge(live, on="run_id"))
-    cells = _grid_cells(runs)
-    figures = []
-    for x, y, xlabel, ylabel, logx, logy, caption in CONVERGENCE:
-        panels, spreads = [], []
-        for ds, opt, bs in cells:
-            lr = lrs.get((ds, opt, bs))
-            at = (c["dataset"] == ds) & (c["optimizer"] == opt) & (c["batch_size"] == bs)
-            sub = c[at & (c["lr"] == lr)]
-            if x == "train_s":
-                spreads.append(clock_spread(sub))
-            lines = {k: _seed_band(g, x, y) for k, g in sub.groupby(GROUP)}
-            lines = {k: v for k, v in lines.items() if len(v)}
-            title = _cell_title(cells, ds, opt, bs) + (f", lr {lr:g}" if lr is not None else "")
-            panels.append(Panel(title, lines, note="" if lines else "no ok run"))
-        fig = line_grid(
-            panels, _ncols(cells), xlabel, ylabel, style, logx=logx, logy=logy, nest=not logx
-        )
-        figures.append(Figure(caption.format(spread=_spread_said(spreads)), to_data_uri(fig)))
-    return figures
-
-
-def learning_rate(runs: pd.DataFrame, means: pd.DataFrame, style: dict[Key, Style]) -> list[Figure]:
-    """Final test accuracy and loss vs the learning rate (``means``: config_means)."""
-    if means.empty or means["ok"].sum() == 0:
-        return []
-    cells = _grid_cells(runs)
-    figures = []
-    for col, ylabel, caption in (
-        ("acc", "final test accuracy", "Final test accuracy vs learning rate"),
-        ("loss", "final test loss (cross-entropy)", "Final test loss vs learning rate"),
-    ):
-        panels = []
-        for ds, opt, bs in cells:
-            at = (means["dataset"] == ds) & (means["optimizer"] == opt)
-            sub = means[at & (means["batch_size"] == bs)]
-            lines, marks = {}, {}
-            for k, g in sub.groupby(GROUP):
-                pts = g[g["ok"] > 0]
-                lines[k] = pd.DataFrame({"x": pts["lr"], "y": pts[col]}) if len(pts) else None
-                marks[k] = list(g.loc[g["diverged"] > 0, "lr"])
-            lrs = sorted(means.loc[means["optimizer"] == opt, "lr"].unique())
-            panels.append(
-                Panel(
-                    _cell_title(cells, ds, opt, bs),
-                    {k: v for k, v in lines.items() if v is not None},
-                    {k: v for k, v in marks.items() if v},
-                    xticks=lrs,
-                )
-            )
-        fig = line_grid(
-            panels,
-            _ncols(cells),
-            "learning rate (log scale)",
-            ylabel,
-            style,
-            logx=True,
-            mark_label="diverged (drawn at the top)",
-        )
-        figures.append(Figure(caption, to_data_uri(fig)))
-    return figures
-
-
-def heatmaps(means: pd.DataFrame) -> list[Figure]:
-    """Final test accuracy per learning rate x batch size, a figure per (data set and)
-    optimizer."""
-    if means.empty:
-        return []
-    label = labeller(means)
-    means = means.assign(text=[_cell_text(r) for r in means.itertuples()])
-    several = means["dataset"].nunique() > 1
-    figures = []
-    for (ds, opt), df in means.groupby(["dataset", "optimizer"], sort=False):
-        if df["ok"].sum() + df["diverged"].sum() == 0:
-            continue
-        panels = [(label(dict(zip(GROUP, k))), k) for k in sorted(series(df))]
-        fig = heatmap_grid(df, panels)
-        name = f"{ds}, {opt}" if several else opt
-        figures.append(
-            Figure(f"{name}: final test accuracy per learning rate x batch size", to_data_uri(fig))
-        )
-    return figures
-
-
-def _cell_text(r) -> str:
-    if r.diverged:
-        return "div" if r.ok == 0 else f"div {r.diverged}/{r.runs}"
-    if r.ok == 0:
-        return "fail"
-    return f"{r.acc:.3f}"
+# --- the report's figures (the per-cell grids: benchmarks.report.grids) -----------------
 
 
 def throughput(
@@ -620,10 +392,19 @@ def throughput(
     )
     return [
         Figure(
-            "Throughput vs batch size: median of timed blocks, bars = 95% bootstrap interval",
+            "Throughput vs batch size: median of timed blocks, bars = 95% bootstrap interval"
+            + one_batch_size(rates),
             to_data_uri(fig),
         )
     ]
+
+
+def one_batch_size(df: pd.DataFrame) -> str:
+    """A caption's words where a figure against the batch size has one batch size to draw."""
+    sizes = sorted(df["batch_size"].dropna().unique())
+    if len(sizes) != 1:
+        return ""
+    return f"; one batch size only ({int(sizes[0])}): nothing to compare across batch sizes"
 
 
 def verdict(v: pd.DataFrame, style: dict[Key, Style], target: float | None) -> list[Figure]:
@@ -661,9 +442,8 @@ def verdict(v: pd.DataFrame, style: dict[Key, Style], target: float | None) -> l
                 times[key] = pd.DataFrame({"x": t["batch_size"], "y": t["target_time_s"]})
         head = f"{ds}: " if several else ""
         panels = [Panel(f"{head}samples/s, each backend at its fastest path", lines)]
-        if target is not None:
-            note = "" if times else "no series reached the target"
-            panels.append(Panel(f"{head}time to test accuracy {target:.2f}", times, note=note))
+        if target is not None and times:  # else the caption says so: no empty axes
+            panels.append(Panel(f"{head}time to test accuracy {target:.2f}", times))
         named = {k: replace(st, label=k[0]) for k, st in style.items()}
         fig = line_grid(
             panels,
@@ -684,13 +464,16 @@ def verdict(v: pd.DataFrame, style: dict[Key, Style], target: float | None) -> l
             ax.set_ylabel(ylabel)
             _plain_log_ticks(ax.yaxis, fmt)
         _layout(fig, len(lines))  # again: the labels changed
-        out.append(
-            Figure(
-                f"{head}The verdict: the fastest path of each backend, median samples/s with its "
-                "95% interval (left), and training time to the target (right; lower is better)",
-                to_data_uri(fig),
-            )
+        said = (
+            "95% interval (left), and training time to the target (right; lower is better)"
+            if len(panels) > 1
+            else "95% interval"
+            + (f"; no backend reached test accuracy {target:.2f}" if target is not None else "")
         )
+        caption = (
+            f"{head}The verdict: the fastest path of each backend, median samples/s with its {said}"
+        )
+        out.append(Figure(caption + one_batch_size(d), to_data_uri(fig)))
     return out
 
 

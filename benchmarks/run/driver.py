@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import statistics
 import sys
+from collections import Counter
 from collections.abc import Callable
 from contextlib import closing
 from dataclasses import dataclass
@@ -24,6 +25,13 @@ from benchmarks.record.sweep import Sweep
 from benchmarks.run import paths
 from benchmarks.run.execute import Executor, LocalExecutor, work_units
 from benchmarks.run.worker import default_threads, thread_env
+
+#: the ETA shows its interval (:meth:`Progress.interval`) until this share of the runs, or
+#: this many runs of every backend, have finished
+SETTLED_SHARE, SETTLED_RUNS = 0.2, 5
+#: the interval's relative half-width once many runs have finished: the committed baseline's
+#: ETA after a fifth of its runs was within 30% of what was left
+SPREAD_FLOOR = 0.3
 
 
 @dataclass
@@ -187,13 +195,31 @@ class Progress:
         known = seen | {r.get("backend") for r in earlier}
         return left, list(dict.fromkeys(s.backend for s in todo if s.backend not in known))
 
+    def settled(self) -> bool:
+        """Whether enough runs have finished for the ETA to go without its interval: a
+        fifth of them, or :data:`SETTLED_RUNS` of every backend of the sweep."""
+        if self.done >= SETTLED_SHARE * self.total:
+            return True
+        per = Counter(r.get("backend") for r in self.rows)
+        return all(per[b] >= SETTLED_RUNS for b in {s.backend for s in self.todo})
+
+    def interval(self, left: float) -> tuple[float, float]:
+        """Where the remainder ``left`` should lie: a factor ``1 + w`` either side, ``w``
+        :data:`SPREAD_FLOOR` plus ``1 / sqrt(finished runs)`` (priced from two runs, the
+        remainder may be twice or half the estimate; from 25, within a half either side)."""
+        w = SPREAD_FLOOR + 1 / math.sqrt(max(self.done, 1))
+        return left / (1 + w), left * (1 + w)
+
     def _eta(self) -> str:
         left, unseen = self.seconds_left()
         if left is None:
             return "ETA --"
         if unseen:  # priced by others' runs: a floor
             return f"ETA >= {format_duration(left)}: {', '.join(unseen)} not started yet"
-        return f"ETA {format_duration(left)}"
+        if self.settled():
+            return f"ETA {format_duration(left)}"
+        lo, hi = self.interval(left)
+        return f"ETA {format_duration(left)} ({format_duration(lo)}-{format_duration(hi)})"
 
     def _label(self, spec: RunSpec, width: int | None = None) -> str:
         """The run's label, and the worker running it where the executor named one; within

@@ -7,16 +7,17 @@ from typing import Any
 
 import pandas as pd
 
-from benchmarks.report import figures
+from benchmarks.report import figures, grids
 from benchmarks.report import format as fmt
 from benchmarks.report.analysis import DISAGREE_ACC, Analysis, series, stable_lr_splits
-from benchmarks.report.document import Heading, Section, para, table
+from benchmarks.report.document import Details, Heading, Section, para, table
 from benchmarks.report.document import figures as figure_block
 from benchmarks.report.load import Results
 
+NOTHING_OK = "No run finished: nothing to plot."
+
 
 def build(res: Results, an: Analysis) -> Section:
-    ran = not res.runs.empty
     style = figures.styles(series(res.runs))
     blocks = [
         para(
@@ -26,11 +27,7 @@ def build(res: Results, an: Analysis) -> Section:
             "diverged); the configurations where they do not are listed below, with the reason.",
             cls="note",
         ),
-        figure_block(
-            figures.learning_rate(an.spec, an.means, style) if ran else [],
-            "No run finished: nothing to plot.",
-        ),
-        figure_block(figures.heatmaps(an.means) if ran else []),
+        *_figures(res, an, style),
         Heading("Largest stable learning rate per batch size"),
         para(
             "Largest lr at which every run of the cell finished without diverging; "
@@ -53,6 +50,33 @@ def build(res: Results, an: Analysis) -> Section:
             )
         )
     return Section("lr-sensitivity", "Learning-rate sensitivity", blocks)
+
+
+def _figures(res: Results, an: Analysis, style: dict) -> list:
+    """Accuracy and loss against the lr, then the heatmaps: in one grid, or a fold per
+    optimizer where the grid is large (:func:`benchmarks.report.grids.optimizer_groups`)."""
+    if res.runs.empty:
+        return [figure_block([], NOTHING_OK)]
+    groups = grids.optimizer_groups(res.runs)
+    ok = not an.means.empty and an.means["ok"].sum() > 0
+    why = (
+        grids.ONE_LR
+        if ok and grids.one_lr_only(an.means)
+        else grids.why_nothing(res.runs, "final accuracies")
+    )
+    if groups == [None]:
+        return [
+            figure_block(grids.learning_rate(an.spec, an.means, style), why),
+            figure_block(grids.heatmaps(an.means)),
+        ]
+    out = [para(grids.PER_OPTIMIZER, cls="note")]
+    for opt in groups:
+        figs = grids.learning_rate(an.spec, an.means, style, opt) + grids.heatmaps(an.means, opt)
+        summary = f"{opt}: final accuracy and loss against the learning rate, and its heatmaps"
+        own = an.means[an.means["optimizer"] == opt]
+        said = grids.ONE_LR if ok and grids.one_lr_only(own) else why
+        out.append(Details(summary, (figure_block(figs, f"{opt}: {said}"),)))
+    return out
 
 
 def disagreement_blocks(d: pd.DataFrame) -> list:

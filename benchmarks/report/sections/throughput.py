@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from benchmarks.report import figures
+from benchmarks.report import figures, grids
 from benchmarks.report import format as fmt
 from benchmarks.report.analysis import GROUP, Analysis, series
 from benchmarks.report.document import Heading, Section, para, table
@@ -21,7 +21,9 @@ def build(res: Results, an: Analysis) -> Section:
     why = (
         "timings.parquet is missing, so there is no per-block throughput."
         if res.timings is None
-        else "No ok run has timed blocks: nothing to plot."
+        else grids.why_nothing(
+            res.runs, "timed blocks", "No ok run has timed blocks: nothing to plot."
+        )
     )
     blocks = [figure_block(figs, why)]
     shown = by_optimizer(an.by_optimizer)

@@ -167,6 +167,7 @@ def build(res: Results, an: Analysis) -> Section:
         "Verdict: speed and accuracy per batch size",
         [
             headline(v),
+            *one_backend(v),
             # the answer as a picture first, then the table; how each figure is taken folds away
             figure_block(figures.verdict(v, style, an.target if res.curves is not None else None)),
             table(shown, "verdict", numeric=numeric, small=SMALL),
@@ -270,6 +271,19 @@ def cold_start_note(reuse: pd.DataFrame) -> Paragraph:
         + "; ".join(said(r) for r in reuse.to_dict("records"))
         + ".",
     )
+
+
+def one_backend(v: pd.DataFrame) -> list[Paragraph]:
+    """What a verdict of one backend cannot say (none where several ran)."""
+    names = list(dict.fromkeys(v["backend"]))
+    if len(names) != 1:
+        return []
+    return [
+        note(
+            f"One backend only ({names[0]}): nothing to compare across backends; the figures "
+            "and tables show its own speed and accuracy."
+        )
+    ]
 
 
 def headline(v: pd.DataFrame) -> Paragraph:

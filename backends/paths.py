@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from backends.spec import _check
+from backends.errors import check as _check
 
 
 @dataclass(frozen=True)

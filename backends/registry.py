@@ -28,7 +28,7 @@ class Entry:
     color: str = ""  # its colour in every figure ("" = a stable colour from a palette)
     marker: str = "o"  # its marker in every figure
     #: the ways it runs a step, in order of preference per mode and device (the first is
-    #: the default where nothing was measured; see README "Compiled paths")
+    #: the default where nothing was measured; see docs/methodology.md, "Compiled paths")
     paths: tuple[CompilePath, ...] = MODE_PATHS
     #: the optimizer variants it runs (``backends.base.VARIANTS``) and the kinds it maps, as
     #: its class says (a contract test holds the built-in ones to it); None: not declared

@@ -11,10 +11,25 @@ transposes at its boundary).
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 import numpy as np
+
+from backends.errors import SpecError  # noqa: F401 - re-exported: every caller catches it here
+from backends.errors import check as _check
+from backends.optimizers import (  # noqa: F401 - the optimizer contract, re-exported
+    KINDS,
+    OPTIMIZER_KINDS,
+    Hyperparameter,
+    OptimizerKind,
+    Reference,
+    UnknownKind,
+    find,
+    for_kind,
+)
+from backends.optimizers import known as known_kinds
 
 MODES = ("eager", "compiled")
 #: how a backend runs an optimizer: "spec", corrected to the formulas of :data:`KINDS`
@@ -25,15 +40,6 @@ INITS = ("glorot_uniform", "torch_uniform")
 DTYPES = ("float32", "float64")
 
 Weights = list[np.ndarray]
-
-
-class SpecError(ValueError):
-    """A spec value is invalid; the message names the field, the value and what is allowed."""
-
-
-def _check(cond: bool, name: str, value: Any, allowed: str) -> None:
-    if not cond:
-        raise SpecError(f"{name}={value!r} is invalid: {allowed}")
 
 
 def stock_arguments(opt: OptimizerSpec) -> dict[str, Any]:
@@ -86,96 +92,6 @@ class ModelSpec:
     @property
     def layer_sizes(self) -> list[int]:
         return [self.input_dim, *self.hidden, self.num_classes]
-
-
-@dataclass(frozen=True)
-class OptimizerKind:
-    """One optimizer kind: the hyperparameters it takes (beyond ``lr``), its update written
-    out, and the parity presets that exercise it (named configurations, kind implied)."""
-
-    name: str
-    hyperparameters: tuple[str, ...]
-    formula: str
-    presets: dict[str, dict[str, Any]]
-
-
-#: Every optimizer kind, in the PyTorch/optax formulation. Validation, the sweep loader and
-#: the parity presets read this table; every backend maps each kind explicitly (a test
-#: fails until it does) and raises :class:`UnknownKind` on anything else.
-KINDS: dict[str, OptimizerKind] = {
-    k.name: k
-    for k in (
-        OptimizerKind(
-            "sgd",
-            ("momentum", "nesterov", "weight_decay"),
-            "g += weight_decay * w (L2, coupled); buf = momentum * buf + g; "
-            "g = g + momentum * buf if nesterov else buf; w -= lr * g",
-            {
-                "sgd": {"lr": 0.1},
-                "sgd_momentum": {"lr": 0.05, "momentum": 0.9},
-                "sgd_nesterov": {
-                    "lr": 0.05,
-                    "momentum": 0.9,
-                    "nesterov": True,
-                    "weight_decay": 5e-4,
-                },
-            },
-        ),
-        OptimizerKind(
-            "adam",
-            ("beta1", "beta2", "eps", "weight_decay"),
-            "w *= 1 - lr * weight_decay (decoupled, i.e. AdamW; 0 gives Adam); "
-            "m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2; "
-            "w -= lr * (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps)",
-            {"adam": {"lr": 1e-3}, "adamw": {"lr": 1e-3, "weight_decay": 1e-2}},
-        ),
-        OptimizerKind(
-            "rmsprop",
-            ("rho", "eps", "momentum", "centered", "weight_decay"),
-            "g += weight_decay * w (L2, coupled); v = rho v + (1-rho) g^2 (v starts at 0); "
-            "centered: a = rho a + (1-rho) g, d = g / (sqrt(v - a^2) + eps), else "
-            "d = g / (sqrt(v) + eps) (eps outside the root); momentum: buf = momentum * buf + d, "
-            "w -= lr * buf, else w -= lr * d (PyTorch's RMSprop, alpha = rho)",
-            {
-                "rmsprop": {"lr": 1e-3, "rho": 0.99},
-                "rmsprop_centered_momentum": {
-                    "lr": 1e-3,
-                    "rho": 0.9,
-                    "momentum": 0.9,
-                    "centered": True,
-                    "weight_decay": 1e-4,
-                },
-            },
-        ),
-        OptimizerKind(
-            "adagrad",
-            ("eps", "initial_accumulator", "weight_decay"),
-            "g += weight_decay * w (L2, coupled); s += g^2 (s starts at initial_accumulator); "
-            "w -= lr * g / (sqrt(s) + eps) (eps outside the root; PyTorch's Adagrad, lr_decay 0)",
-            {
-                "adagrad": {"lr": 1e-2, "eps": 1e-10},
-                "adagrad_init": {"lr": 1e-2, "initial_accumulator": 0.1, "weight_decay": 1e-4},
-            },
-        ),
-    )
-}
-OPTIMIZER_KINDS = tuple(KINDS)
-
-
-class UnknownKind(SpecError):
-    """A backend was given an optimizer kind it does not map."""
-
-
-def for_kind(table: dict[str, Any], kind: str, where: str) -> Any:
-    """``table[kind]`` for a backend's kind -> implementation map; a clear error otherwise,
-    never a silent fall-through to another optimizer."""
-    try:
-        return table[kind]
-    except KeyError:
-        raise UnknownKind(
-            f"optimizer kind {kind!r} is not implemented by {where}; it maps "
-            f"{', '.join(table)} (add the kind there, see backends.base.KINDS)"
-        ) from None
 
 
 #: learning-rate schedules (:class:`Schedule`) -> the settings each takes beyond the
@@ -329,7 +245,9 @@ class Schedule:
 
 
 #: OptimizerSpec fields added after schema version 1 (kept out of run ids at their defaults)
-ADDED_OPTIMIZER_FIELDS = ("rho", "centered", "initial_accumulator", "schedule")
+ADDED_OPTIMIZER_FIELDS = ("rho", "centered", "initial_accumulator", "schedule", "params")
+#: OptimizerSpec fields that are not hyperparameters of a built-in kind
+_NOT_HYPER = ("kind", "lr", "schedule", "params")
 
 
 @dataclass(frozen=True)
@@ -350,69 +268,89 @@ class OptimizerSpec:
     centered: bool = False
     initial_accumulator: float = 0.0  # Adagrad's starting sum of squares
     schedule: Schedule = Schedule()
+    #: a plugin's hyperparameters, as (name, value) pairs (``{}`` accepted); () for a
+    #: built-in kind, whose hyperparameters are the fields above
+    params: tuple[tuple[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
+        if isinstance(self.params, Mapping) or isinstance(self.params, list):  # dict or JSON
+            items = self.params.items() if isinstance(self.params, Mapping) else self.params
+            object.__setattr__(self, "params", tuple((str(k), v) for k, v in items))
         if isinstance(self.schedule, dict):  # from to_dict / JSON
             object.__setattr__(self, "schedule", Schedule(**self.schedule))
+        kind = find(self.kind) if isinstance(self.kind, str) else None
         _check(
-            self.kind in KINDS,
+            kind is not None,
             "optimizer",
             self.kind,
-            f"choose one of {', '.join(OPTIMIZER_KINDS)}",
+            f"choose one of {', '.join(known_kinds())}, or name a plugin as 'module:Object'",
         )
+        if kind.source and kind.source == self.kind:  # loaded by "module:Object": its name
+            object.__setattr__(self, "kind", kind.name)
         _check(_finite(self.lr) and self.lr > 0, "lr", self.lr, "must be > 0")
-        _check(
-            _finite(self.momentum) and 0 <= self.momentum < 1,
-            "momentum",
-            self.momentum,
-            "must be in [0, 1)",
-        )
-        _check(
-            _finite(self.weight_decay) and self.weight_decay >= 0,
-            "weight_decay",
-            self.weight_decay,
-            "must be >= 0",
-        )
-        _check(
-            _finite(self.beta1) and 0 <= self.beta1 < 1, "beta1", self.beta1, "must be in [0, 1)"
-        )
-        _check(
-            _finite(self.beta2) and 0 <= self.beta2 < 1, "beta2", self.beta2, "must be in [0, 1)"
-        )
-        _check(_finite(self.eps) and self.eps > 0, "eps", self.eps, "must be > 0")
-        _check(_finite(self.rho) and 0 <= self.rho < 1, "rho", self.rho, "must be in [0, 1)")
-        _check(
-            _finite(self.initial_accumulator) and self.initial_accumulator >= 0,
-            "initial_accumulator",
-            self.initial_accumulator,
-            "must be >= 0",
-        )
-        for flag in ("nesterov", "centered"):
-            value = getattr(self, flag)
-            _check(isinstance(value, (bool, np.bool_)), flag, value, "must be true or false")
-        if self.nesterov:
-            _check(self.momentum > 0, "nesterov", self.nesterov, "nesterov needs momentum > 0")
         _check(
             isinstance(self.schedule, Schedule),
             "schedule",
             self.schedule,
             "must be a backends.base.Schedule",
         )
-        takes = KINDS[self.kind].hyperparameters
-        defaults = {
-            f.name: f.default for f in fields(self) if f.name not in ("kind", "lr", "schedule")
-        }
+        if kind.is_plugin:
+            self._check_plugin(kind)
+        else:
+            _check(
+                not self.params, "params", self.params, f"{self.kind} is built in: set its fields"
+            )
+            for h in kind.hyperparameters:
+                value = getattr(self, h.name)
+                _check(h.valid(value), h.name, value, h.allowed())
+            if self.nesterov:
+                _check(self.momentum > 0, "nesterov", self.nesterov, "nesterov needs momentum > 0")
+        takes = () if kind.is_plugin else kind.names
+        defaults = {f.name: f.default for f in fields(self) if f.name not in _NOT_HYPER}
         unused = [k for k, d in defaults.items() if k not in takes and getattr(self, k) != d]
         _check(
             not unused,
             self.kind,
             "/".join(unused),
-            f"{self.kind} takes lr, {', '.join(takes)} only",
+            f"{self.kind} takes lr, {', '.join(kind.names)} only"
+            + (" (a plugin's go in params={...})" if kind.is_plugin else ""),
         )
+
+    def _check_plugin(self, kind: OptimizerKind) -> None:
+        """A plugin's hyperparameters: every one declared, in range, the rest at their
+        defaults; kept as sorted (name, value) pairs, so that its run id is its values'."""
+        given = dict(self.params)
+        unknown = [k for k in given if k not in kind.names]
+        _check(
+            not unknown,
+            "/".join(unknown),
+            [given[k] for k in unknown],
+            f"optimizer {kind.name!r} declares {', '.join(kind.names) or 'no hyperparameters'}",
+        )
+        values = {}
+        for h in kind.hyperparameters:
+            value = given.get(h.name, h.default)
+            _check(h.valid(value), h.name, value, h.allowed())
+            values[h.name] = bool(value) if h.is_switch else value
+        object.__setattr__(self, "params", tuple(sorted(values.items())))
 
     def hyperparameters(self) -> dict[str, Any]:
         """The hyperparameters this kind uses (unused defaults left out)."""
-        return {k: getattr(self, k) for k in ("lr", *KINDS[self.kind].hyperparameters)}
+        if self.params:
+            return {"lr": self.lr, **dict(self.params)}
+        return {k: getattr(self, k) for k in ("lr", *find(self.kind).names)}
+
+    @property
+    def optimizer_kind(self) -> OptimizerKind:
+        """Its kind's declaration (built in or a plugin)."""
+        return find(self.kind)
+
+    @property
+    def plugin(self) -> OptimizerKind | None:
+        """Its kind's declaration where the kind is a plugin; None for a built-in kind (or
+        one no adapter knows: each adapter's kind table then says so)."""
+        kind = find(self.kind)
+        return kind if kind is not None and kind.is_plugin else None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

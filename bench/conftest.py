@@ -1,7 +1,7 @@
 """Options for the step benchmarks, thread pinning as a sweep's workers are pinned, the
 one-backend-per-process rule, and a clean exit on a regression.
 
-Frameworks' thread pools and allocators do not share a process well (README, "How the
+Frameworks' thread pools and allocators do not share a process well (docs/methodology.md, "How the
 numbers are taken"), so a session benchmarks one backend: ``pytest bench --step-backend
 torch`` (or ``-k torch``); ``make bench-steps`` runs one such process per backend.
 (``benchmarks.run.worker.call_isolated`` is not used: pytest-benchmark's timer runs in this

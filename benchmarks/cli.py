@@ -1,4 +1,4 @@
-"""`python -m benchmarks.cli`, as the README and users' scripts call it: the command lives in
+"""`python -m benchmarks.cli`, as the docs and users' scripts call it: the command lives in
 :mod:`benchmarks.app.cli`."""
 
 import sys

@@ -1,4 +1,4 @@
-"""``benchmarks.execute.Executor``, as the README documents it for executors of one's own:
+"""``benchmarks.execute.Executor``, as docs/extending.md documents it for executors of one's own:
 the contract lives in :mod:`benchmarks.run.execute`."""
 
 from benchmarks.run.execute import *  # noqa: F403 - re-exported for users' executors

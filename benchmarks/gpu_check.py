@@ -1,4 +1,4 @@
-"""`python -m benchmarks.gpu_check`, as the README and users' scripts call it: the command lives in
+"""`python -m benchmarks.gpu_check`, as the docs and users' scripts call it: the command lives in
 :mod:`benchmarks.checks.gpu_check`."""
 
 import sys

@@ -1,4 +1,4 @@
-"""`python -m benchmarks.overhead`, as the README and users' scripts call it: the command lives in
+"""`python -m benchmarks.overhead`, as the docs and users' scripts call it: the command lives in
 :mod:`benchmarks.checks.overhead`."""
 
 import sys

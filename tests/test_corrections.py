@@ -1,5 +1,5 @@
-"""Every documented correction of a framework's optimizer (README, "Where a framework's
-optimizer differs from the spec") is needed: removed, parity fails at the gate; in place, it
+"""Every documented correction of a framework's optimizer (docs/methodology.md, "Where a
+framework's optimizer differs from the spec") is needed: removed, parity fails at the gate; in place, it
 passes. So the parity tolerance is tight enough for the corrections it claims to check
 (at 1e-5, removing optax's bias-correction link still passed).
 
@@ -26,7 +26,7 @@ CFG = parity.ParityConfig()
 @dataclass(frozen=True)
 class Correction:
     backend: str
-    what: str  # the README's words
+    what: str  # the words of docs/methodology.md's table
     preset: str  # the parity preset that shows it
     remove: Callable[[pytest.MonkeyPatch], None]  # plants the framework's own behaviour
 
@@ -182,12 +182,12 @@ def test_each_correction_is_needed_at_the_parity_gate(c: Correction, monkeypatch
     )
 
 
-def test_every_correction_the_readme_lists_has_a_test():
-    """The README's table of corrections, row by row: each optax and Keras row is one of
+def test_every_correction_the_docs_list_has_a_test():
+    """The table of corrections in docs/methodology.md, row by row: each optax and Keras row is one of
     CORRECTIONS (by backend), so a new correction without its test fails here."""
     from pathlib import Path
 
-    text = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    text = (Path(__file__).resolve().parent.parent / "docs" / "methodology.md").read_text()
     table = text.split("| framework | difference | where it is handled |")[1].split("\n\n")[0]
     rows = [r for r in table.splitlines() if r.startswith("| ") and "---" not in r]
     per = {"Keras 3": "tensorflow", "optax": "jax"}

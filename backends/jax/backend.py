@@ -212,6 +212,8 @@ OPTIMIZERS: dict[str, dict[str, Callable[[OptimizerSpec], optax.GradientTransfor
 
 
 def make_optimizer(opt: OptimizerSpec, variant: str = "spec") -> optax.GradientTransformation:
+    if opt.plugin is not None:  # its factory: make(hp, lr), lr a float or an optax schedule
+        return opt.plugin.factory("jax", variant)(dict(opt.params), _learning_rate(opt))
     where = "the jax backend" + ("" if variant == "spec" else f" ({variant})")
     return for_kind(OPTIMIZERS[variant], opt.kind, where)(opt)
 

@@ -15,7 +15,10 @@ from backends.base import (
     Backend,
     BackendInfo,
     ModelSpec,
+    OptimizerKind,
     OptimizerSpec,
+    Reference,
+    SpecError,
     Weights,
     for_kind,
     forward,
@@ -31,6 +34,8 @@ class NumpyState:
     slots: list[list[np.ndarray]]  # per weight, the kind's slots (SLOTS)
     step: int = 0
     lrs: np.ndarray | None = None  # the schedule's learning rate per update (None: constant)
+    #: an optimizer plugin's NumPy update (its implementation, or its reference)
+    plugin_update: Reference | None = None
 
 
 def _sgd(o: OptimizerSpec, lr, w: np.ndarray, g: np.ndarray, slots: list[np.ndarray], t: int):
@@ -103,35 +108,83 @@ SLOTS = {
 }
 
 
-def init_state(weights: Weights, opt: OptimizerSpec, dtype: str) -> NumpyState:
+def init_state(
+    weights: Weights, opt: OptimizerSpec, dtype: str, reference: bool = False
+) -> NumpyState:
+    """The state of a run from ``weights``; ``reference``: a plugin runs its reference, not
+    its NumPy implementation (parity's float64 reference, which that implementation is
+    checked against)."""
     ws = [np.array(w, dtype=dtype, copy=True) for w in weights]
-    slots = for_kind(SLOTS, opt.kind, "the numpy backend")(opt)
+    plugin = opt.plugin
+    update = None
+    if plugin is not None:
+        update = plugin.reference if reference else plugin.factory("numpy")
+        if update is None:
+            raise SpecError(f"optimizer {plugin.name!r} has no NumPy reference")
+        slots = update.slots(dict(opt.params))
+    else:
+        slots = for_kind(SLOTS, opt.kind, "the numpy backend")(opt)
     return NumpyState(
         ws,
         opt,
         [[np.full_like(w, value) for _, value in slots] for w in ws],
         lrs=opt.lr_table(),
+        plugin_update=update,
     )
 
 
 def apply_update(state: NumpyState, grads: Weights) -> None:
-    """One optimizer update in place, exactly as documented in ``base.KINDS``, at the
-    schedule's learning rate for this step (rounded once to the weights' dtype)."""
-    update = for_kind(UPDATES, state.opt.kind, "the numpy backend")
+    """One optimizer update in place, exactly as documented in ``base.KINDS`` (or by a
+    plugin's reference), at the schedule's learning rate for this step (rounded once to the
+    weights' dtype)."""
+    plugin = state.opt.plugin
+    update = None if plugin else for_kind(UPDATES, state.opt.kind, "the numpy backend")
     state.step += 1
     dt = state.weights[0].dtype.type
     if state.lrs is None:
         lr = dt(state.opt.lr)
     else:
         lr = dt(state.lrs[min(state.step, len(state.lrs)) - 1])
+    if update is None:
+        _plugin_update(plugin, state, grads, lr)
+        return
     for w, g, slots in zip(state.weights, grads, state.slots):
         update(state.opt, lr, w, g, slots, state.step)
+
+
+def _plugin_update(kind: OptimizerKind, state: NumpyState, grads: Weights, lr) -> None:
+    """A plugin's reference update of every weight; what it returns must keep each
+    weight's and slot's shape and dtype (said with the plugin's and the tensor's name)."""
+    ref, hp = state.plugin_update, dict(state.opt.params)
+    names = [n for n, _ in ref.slots(hp)]
+    for i, (w, g, slots) in enumerate(zip(state.weights, grads, state.slots)):
+        new_w, new_slots = ref.update(hp, lr, w, g, slots, state.step)
+        new_slots = list(new_slots)
+        tensors = [(f"weight {i}", w, new_w)]
+        if len(new_slots) != len(slots):
+            raise SpecError(
+                f"optimizer {kind.name!r}'s reference returned {len(new_slots)} slots for "
+                f"weight {i}; its slots() declares {len(slots)} ({', '.join(names)})"
+            )
+        tensors += [(f"slot {n!r} of weight {i}", a, b) for n, a, b in zip(names, slots, new_slots)]
+        for what, old, new in tensors:
+            new = np.asarray(new)
+            if new.shape != old.shape or new.dtype != old.dtype:
+                raise SpecError(
+                    f"optimizer {kind.name!r}'s reference returned {what} as {new.dtype} "
+                    f"{new.shape}, for {old.dtype} {old.shape}: keep the shape and dtype "
+                    "(write constants as w.dtype.type(x) or plain Python floats)"
+                )
+        w[...] = new_w
+        state.slots[i] = [np.asarray(x) for x in new_slots]
 
 
 class NumpyBackend(Backend):
     name = "numpy"
     extra = ""
     dtypes = ("float32", "float64")
+    #: runs an optimizer plugin's reference rather than its NumPy implementation
+    reference = False
 
     @classmethod
     def devices(cls) -> list[str]:
@@ -141,7 +194,7 @@ class NumpyBackend(Backend):
     kinds = tuple(UPDATES)
 
     def init(self, model: ModelSpec, opt: OptimizerSpec, weights: Weights) -> NumpyState:
-        return init_state(weights, opt, self.dtype)
+        return init_state(weights, opt, self.dtype, self.reference)
 
     def to_device(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return np.ascontiguousarray(x, dtype=self.dtype), np.ascontiguousarray(y, dtype=np.int64)
@@ -186,3 +239,13 @@ def _blas() -> str:
         return f"{blas['name']} {blas.get('version', '')}".strip()
     except Exception:  # noqa: BLE001 - an older NumPy, or a build that records none
         return ""
+
+
+class NumpyReference(NumpyBackend):
+    """The float64 reference parity checks every backend against: the NumPy math, and an
+    optimizer plugin's own reference (not its NumPy implementation, which is checked too)."""
+
+    reference = True
+
+    def __init__(self) -> None:
+        super().__init__(mode="eager", dtype="float64")

@@ -200,7 +200,7 @@ def _spec_adagrad(opt: OptimizerSpec, lr: float | LrTable) -> keras.optimizers.O
 
 
 # The stock variant: Keras' own optimizers at their defaults, given only stock_arguments
-# (no corrections; README, "What the stock defaults change").
+# (no corrections; docs/methodology.md, "What the stock defaults change").
 
 
 def _stock_sgd(a: dict[str, Any], lr: float | LrTable) -> keras.optimizers.Optimizer:
@@ -240,6 +240,8 @@ L2_DECAY = {"sgd": True, "adam": False, "rmsprop": True, "adagrad": True}
 
 
 def make_optimizer(opt: OptimizerSpec, variant: str = "spec") -> keras.optimizers.Optimizer:
+    if opt.plugin is not None:  # its factory: make(hp, lr), lr a float or a Keras schedule
+        return opt.plugin.factory("tensorflow", variant)(dict(opt.params), _learning_rate(opt))
     where = f"the tensorflow backend ({variant})"
     make = for_kind(OPTIMIZERS[variant], opt.kind, where)
     # lr and its schedule are stock arguments too: both variants follow the same table

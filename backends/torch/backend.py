@@ -133,7 +133,7 @@ def _spec_adagrad(params, o: OptimizerSpec, lr, capturable: bool) -> torch.optim
     )
 
 
-# The stock variant: torch's defaults for everything stock_arguments leaves out (README,
+# The stock variant: torch's defaults for everything stock_arguments leaves out (docs/methodology.md,
 # "What the stock defaults change"): SGD and RMSprop without weight decay, RMSprop's alpha
 # 0.99, Adagrad's eps 1e-10 and no initial accumulator, AdamW's weight_decay 0.01.
 
@@ -214,7 +214,11 @@ def make_optimizer(
     lr: float | torch.Tensor | None = None,
     capturable: bool = False,
 ) -> torch.optim.Optimizer:
-    """The kind's ``torch.optim`` optimizer in ``variant``, at ``lr`` (``opt.lr`` if None)."""
+    """The kind's ``torch.optim`` optimizer in ``variant``, at ``lr`` (``opt.lr`` if None);
+    a plugin's from its factory (``make(params, hp, lr)``)."""
+    if opt.plugin is not None:
+        make_plugin = opt.plugin.factory("torch", variant)
+        return make_plugin(list(params), dict(opt.params), opt.lr if lr is None else lr)
     make = for_kind(OPTIMIZERS[variant], opt.kind, f"the torch backend ({variant})")
     args = opt if variant == "spec" else stock_arguments(opt)
     return make(list(params), args, opt.lr if lr is None else lr, capturable)
@@ -398,7 +402,8 @@ class TorchBackend(Backend):
 
         graphed = self.path.cuda_graph
         table = opt.lr_table()
-        if graphed and not _graph_update(opt.kind, self._device):
+        # a plugin's update runs eagerly after each replay: it need not be capturable
+        if graphed and (opt.plugin is not None or not _graph_update(opt.kind, self._device)):
             optimizer = make_optimizer(module.parameters(), opt, self.variant)
             host_lr = None if table is None else HostLR(table)
             step = GraphedStep(module, optimizer, host_lr=host_lr, update_in_graph=False)

@@ -25,7 +25,7 @@ from importlib import metadata
 from typing import Any
 
 from backends import registry
-from backends.base import SpecError
+from backends.base import KINDS, SpecError
 from benchmarks.core import exitcodes
 from benchmarks.record.data import DataError
 
@@ -510,7 +510,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--optimizer",
         type=_csv,
         default=None,
-        help="sgd,sgd_momentum,sgd_nesterov,adam,adamw (default: all)",
+        help="comma-separated: presets (e.g. sgd_momentum, adamw), kinds (every preset of "
+        f"{', '.join(KINDS)}), or optimizer plugins as module:Object (every preset it "
+        "declares); default: every built-in preset",
     )
     q.add_argument("--steps", type=int, default=20)
     q.add_argument(

@@ -1,4 +1,4 @@
-"""The exit codes of every ``optbench`` command (the README's table is this one)."""
+"""The exit codes of every ``optbench`` command (docs/reference.md's table is this one)."""
 
 from __future__ import annotations
 

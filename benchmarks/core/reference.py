@@ -8,7 +8,7 @@ the baseline's machine speed (the ratio of the two runs' ``reference_ms``), and 
 change only where that view and the plain one agree. The kernel is a noisy sample of the
 machine's speed (on a 2-core VM it followed a torch training loop with a correlation of
 0.89 over 150 s of large swings, but only 0.42-0.45 per 0.5 s window), so it only ever
-vetoes a call; README "Regression tracking" gives what that bought on real noise.
+vetoes a call; docs/regression-tracking.md gives what that bought on real noise.
 
 The kernel runs on one thread, whatever the run's thread count: a run given half the
 threads is slower, and the kernel is not, so that slowdown is still seen. It is skipped for

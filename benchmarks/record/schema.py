@@ -31,14 +31,16 @@ from typing import Any
 
 import pandas as pd
 
+from backends import optimizers
 from backends.base import (
     ADDED_OPTIMIZER_FIELDS,
-    KINDS,
     MODE_PATHS,
     OptimizerSpec,
     Schedule,
+    SpecError,
     candidate_paths,
 )
+from backends.optimizers import find
 
 #: 2: ``compiler`` holds the path's name (v1: free text, now ``compiler_detail``)
 SCHEMA_VERSION = 2
@@ -98,7 +100,10 @@ CONFIG_COLUMNS = (
     "warmup_steps",
     "eval_every",
     "diverge_factor",
-    "kind",  # the optimizer kind of backends.base.KINDS, e.g. "sgd"
+    "kind",  # the optimizer kind of backends.base.KINDS, e.g. "sgd", or a plugin's name
+    # where a plugin kind was imported from ("module:Object"; "" for a built-in kind): how
+    # compare, rerun and a later report find it again (not in the run id)
+    "optimizer_source",
 )
 #: measured numbers: a run that did not finish has them all, empty (NaN)
 MEASURED_COLUMNS = (
@@ -181,6 +186,7 @@ RUN_COLUMN_DEFAULTS: dict[str, Any] = {
     "compiler_choice": "",
     "host": "",  # unknown: environment.json's host ran every run of such a folder
     "variant": "spec",
+    "optimizer_source": "",
     "schedule": "constant",
     "validation_fraction": 0.0,
     "final_val_loss": math.nan,
@@ -305,6 +311,7 @@ class RunSpec:
             compiler=self.chosen, compiler_requested=self.compiler, compiler_choice=self.path_choice
         )
         row["kind"] = self.opt.kind
+        row["optimizer_source"] = self.opt.plugin.source if self.opt.plugin else ""
         row["schedule"] = self.opt.schedule.text()
         row.update(self.opt.hyperparameters())
         return row
@@ -320,15 +327,26 @@ class RunSpec:
         Example: ``RunSpec.from_row(runs.set_index("run_id", drop=False).loc[rid].to_dict())``
         """
         kind = str(row["kind"])
-        hyper = {}
-        for k in ("lr", *KINDS[kind].hyperparameters):  # columns of other kinds are NaN here
-            hyper[k] = bool(row[k]) if k in ("nesterov", "centered") else float(row[k])
+        source = str(row.get("optimizer_source") or "")
+        declared = find(kind) or (optimizers.load(source) if source else None)
+        if declared is None:
+            raise SpecError(
+                f"run {row.get('run_id', '?')}: optimizer kind {kind!r} is neither built in nor "
+                f'a registered plugin; name its module in {optimizers.ENV}="{kind}=module:Object"'
+            )
+        values = {}
+        for h in declared.hyperparameters:  # columns of other kinds are NaN here
+            values[h.name] = bool(row[h.name]) if h.is_switch else float(row[h.name])
+        hyper, params = ({}, values) if declared.is_plugin else (values, {})
+        hyper["lr"] = float(row["lr"])
         # what the sweep asked for, and the path the driver resolved it to
         requested = row.get("compiler_requested") or DEFAULT_COMPILER
         spec = cls(
             **{f: str(row[f]) for f in _STR_FIELDS},
             **{f: int(row[f]) for f in _INT_FIELDS},
-            opt=OptimizerSpec(kind, **hyper, schedule=Schedule.parse(row.get("schedule"))),
+            opt=OptimizerSpec(
+                kind, **hyper, params=params, schedule=Schedule.parse(row.get("schedule"))
+            ),
             hidden=tuple(int(h) for h in str(row["hidden"]).split(",")),
             diverge_factor=float(row["diverge_factor"]),
             timeout_s=float(timeout_s),

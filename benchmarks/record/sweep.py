@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from backends import registry
+from backends import optimizers, registry
 from backends.base import (
     DTYPES,
     INITS,
@@ -240,10 +240,16 @@ def _optimizer(where: str, name: str, cfg: Any) -> dict[str, Any]:
         raise SweepError(f"{where}: optimizers.{name} must be a table with kind = one of {kinds}")
     cfg = dict(cfg)
     kind = cfg.pop("kind", name if name in KINDS else None)
-    if kind not in KINDS:
+    try:  # a built-in kind, or a plugin: "module:Object" (or one OPTBENCH_OPTIMIZERS names)
+        declared = optimizers.find(kind) if isinstance(kind, str) else None
+    except SpecError as exc:
+        raise SweepError(f"{where}: optimizers.{name}.kind: {exc}") from None
+    if declared is None:
         raise SweepError(
-            f"{where}: optimizers.{name}.kind = {kind!r} is invalid; choose one of {', '.join(KINDS)}"
+            f"{where}: optimizers.{name}.kind = {kind!r} is invalid; choose one of "
+            f"{', '.join(optimizers.known())}, or name a plugin as 'module:Object'"
         )
+    kind = declared.name
     lrs = cfg.pop("learning_rates", None)
     if lrs is not None:
         if not isinstance(lrs, list) or not lrs:
@@ -255,17 +261,25 @@ def _optimizer(where: str, name: str, cfg: Any) -> dict[str, Any]:
                 where, f"optimizers.{name}.learning_rates", v, (int, float), "a list of numbers > 0"
             )
     schedule = _schedule(where, name, cfg.pop("schedule", {}))
-    allowed = KINDS[kind].hyperparameters
+    allowed = declared.names
     for k in cfg:
         if k not in allowed:
             raise SweepError(
                 f"{where}: unknown key optimizers.{name}.{k} for kind {kind!r}; allowed: kind, learning_rates, schedule, {', '.join(allowed)}"
             )
+    # a plugin's hyperparameters travel in params, a built-in kind's as its fields
+    hyper, params = ({}, cfg) if declared.is_plugin else (cfg, {})
     try:
-        OptimizerSpec(kind, lr=1.0, **cfg)  # range checks now, with the file named
+        OptimizerSpec(kind, lr=1.0, params=params, **hyper)  # range checks now, file named
     except SpecError as exc:
         raise SweepError(f"{where}: optimizers.{name}: {exc}") from None
-    return {"kind": kind, "learning_rates": lrs, "hyper": cfg, "schedule": schedule}
+    return {
+        "kind": kind,
+        "learning_rates": lrs,
+        "hyper": hyper,
+        "params": params,
+        "schedule": schedule,
+    }
 
 
 def _schedule(where: str, name: str, cfg: Any) -> dict[str, Any]:
@@ -491,14 +505,24 @@ def expand(s: dict[str, Any], where: str) -> list[RunSpec]:
             )
         schedule = Schedule(**cfg.get("schedule", {}))
         for lr in lrs:
-            opts.append(
-                (name, OptimizerSpec(cfg["kind"], lr=float(lr), schedule=schedule, **cfg["hyper"]))
+            params = cfg.get("params", {})
+            spec = OptimizerSpec(
+                cfg["kind"], lr=float(lr), schedule=schedule, params=params, **cfg["hyper"]
             )
+            opts.append((name, spec))
     t = s["timing"]
     runs_what = {b: _capabilities(b) for b in backends}
+    for name, cfg in s["optimizers"].items():
+        plugin = optimizers.find(cfg["kind"])
+        if plugin.is_plugin and all(plugin.skip_reason(b, (), "") for b in backends):
+            raise SweepError(
+                f"{where}: optimizers.{name}: "
+                + plugin.skip_reason(backends[0], (), "")
+                + f"; this sweep runs {', '.join(backends)} only"
+            )
     for b, (kinds, _) in runs_what.items():
         for name, cfg in s["optimizers"].items():
-            if cfg["kind"] not in kinds:
+            if cfg["kind"] not in kinds and not optimizers.find(cfg["kind"]).is_plugin:
                 raise SweepError(
                     f"{where}: optimizers.{name}: backend {b!r} does not implement kind "
                     f"{cfg['kind']!r}; it maps {', '.join(kinds)} (leave it out with --backend, "

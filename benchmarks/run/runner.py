@@ -72,6 +72,11 @@ def execute_run(spec: RunSpec) -> dict[str, Any]:
         compiler=spec.chosen or None,
         variant=spec.variant,
     )
+    path = be.path  # an optimizer plugin may not implement this framework, or this path
+    plugin = spec.opt.plugin
+    why = plugin and plugin.skip_reason(spec.backend, path.options(), path.name, spec.variant)
+    if why:
+        return failed_record(spec, Status.SKIPPED, why)
     info = be.describe()
     data, (x_val_host, y_val_host) = validation_split(
         cached_dataset(spec.dataset), spec.validation_fraction

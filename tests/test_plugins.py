@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import re
 import subprocess
+import sys
 import textwrap
 
 import numpy as np
@@ -310,3 +311,23 @@ def test_the_example_plugin_agrees_on_every_framework_and_path(cli_env):
     rows = pd.read_json(io.StringIO(proc.stdout))
     assert set(rows["backend"]) == {"numpy", *names}
     assert rows["ok"].all() and (rows["max_abs_loss_diff"] <= 2e-6).all()
+
+
+def test_a_worker_without_the_sweep_file_finds_the_plugin_from_the_run(tmp_path, cli_env):
+    """A Dask worker on another machine gets the run, not the sweep file nor the driver's
+    environment: the run carries where its plugin comes from (not in its id)."""
+    import pickle
+
+    (spec,) = [r for r in load_sweep(_sweep(tmp_path, MINIMAL)).runs if r.optimizer == "mine"]
+    assert spec.optimizer_source == MINIMAL
+    (tmp_path / "spec.pkl").write_bytes(pickle.dumps(spec))
+    code = (
+        "import pickle, sys; from benchmarks.run.runner import execute_run; "
+        "spec = pickle.load(open(sys.argv[1], 'rb')); print(execute_run(spec)['run']['status'])"
+    )
+    env = {k: v for k, v in cli_env.items() if k != optimizers.ENV}
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "spec.pkl")],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.stdout.strip().splitlines()[-1] == "ok", proc.stdout + proc.stderr

@@ -271,6 +271,10 @@ class RunSpec:
     # not part of the run's identity: a resumed sweep keeps its ids whatever is chosen
     path: str = field(default="", compare=False)
     path_choice: str = field(default="", compare=False)
+    #: where an optimizer plugin's kind comes from ("module:Object"; "" for a built-in
+    #: kind): how a worker on another machine finds it. Not part of the identity: the run
+    #: id hashes the plugin's name and values, not where it was imported from
+    optimizer_source: str = field(default="", compare=False)
 
     @property
     def chosen(self) -> str:
@@ -311,7 +315,7 @@ class RunSpec:
             compiler=self.chosen, compiler_requested=self.compiler, compiler_choice=self.path_choice
         )
         row["kind"] = self.opt.kind
-        row["optimizer_source"] = self.opt.plugin.source if self.opt.plugin else ""
+        row["optimizer_source"] = self.optimizer_source
         row["schedule"] = self.opt.schedule.text()
         row.update(self.opt.hyperparameters())
         return row
@@ -355,6 +359,7 @@ class RunSpec:
             validation_fraction=float(row.get("validation_fraction") or 0.0),
             path=str(row.get("compiler") or ""),
             path_choice=str(row.get("compiler_choice") or ""),
+            optimizer_source=source,
         )
         return _spec_of(spec, str(row.get("run_id", "")))
 

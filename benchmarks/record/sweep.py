@@ -562,6 +562,7 @@ def expand(s: dict[str, Any], where: str) -> list[RunSpec]:
             eval_every=s["eval_every"],
             diverge_factor=float(s["diverge_factor"]),
             timeout_s=float(t["timeout_s"]),
+            optimizer_source=opt.plugin.source if opt.plugin else "",
         )
 
     grid = (datasets(s), opts, s["batch_sizes"])

@@ -27,8 +27,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from backends import registry
-from backends.base import ModelSpec, init_weights, num_parameters
+from backends import optimizers, registry
+from backends.base import ModelSpec, SpecError, init_weights, num_parameters
 from benchmarks.core import stats
 from benchmarks.core.reference import reference_ms
 from benchmarks.record.data import cached_dataset, epoch_permutation, validation_split
@@ -52,6 +52,11 @@ def execute_run(spec: RunSpec) -> dict[str, Any]:
     global _runs_in_process
     _runs_in_process += 1
     t_start = time.perf_counter()
+    if spec.optimizer_source:  # a plugin, registered here too (a Dask worker has no sweep file)
+        try:
+            optimizers.find(spec.optimizer_source)
+        except SpecError as exc:
+            return failed_record(spec, Status.ERROR, str(exc))
     row = spec.row()
     try:
         cls = registry.load(spec.backend)

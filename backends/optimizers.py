@@ -125,6 +125,9 @@ class OptimizerKind:
     #: backend name -> factory or "module:function" (see the module docstring); the
     #: built-in kinds have theirs in each adapter's kind table instead
     implementations: Mapping[str, Callable[..., Any] | str] = field(default_factory=dict)
+    #: backend name -> the framework's own optimizer of that name at its defaults (the
+    #: ``stock`` variant: same factory shapes, the hyperparameters beyond lr ignored)
+    stock: Mapping[str, Callable[..., Any] | str] = field(default_factory=dict)
     #: path options (block, traced, xla, cuda_graph) its implementations cannot run on
     unsupported: tuple[str, ...] = ()
     #: where it was loaded from ("module:Object"); "" for the built-in kinds
@@ -142,10 +145,10 @@ class OptimizerKind:
     def is_plugin(self) -> bool:
         return bool(self.source)
 
-    def implementation(self, backend: str) -> Callable[..., Any] | None:
-        """The factory for ``backend`` (imported if given as "module:function"); None where
-        the plugin has none."""
-        impl = self.implementations.get(backend)
+    def implementation(self, backend: str, variant: str = "spec") -> Callable[..., Any] | None:
+        """The factory for ``backend`` in ``variant`` (imported if given as
+        "module:function"); None where the plugin has none."""
+        impl = (self.stock if variant == "stock" else self.implementations).get(backend)
         if isinstance(impl, str):
             impl = _import(impl, f"optimizer {self.name!r}'s {backend} implementation")
         return impl
@@ -156,7 +159,7 @@ class OptimizerKind:
         why = self.skip_reason(backend, (), "", variant)
         if why:
             raise SpecError(why)
-        impl = self.implementation(backend)
+        impl = self.implementation(backend, variant)
         return self.reference if impl is None else impl
 
     def skip_reason(
@@ -167,8 +170,11 @@ class OptimizerKind:
         adapter to them)."""
         if not self.is_plugin:
             return None
-        if variant != "spec":
-            return f"optimizer {self.name!r} is a plugin: it runs the spec variant only"
+        if variant == "stock":
+            if backend in self.stock:
+                return None
+            has = ", ".join(self.stock) or "none"
+            return f"optimizer {self.name!r} has no stock {backend} optimizer (stock: {has})"
         if backend not in self.implementations and not (backend == "numpy" and self.reference):
             has = sorted(self.implementations) + (["numpy"] if self.reference else [])
             return (
@@ -359,7 +365,7 @@ def register(kind: OptimizerKind, source: str) -> OptimizerKind:
         )
     PLUGINS[kind.name] = kind
     named = dict(_parse_env(os.environ.get(ENV, "")))
-    if named.get(kind.name) != source:
+    if named.get(kind.name) != source and source not in CATALOGUE:
         named[kind.name] = source
         os.environ[ENV] = ",".join(f"{n}={s}" for n, s in named.items())
     return kind
@@ -380,16 +386,25 @@ def _parse_env(text: str) -> list[tuple[str, str]]:
     return out
 
 
+#: the optimizers the frameworks share under one name, shipped as plugins on this contract
+#: (``backends/catalogue/``): found by name like any other plugin
+CATALOGUE = (
+    "backends.catalogue.adamax:ADAMAX",
+    "backends.catalogue.adadelta:ADADELTA",
+)
+
 _discovered = False
 
 
 def discover() -> None:
-    """Register the plugins named by :data:`ENV` and by installed packages' entry points
-    (once per process)."""
+    """Register the shipped catalogue, the plugins named by :data:`ENV` and by installed
+    packages' entry points (once per process)."""
     global _discovered
     if _discovered:
         return
     _discovered = True
+    for source in CATALOGUE:
+        load(source)
     for name, source in _parse_env(os.environ.get(ENV, "")):
         kind = load(source)
         if kind.name != name:

@@ -71,3 +71,34 @@ def test_parity_steps_in_blocks_as_the_runner_does():
     assert block_sizes(10) == [1, 1, 2, 3, 3]
     assert block_sizes(1) == [1]
     assert all(sum(block_sizes(n)) == n for n in range(1, 60))
+
+
+#: the catalogue's stock hypotheses, as measured against its spec presets (docs/methodology.md):
+#: backend -> preset -> whether that framework's own class at its defaults *is* the spec
+STOCK_IS_SPEC = {
+    "torch": {"adamax": True, "adadelta": True, "adadelta_keras": False},
+    "jax": {"adamax": True, "adadelta": True, "adadelta_keras": False},
+    # Keras adds Adamax's eps outside the max, and defaults Adadelta to rho 0.95, eps 1e-7
+    "tensorflow": {"adamax": False, "adadelta": False, "adadelta_keras": True},
+}
+
+
+@pytest.mark.parametrize("name", backend_params())
+def test_the_catalogue_follows_the_reference_on_every_path(name):
+    """The shipped catalogue (backends/catalogue/, plugins on the same contract) is held to
+    the same gate on every path; its stock rows measure what each framework's defaults are."""
+    from backends import optimizers
+
+    kinds = [optimizers.load(source).name for source in optimizers.CATALOGUE]
+    rows = run_parity([name], optimizers=kinds, cfg=ParityConfig(steps=20))
+    spec = [r for r in rows if r["variant"] == "spec"]
+    presets = {n for k in kinds for n in optimizers.find(k).presets}
+    paths = registry.entry(name).paths
+    assert {(r["optimizer"], r["mode"], r["compiler"]) for r in spec} == {
+        (o, m, p.name) for o in presets for m in MODES for p in candidate_paths(paths, m, "cpu")
+    }
+    assert all(r["ok"] for r in spec), [r for r in spec if not r["ok"]]
+    stock = {r["optimizer"]: r for r in rows if r["variant"] == "stock"}
+    for preset, same in STOCK_IS_SPEC.get(name, {}).items():
+        near = stock[preset]["max_abs_weight_diff"] <= ParityConfig().tolerance
+        assert near == same, (preset, stock[preset])

@@ -78,6 +78,15 @@ def preset(name: str) -> OptimizerSpec:
     raise SpecError(f"unknown optimizer {name!r}; choose from {', '.join(PRESETS)}")
 
 
+def _has_stock(name: str, backend: str) -> bool:
+    """Whether preset ``name`` also runs in the stock variant on ``backend``: the built-in
+    :data:`STOCK_PRESETS`, and a plugin's presets where it names that framework's own class."""
+    if name in PRESETS:
+        return name in STOCK_PRESETS
+    plugin = preset(name).plugin
+    return plugin is not None and backend in plugin.stock
+
+
 def expand_optimizers(names: list[str]) -> list[str]:
     """Preset names from what ``--optimizer`` lists: presets, kinds (all their presets), or
     plugins as "module:Object" (all theirs); a clear error for anything else."""
@@ -206,7 +215,7 @@ def backend_trajectories(
         paths = candidate_paths(cls.compile_paths(), mode, cfg.device)
         jobs = [("spec", path, optimizers) for path in paths]
         if "stock" in cls.variants and paths:
-            jobs.append(("stock", paths[0], [o for o in optimizers if o in STOCK_PRESETS]))
+            jobs.append(("stock", paths[0], [o for o in optimizers if _has_stock(o, backend)]))
         for variant, path, presets in jobs:
             be = cls(mode, cfg.device, "float32", path.name, variant=variant)
             for name in presets:

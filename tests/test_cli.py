@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -185,3 +186,59 @@ def test_backends_lists_every_backend(cli_env):
         else:
             assert "pip install" in rows[name]["why"]
     assert rows["ghost"]["installed"] is False and "pip install" not in rows["ghost"]["why"]
+
+
+def test_help_imports_no_command_and_options_read_their_defaults():
+    """`optbench --help` builds no command's options (they import what they configure);
+    a command's options, built when it is parsed, take its defaults from there."""
+    code = (
+        "import sys; from benchmarks.app.cli import build_parser; "
+        "build_parser().format_help(); "
+        "print(sorted(m for m in ('pandas', 'benchmarks.checks.parity', "
+        "'benchmarks.track.compare', 'benchmarks.record.settings') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+    import inspect
+
+    from benchmarks.app.cli import build_parser
+    from benchmarks.checks.parity import ParityConfig
+    from benchmarks.track import recheck
+    from benchmarks.track.compare import compare
+
+    parity = build_parser().parse_args(["parity"])
+    assert (parity.steps, parity.tolerance, tuple(parity.hidden)) == (
+        ParityConfig.steps,
+        ParityConfig.tolerance,
+        ParityConfig.hidden,
+    )
+    cmp = build_parser().parse_args(["compare", "x"])
+    signature = inspect.signature(compare).parameters
+    assert cmp.threshold == signature["threshold"].default
+    assert (cmp.recheck, cmp.recheck_budget) == (recheck.ROUNDS, recheck.BUDGET_S)
+
+
+def test_overhead_and_gpu_check_take_their_own_options(capsys):
+    from benchmarks.app.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["overhead", "--help"])
+    assert exit_.value.code == 0
+    assert "usage: optbench overhead" in capsys.readouterr().out and sys.argv[0] != "optbench"
+    assert main(["overhead", "--rounds", "0"]) == 2  # its own check, its own exit code
+    assert "--rounds 0: must be 1 or more" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        main(["gpu-check", "--no-such-option"])
+    assert exit_.value.code == 2
+
+
+def test_an_unknown_argument_is_one_line_exit_2(capsys):
+    from benchmarks.app.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["report", "results/latest", "extra"])
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err == (
+        "optbench: error: unrecognized arguments: extra (see optbench --help)\n"
+    )

@@ -128,25 +128,26 @@ def _default(value) -> str:
 
 
 def test_the_sweep_key_table_is_the_sweep_code():
-    from benchmarks.record import sweep
+    from benchmarks.record.settings import SETTINGS, defaults
 
     rows = _table(_section(_page("reference.md"), "## Sweep keys"), "| key | default |")
     documented = {_code(r[0])[0]: _code(r[1])[0] for r in rows}
-    declared = {k: _default(sweep.DEFAULTS[k]) for k in [*sweep._SCALARS, *sweep._LISTS]}
-    declared.update({f"timing.{k}": _default(sweep.DEFAULTS["timing"][k]) for k in sweep._TIMING})
-    # the tables validate() accepts besides the scalars, lists and [timing]
-    declared.update(
-        {k: _default(sweep.DEFAULTS[k]) for k in ("optimizers", "targets", "optimizer_seeds")}
-    )
+    declared = {s.key: _default(s.default) for s in SETTINGS}
     assert set(documented) == set(declared), (
         f"missing from docs/reference.md: {sorted(set(declared) - set(documented))}; "
         f"not in the code: {sorted(set(documented) - set(declared))}"
     )
-    assert documented == declared  # and each default as DEFAULTS has it
-    # every top-level key the code names is a documented one (timing.* aside)
-    assert {k for k in sweep.DEFAULTS if k != "timing"} == {
-        k for k in documented if not k.startswith("timing.")
+    assert documented == declared  # and each default as SETTINGS has it
+    # what a key allows, as its errors say it (the tables' rows say more than their errors)
+    allowed = {_code(r[0])[0]: r[2] for r in rows}
+    assert {s.key: allowed[s.key] for s in SETTINGS if s.shape != "table"} == {
+        s.key: s.allowed for s in SETTINGS if s.shape != "table"
     }
+    # every key a sweep file with none reads is a documented one
+    filled = defaults()
+    assert {k for k in filled if k != "timing"} | {f"timing.{k}" for k in filled["timing"]} == set(
+        documented
+    )
 
 
 def test_the_kinds_tables_are_kinds():

@@ -79,8 +79,8 @@ def test_overrides(tmp_path):
         ("[timing]\nblock_stepz = 3", "unknown key timing.block_stepz"),
         ("[timing]\ntimeout_s = 0", "timing.timeout_s = 0 is invalid"),
         (
-            '[optimizers.x]\nkind = "lion"',
-            "optimizers.x.kind = 'lion' is invalid; choose one of sgd, adam",
+            '[optimizers.x]\nkind = "lamb"',
+            "optimizers.x.kind = 'lamb' is invalid; choose one of sgd, adam",
         ),
         (
             '[optimizers.x]\nkind = "sgd"\nbeta1 = 0.9',
@@ -273,3 +273,19 @@ def test_a_batch_whose_runs_end_in_the_warm_up_is_warned_of():
     (warning,) = sweep.warnings
     assert "a run at batch 128 on 'digits' has 10 steps, all of them warm-up" in warning
     assert "timing starts at step 10" in warning and "--epochs" in warning
+
+
+def test_every_setting_with_a_flag_is_an_optbench_run_option():
+    """SETTINGS is where a setting's option comes from: each flag parses into the override
+    of its setting, by name."""
+    from benchmarks.app.cli import build_parser
+    from benchmarks.app.commands.run import overrides
+    from benchmarks.record.settings import SETTINGS
+
+    flagged = [s for s in SETTINGS if s.flag]
+    assert {s.flag for s in flagged} >= {"--backend", "--lr", "--seed", "--timeout", "--name"}
+    for s in flagged:
+        args = build_parser().parse_args(["run", s.flag, "7"])
+        assert overrides(args)[s.name] in ("7", 7, ["7"], [7]), s.key  # 7 == 7.0
+    args = build_parser().parse_args(["run", "--seeds", "3"])
+    assert overrides(args)["seeds"] == 3

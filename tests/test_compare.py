@@ -4,6 +4,7 @@ noise and small changes do not."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import numpy as np
@@ -11,7 +12,7 @@ import pandas as pd
 import pytest
 
 from benchmarks.app.cli import main
-from benchmarks.track.compare import compare
+from benchmarks.track.compare import compare, format_markdown
 from tests.synthetic_results import make_results
 
 
@@ -75,6 +76,20 @@ def test_status_and_accuracy_regressions(baseline, tmp_path, capsys):
     assert main(["compare", str(baseline), str(cur), "--format", "json"]) == 1
     out = json.loads(capsys.readouterr().out)
     assert out["regressions"] == 2
+
+
+def test_an_error_with_a_pipe_and_a_newline_stays_in_its_markdown_cell(baseline, tmp_path):
+    cur = _variant(baseline, tmp_path, status="error")
+    runs = pd.read_parquet(cur / "runs.parquet")
+    runs.loc[runs["status"] == "error", "error"] = "ValueError: a | b\nsecond line"
+    runs.to_parquet(cur / "runs.parquet", index=False)
+    md = format_markdown(compare(baseline, cur), baseline, cur, 0.05)
+    table = md.split("### Runs that finished in the baseline and do not now")[1].split("\n\n")[1]
+    rows = table.splitlines()
+    assert len(rows) == 3  # header, rule, the one run: the newline did not end the row
+    cells = [c for c in re.split(r"(?<!\\)\|", rows[2])[1:-1]]
+    assert len(cells) == len(rows[0].split("|")[1:-1])  # the | did not add a column
+    assert cells[-1].strip() == "ValueError: a \\| b second line"
 
 
 def test_environment_differences_are_warned(baseline, tmp_path):

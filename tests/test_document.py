@@ -16,6 +16,7 @@ from benchmarks.report.document import (
     Heading,
     Section,
     figures,
+    markdown_table,
     para,
     table,
     to_html,
@@ -51,6 +52,15 @@ def test_paragraph_spans_and_escaping():
     assert to_html(p) == "<p class='warn'>1 &lt; 2 &amp; <b>&lt;b&gt;</b> <code>a|b</code></p>"
     assert to_markdown(p) == "1 < 2 & **<b>** `a|b`"
     assert to_html(para("x")) == "<p>x</p>"
+
+
+def test_markdown_table_escapes_pipes_and_newlines_with_any_cell_writer():
+    assert markdown_table(["a|b", "n"], [["x|y\nz", 1.5]], numeric={"n"}).splitlines() == [
+        "| a\\|b | n |",
+        "|---|---:|",
+        "| x\\|y z | 1.5 |",
+    ]
+    assert markdown_table(["v"], [[math.nan]], text=str).splitlines()[2] == "| nan |"
 
 
 def test_table_cells_alignment_and_escaping():

@@ -201,3 +201,14 @@ def test_a_variant_the_backend_lacks_is_a_clear_error(tiny):
 
     with pytest.raises(SpecError, match="numpy runs spec .it has no stock optimizers"):
         execute_run(spec_of(tiny, variant="stock"))
+
+
+def test_the_statistics_name_the_record_s_statuses_and_phases():
+    """``benchmarks.core.stats`` sits below the record, so it spells the statuses and the
+    timed phase it filters on; they are the record's (``benchmarks.record.schema``)."""
+    from benchmarks.core import stats
+    from benchmarks.record import schema
+
+    assert set(stats.FINISHED) == schema.FINISHED
+    assert stats.DIVERGED == schema.Status.DIVERGED
+    assert stats.TIMED == schema.PHASES[-1]

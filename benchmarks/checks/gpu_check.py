@@ -29,12 +29,14 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 
 from benchmarks.core import exitcodes
 from benchmarks.core.flops import peak_of, tflops
+from benchmarks.record.schema import FINISHED
 
 MAX_RATIO = 1.05
 #: the wide sweep's throughput target, a fraction of the GPU's float32 peak (without tensor
@@ -99,10 +101,11 @@ def _run(args: list[str], timeout: float, log: Path) -> tuple[int, str]:
     return code, log.read_text()
 
 
-def main(argv: list[str] | None = None) -> int:
-    from backends import registry
-    from benchmarks.core.environment import gpu_present
+Limit = Callable[[str], float]
+Target = tuple[str, bool, str]  # (target, met, figures)
 
+
+def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -125,7 +128,14 @@ def main(argv: list[str] | None = None) -> int:
         help="seconds the whole check may take (a lent machine's minutes): each step's time "
         "limit is cut to what is left, so the check ends in time and says what it missed",
     )
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    from backends import registry
+    from benchmarks.core.environment import gpu_present
+
+    args = _parser().parse_args(argv)
     if not gpu_present():
         print("gpu-check: no GPU is visible here (nvidia-smi finds none)", file=sys.stderr)
         return exitcodes.BAD_INPUT
@@ -147,107 +157,16 @@ def main(argv: list[str] | None = None) -> int:
         return exitcodes.BAD_INPUT
     backends = ",".join(on_gpu)
     skip = set(filter(None, args.skip.split(",")))
-    targets: list[tuple[str, bool, str]] = []  # (target, met, figures)
-
+    targets: list[Target] = []
     if "parity" not in skip:
-        print("parity on the GPU")
-        code, text = _run(
-            ["benchmarks.app.cli", "parity", "--device", "gpu", "--backend", backends],
-            limit("parity"),
-            out / "parity.log",
-        )
-        targets.append(
-            (
-                "parity: every checked row ok on the GPU",
-                code == 0,
-                f"{len(re.findall(r' ok$', text, re.M))} rows ok, "
-                f"{len(re.findall(r' FAIL', text))} FAIL (exit {code})",
-            )
-        )
-
+        targets += _parity_targets(out, backends, limit)
     if "overhead" not in skip:
-        print("overhead benchmark on the GPU")
-        (out / "overhead.rows.jsonl").unlink(missing_ok=True)  # rows of an earlier check
-        code, text = _run(
-            [
-                "benchmarks.checks.overhead",
-                "--device",
-                "gpu",
-                "--backend",
-                backends,
-                "--json",
-                "--rounds",
-                "10",
-                "--instances",
-                "1",  # one build of each: a JAX SGD compile took 12-17 s on an H200
-                "--progress",
-                str(out / "overhead.rows.jsonl"),
-                "--compiler",
-                OVERHEAD_COMPILERS,
-            ],
-            limit("overhead"),
-            out / "overhead.log",
-        )
-        rows = _json_rows(text) or _progress_rows(out / "overhead.rows.jsonl")
-        for r in rows:
-            case = f"{r['backend']} {r['optimizer']} {r['hidden']} batch {r['batch_size']}"
-            targets.append(
-                (
-                    f"overhead {case}: suite/bare <= {MAX_RATIO}",
-                    r["ratio"] <= MAX_RATIO,
-                    f"{r['suite_path']} {r['suite_ms']:.3f} ms vs {r['bare_loop']} {r['bare_ms']:.3f} ms"
-                    f" = {r['ratio']:.2f}{_interval(r)}",
-                )
-            )
-        if not rows:
-            targets.append(
-                ("overhead: rows measured", False, f"exit {code}, see {out / 'overhead.log'}")
-            )
-
+        targets += _overhead_targets(out, backends, limit)
     if "pytest" not in skip:
-        print("pytest -m gpu")
-        # the parity test repeats step 1 (a minute on an H200): left out where step 1 ran
-        again = [] if "parity" in skip else ["--deselect", PARITY_TEST]
-        code, text = _run(
-            ["pytest", "-m", "gpu", "-q", "-p", "no:cacheprovider", *again],
-            limit("pytest"),
-            out / "pytest.log",
-        )
-        targets.append(
-            ("pytest -m gpu", code == 0, text.strip().splitlines()[-1] if text.strip() else "")
-        )
-
+        targets += _pytest_targets(out, "parity" in skip, limit)
     if "sweeps" not in skip:
         for sweep in filter(None, args.sweeps.split(",")):
-            print(f"sweep {sweep} on the GPU")
-            folder = out / sweep
-            code, _ = _run(
-                [
-                    "benchmarks.app.cli",
-                    "run",
-                    "--sweep",
-                    sweep,
-                    "--device",
-                    "gpu",
-                    "--backend",
-                    backends,
-                    "--out",
-                    str(folder),
-                    "--quiet",
-                    "--report",
-                ],
-                limit("sweep"),
-                out / f"{sweep}.log",
-            )
-            runs = _runs(folder)
-            failed = runs[~runs["status"].isin(["ok", "diverged"])] if runs is not None else None
-            met = code == 0 and failed is not None and failed.empty
-            what = (
-                "no runs table" if runs is None else f"{len(runs)} runs, {len(failed)} not finished"
-            )
-            targets.append((f"sweep {sweep}: 0 failed runs", met, what))
-            if sweep == "gpu-wide" and runs is not None:
-                targets += throughput_targets(runs, _gpu_names(folder))
+            targets += _sweep_targets(out, backends, sweep, limit)
 
     took = time.monotonic() - t0
     if not skip:  # a partial check says nothing about the whole one's time
@@ -258,6 +177,119 @@ def main(argv: list[str] | None = None) -> int:
     missed = sum(not met for _, met, _ in targets)
     print(f"\n{len(targets) - missed}/{len(targets)} targets met in {took:.0f} s")
     return exitcodes.OK if targets and not missed else exitcodes.MEASURED_FAILURE
+
+
+def _parity_targets(out: Path, backends: str, limit: Limit) -> list[Target]:
+    """Step 1: parity on the GPU, every checked row ok."""
+    targets: list[Target] = []
+    print("parity on the GPU")
+    code, text = _run(
+        ["benchmarks.app.cli", "parity", "--device", "gpu", "--backend", backends],
+        limit("parity"),
+        out / "parity.log",
+    )
+    targets.append(
+        (
+            "parity: every checked row ok on the GPU",
+            code == 0,
+            f"{len(re.findall(r' ok$', text, re.M))} rows ok, "
+            f"{len(re.findall(r' FAIL', text))} FAIL (exit {code})",
+        )
+    )
+    return targets
+
+
+def _overhead_targets(out: Path, backends: str, limit: Limit) -> list[Target]:
+    """The overhead benchmark on the GPU: suite/bare within MAX_RATIO per case."""
+    targets: list[Target] = []
+    print("overhead benchmark on the GPU")
+    (out / "overhead.rows.jsonl").unlink(missing_ok=True)  # rows of an earlier check
+    code, text = _run(
+        [
+            "benchmarks.checks.overhead",
+            "--device",
+            "gpu",
+            "--backend",
+            backends,
+            "--json",
+            "--rounds",
+            "10",
+            "--instances",
+            "1",  # one build of each: a JAX SGD compile took 12-17 s on an H200
+            "--progress",
+            str(out / "overhead.rows.jsonl"),
+            "--compiler",
+            OVERHEAD_COMPILERS,
+        ],
+        limit("overhead"),
+        out / "overhead.log",
+    )
+    rows = _json_rows(text) or _progress_rows(out / "overhead.rows.jsonl")
+    for r in rows:
+        case = f"{r['backend']} {r['optimizer']} {r['hidden']} batch {r['batch_size']}"
+        targets.append(
+            (
+                f"overhead {case}: suite/bare <= {MAX_RATIO}",
+                r["ratio"] <= MAX_RATIO,
+                f"{r['suite_path']} {r['suite_ms']:.3f} ms vs {r['bare_loop']} {r['bare_ms']:.3f} ms"
+                f" = {r['ratio']:.2f}{_interval(r)}",
+            )
+        )
+    if not rows:
+        targets.append(
+            ("overhead: rows measured", False, f"exit {code}, see {out / 'overhead.log'}")
+        )
+    return targets
+
+
+def _pytest_targets(out: Path, parity_skipped: bool, limit: Limit) -> list[Target]:
+    """``pytest -m gpu``."""
+    targets: list[Target] = []
+    print("pytest -m gpu")
+    # the parity test repeats step 1 (a minute on an H200): left out where step 1 ran
+    again = [] if parity_skipped else ["--deselect", PARITY_TEST]
+    code, text = _run(
+        ["pytest", "-m", "gpu", "-q", "-p", "no:cacheprovider", *again],
+        limit("pytest"),
+        out / "pytest.log",
+    )
+    targets.append(
+        ("pytest -m gpu", code == 0, text.strip().splitlines()[-1] if text.strip() else "")
+    )
+    return targets
+
+
+def _sweep_targets(out: Path, backends: str, sweep: str, limit: Limit) -> list[Target]:
+    """One sweep on the GPU: no failed run; on gpu-wide, the throughput targets."""
+    targets: list[Target] = []
+    print(f"sweep {sweep} on the GPU")
+    folder = out / sweep
+    code, _ = _run(
+        [
+            "benchmarks.app.cli",
+            "run",
+            "--sweep",
+            sweep,
+            "--device",
+            "gpu",
+            "--backend",
+            backends,
+            "--out",
+            str(folder),
+            "--quiet",
+            "--report",
+        ],
+        limit("sweep"),
+        out / f"{sweep}.log",
+    )
+    runs = _runs(folder)
+    failed = runs[~runs["status"].isin(FINISHED)] if runs is not None else None
+    met = code == 0 and failed is not None and failed.empty
+    what = "no runs table" if runs is None else f"{len(runs)} runs, {len(failed)} not finished"
+    targets.append((f"sweep {sweep}: 0 failed runs", met, what))
+    if sweep == "gpu-wide" and runs is not None:
+        targets += throughput_targets(runs, _gpu_names(folder))
+    return targets
 
 
 def gpu_backends(names: list[str]) -> tuple[list[str], dict[str, str]]:

@@ -47,6 +47,12 @@ ENV_VARS = (
 REPO = Path(__file__).resolve().parents[2]
 
 
+def cpu_affinity() -> list[int]:
+    """The CPUs this process may run on, sorted; empty where the platform cannot say
+    (macOS has no ``sched_getaffinity``)."""
+    return sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+
+
 def cpu_model() -> str:
     """This machine's CPU model, as /proc/cpuinfo names it."""
     try:

@@ -14,6 +14,14 @@ import pandas as pd
 
 N_BOOT = 1000
 
+#: the statuses whose runs trained, and the one whose last block is dropped: the record's
+#: names (``benchmarks.record.schema.FINISHED``, ``Status.DIVERGED``), spelled here because
+#: core sits below record; ``tests/test_runner.py`` holds them equal
+FINISHED = ("diverged", "ok")
+DIVERGED = "diverged"
+#: the phase of the blocks that count (``benchmarks.record.schema.PHASES``' last)
+TIMED = "timed"
+
 
 def block_rates(runs: pd.DataFrame, timings: pd.DataFrame | None, keep: list[str]) -> pd.DataFrame:
     """One row per timed block of an ok or diverged run: ``run_id``, the ``keep`` columns
@@ -29,13 +37,13 @@ def block_rates(runs: pd.DataFrame, timings: pd.DataFrame | None, keep: list[str
     cols = ["run_id", *keep, "rate"]
     if timings is None or timings.empty or runs is None or runs.empty:
         return pd.DataFrame(columns=cols)
-    live = runs[runs["status"].isin(["ok", "diverged"])]
+    live = runs[runs["status"].isin(FINISHED)]
     # a full block: block_steps, or a whole epoch where an epoch is shorter (runner.py)
     size = "full_block_steps" if "full_block_steps" in live else "block_steps"
     extra = [c for c in ("batch_size", size, "status") if c not in keep]
-    t = timings[timings["phase"] == "timed"].merge(live[["run_id", *keep, *extra]], on="run_id")
+    t = timings[timings["phase"] == TIMED].merge(live[["run_id", *keep, *extra]], on="run_id")
     last = t.groupby("run_id")["block"].transform("max")
-    t = t[~((t["status"] == "diverged") & (t["block"] == last))]
+    t = t[~((t["status"] == DIVERGED) & (t["block"] == last))]
     t = t[t["seconds"] > 0]
     full_size = t[size].fillna(t.groupby("run_id")["steps"].transform("max"))
     # at least half a full block: blocks cut short by an epoch end or an evaluation point

@@ -10,7 +10,7 @@ as it is (escaping pipes inside tables). Emphasis and code are spans, not markup
 from __future__ import annotations
 
 import html
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -225,16 +225,35 @@ def to_markdown(part: Block | Section) -> str:
 def _table_md(t: Table) -> str:
     if t.df is None or t.df.empty:
         return NOTHING
+    return markdown_table(t.df.columns, t.df.itertuples(index=False), t.numeric)
+
+
+def markdown_table(
+    columns: Iterable[Any],
+    rows: Iterable[Iterable[Any]],
+    numeric: Collection[str] = (),
+    text: Callable[[Any], str] | None = None,
+) -> str:
+    """A Markdown table, the one renderer of them (the report's and compare's): every cell
+    as ``text`` writes it (default :func:`cell`), ``|`` escaped and newlines made spaces so
+    that an error message cannot break the table; ``numeric`` columns right-aligned.
+
+    >>> print(markdown_table(["a", "n"], [["x|y", 1.5]], numeric={"n"}))
+    | a | n |
+    |---|---:|
+    | x\\|y | 1.5 |
+    """
+    write = text or cell
 
     def esc(v: Any) -> str:
-        return cell(v).replace("|", "\\|").replace("\n", " ")
+        return write(v).replace("|", "\\|").replace("\n", " ")
 
-    cols = [str(c) for c in t.df.columns]
+    cols = [str(c) for c in columns]
     lines = [
         "| " + " | ".join(map(esc, cols)) + " |",
-        "|" + "|".join("---:" if c in t.numeric else "---" for c in cols) + "|",
+        "|" + "|".join("---:" if c in numeric else "---" for c in cols) + "|",
     ]
-    lines += ["| " + " | ".join(map(esc, row)) + " |" for row in t.df.itertuples(index=False)]
+    lines += ["| " + " | ".join(map(esc, row)) + " |" for row in rows]
     return "\n".join(lines)
 
 

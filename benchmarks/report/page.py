@@ -7,10 +7,11 @@ Section``, and one line in :data:`SECTIONS`.
 from __future__ import annotations
 
 import html
+from collections.abc import Sequence
 from datetime import datetime, timezone
 
 from benchmarks.report.analysis import Analysis
-from benchmarks.report.document import Code, Section, para, to_html, to_markdown
+from benchmarks.report.document import Code, Paragraph, Section, para, to_html, to_markdown
 from benchmarks.report.load import Results
 from benchmarks.report.sections import (
     convergence,
@@ -101,16 +102,25 @@ def _intro(res: Results) -> tuple[str, str]:
 
 def render_html(res: Results, sections: list[Section]) -> str:
     title, sub = _intro(res)
+    return html_page(title, QUESTION, sub, sections, res.notes)
+
+
+def html_page(
+    title: str, question: str, sub: Paragraph, sections: Sequence[Section], notes: Sequence[str]
+) -> str:
+    """The page shell the report and ``optbench history`` share: self-contained HTML (the
+    style sheet inline), the title, the question it answers, the line under it, a link per
+    section, the notes as warnings, then the sections."""
     esc = html.escape
     nav = "".join(f"<a href='#{s.id}'>{esc(s.title.split(':')[0])}</a>" for s in sections)
-    notes = "".join(to_html(para(n, cls="warn")) for n in res.notes)
+    warn = "".join(to_html(para(n, cls="warn")) for n in notes)
     body = "\n".join(map(to_html, sections))
     return (
         f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
         f"<meta name='viewport' content='width=device-width, initial-scale=1'>"
         f"<title>{esc(title)}</title><style>{CSS}</style></head>\n<body><main>"
-        f"<h1>{esc(title)}</h1><p class='question'>{esc(QUESTION)}</p>"
-        f"{to_html(sub)}<nav>{nav}</nav>{notes}\n{body}\n</main></body></html>\n"
+        f"<h1>{esc(title)}</h1><p class='question'>{esc(question)}</p>"
+        f"{to_html(sub)}<nav>{nav}</nav>{warn}\n{body}\n</main></body></html>\n"
     )
 
 

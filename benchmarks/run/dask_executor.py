@@ -551,7 +551,7 @@ def _size(n: int) -> str:
 def host_cpus() -> tuple[int, list[int]]:
     """Run on each Dask worker by the client: this host's physical cores, and the CPUs this
     worker process may use."""
-    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    cpus = environment.cpu_affinity()
     return default_threads(), cpus or list(range(os.cpu_count() or 1))
 
 

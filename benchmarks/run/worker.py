@@ -28,6 +28,7 @@ import traceback
 from typing import Any
 
 from backends import registry
+from benchmarks.core.environment import cpu_affinity
 from benchmarks.record.schema import Status
 
 _ENV_LOCK = threading.Lock()
@@ -110,11 +111,11 @@ def pin_cores(threads: int, cpus: list[int] | None = None) -> list[int]:
     """
     if not hasattr(os, "sched_setaffinity"):  # macOS: the environment variables only
         return list(range(threads))
-    allowed = sorted(os.sched_getaffinity(0))
+    allowed = cpu_affinity()
     mine = [c for c in cpus or () if c in allowed] or allowed  # none of them here: any
     if mine[:threads] != allowed:
         os.sched_setaffinity(0, mine[:threads])
-    return sorted(os.sched_getaffinity(0))
+    return cpu_affinity()
 
 
 def _die_with_parent(parent: int) -> None:

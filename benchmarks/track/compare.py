@@ -39,6 +39,7 @@ from benchmarks.core.environment import package_changes
 from benchmarks.record.schema import CONFIG_COLUMNS, Status
 from benchmarks.record.store import Store
 from benchmarks.report.analysis import CELL, cell_spread
+from benchmarks.report.document import markdown_table
 from benchmarks.track import baselines, recheck
 from benchmarks.track.change import FASTER, SAME, SLOWER, throughput_change
 
@@ -106,6 +107,51 @@ def compare(
         raise ValueError(f"acc_tolerance={acc_tolerance} is invalid: must be >= 0")
     base, cur = Store.open(baseline), Store.open(current)
     b_runs, c_runs = base.runs(), cur.runs()  # rebuilt from parts/ where damaged
+    ids = _matched(b_runs, c_runs, baseline, current)
+    b = b_runs.set_index("run_id").loc[ids].copy()
+    c = c_runs.set_index("run_id").loc[ids].copy()
+    for frame in (b, c):  # a store where no run finished may lack the measured columns
+        for col, empty in (("final_test_acc", math.nan), ("error", "")):
+            if col not in frame:
+                frame[col] = empty
+    envs = [_environment(store) for store in (base, cur)]
+    warnings = _environment_warnings(*envs)
+    warnings += _path_changes(b, c)
+    floor, floor_from = baselines.floors(Path(baseline), envs[1])
+    c_rates = stats.block_rates(c.reset_index(), cur.table("timings"), GROUP)
+    at_machine_speed, scaled = _machine_speed(envs, b, c, c_rates, len(ids))
+    groups = throughput_change(
+        b.reset_index(),
+        stats.block_rates(b.reset_index(), base.table("timings"), GROUP),
+        c_rates,
+        GROUP,
+        threshold,
+        {tuple(r[:-2]): r[-2] for r in floor.itertuples(index=False)},
+        at_machine_speed,
+    )
+
+    rechecked = ""
+    if recheck_rounds:
+        groups, rechecked = recheck.recheck(
+            groups, GROUP, base, cur, threshold, recheck_rounds, log, recheck_budget_s
+        )
+    status_changes, accuracy_drops, absorbed = _run_changes(b, c, b_runs, acc_tolerance)
+    notes = [f"baseline: {n}" for n in base.notes] + [f"current: {n}" for n in cur.notes]
+    notes += _notes(groups, floor_from, [scaled, rechecked], acc_tolerance, absorbed)
+    return Comparison(
+        groups,
+        status_changes,
+        accuracy_drops,
+        len(ids),
+        len(set(b_runs["run_id"]) - set(ids)),
+        len(set(c_runs["run_id"]) - set(ids)),
+        warnings,
+        notes,
+    )
+
+
+def _matched(b_runs: pd.DataFrame, c_runs: pd.DataFrame, baseline: Path, current: Path) -> list:
+    """The run ids both folders hold; ValueError, naming what differs, where none."""
     if b_runs.empty:
         raise ValueError(f"{baseline}: runs.parquet holds no runs; nothing to compare against")
     if c_runs.empty:
@@ -128,69 +174,62 @@ def compare(
             "(runs match by their configuration)"
             + (f"; they differ in {'; '.join(differ)}" if differ else "")
         )
-    b = b_runs.set_index("run_id").loc[ids].copy()
-    c = c_runs.set_index("run_id").loc[ids].copy()
-    for frame in (b, c):  # a store where no run finished may lack the measured columns
-        for col, empty in (("final_test_acc", math.nan), ("error", "")):
-            if col not in frame:
-                frame[col] = empty
-    envs = []
-    for store in (base, cur):  # without it, nothing says the two are comparable
-        env = store.environment()
-        if not env:
-            raise ValueError(
-                f"{store.path}: environment.json is missing, so the machine and versions the "
-                "runs were measured on are unknown; compare folders that optbench run wrote"
-            )
-        envs.append(env)
-    warnings = _environment_warnings(*envs)
-    warnings += _path_changes(b, c)
-    floor, floor_from = baselines.floors(Path(baseline), envs[1])
-    c_rates = stats.block_rates(c.reset_index(), cur.table("timings"), GROUP)
-    at_machine_speed, scaled = None, ""
+    return ids
+
+
+def _environment(store: Store) -> dict[str, Any]:
+    """A side's environment.json; without it, nothing says the two are comparable."""
+    env = store.environment()
+    if not env:
+        raise ValueError(
+            f"{store.path}: environment.json is missing, so the machine and versions the "
+            "runs were measured on are unknown; compare folders that optbench run wrote"
+        )
+    return env
+
+
+def _machine_speed(
+    envs: list[dict[str, Any]], b: pd.DataFrame, c: pd.DataFrame, c_rates: pd.DataFrame, n: int
+) -> tuple[pd.DataFrame | None, str]:
+    """The current rates at the baseline machine's speed (None where they cannot be), and
+    the note that says so."""
     if reference.numpy_versions_differ(envs):
-        scaled = (
+        return None, (
             "throughput not checked at the machine's speed: the NumPy versions differ, and "
             "with them the reference kernel"
         )
-    else:
-        factor = reference.machine_factor(b, c)
-        if len(factor):
-            at_machine_speed = reference.rescale(c_rates, factor)
-            scaled = (
-                f"throughput also checked at the machine's speed (a reference kernel timed "
-                f"around each run) for {len(factor)} of {len(ids)} matched runs: during the "
-                f"current runs the machine was {_speed_change(float(np.median(factor)))} "
-                "during the baseline's (median over runs); a change is called only where "
-                "both views agree"
-            )
-
-    groups = throughput_change(
-        b.reset_index(),
-        stats.block_rates(b.reset_index(), base.table("timings"), GROUP),
-        c_rates,
-        GROUP,
-        threshold,
-        {tuple(r[:-2]): r[-2] for r in floor.itertuples(index=False)},
-        at_machine_speed,
+    factor = reference.machine_factor(b, c)
+    if not len(factor):
+        return None, ""
+    return reference.rescale(c_rates, factor), (
+        f"throughput also checked at the machine's speed (a reference kernel timed "
+        f"around each run) for {len(factor)} of {n} matched runs: during the "
+        f"current runs the machine was {_speed_change(float(np.median(factor)))} "
+        "during the baseline's (median over runs); a change is called only where "
+        "both views agree"
     )
 
-    rechecked = ""
-    if recheck_rounds:
-        groups, rechecked = recheck.recheck(
-            groups, GROUP, base, cur, threshold, recheck_rounds, log, recheck_budget_s
-        )
-    cfg = [
-        "dataset",
-        "backend",
-        "mode",
-        "device",
-        "variant",
-        "optimizer",
-        "lr",
-        "batch_size",
-        "seed",
-    ]
+
+#: the run columns compare's status and accuracy tables name a run by
+RUN_KEY = [
+    "dataset",
+    "backend",
+    "mode",
+    "device",
+    "variant",
+    "optimizer",
+    "lr",
+    "batch_size",
+    "seed",
+]
+
+
+def _run_changes(
+    b: pd.DataFrame, c: pd.DataFrame, b_runs: pd.DataFrame, acc_tolerance: float
+) -> tuple[pd.DataFrame, pd.DataFrame, int]:
+    """The runs ok in the baseline and not now; those whose accuracy dropped beyond the
+    allowance; how many drops a chaotic cell's spread absorbed."""
+    cfg = RUN_KEY
     ok = Status.OK.value
     changed = (b["status"] == ok) & (c["status"] != ok)
     status_changes = pd.DataFrame(
@@ -219,7 +258,15 @@ def compare(
             "allowed_drop": allowed[dropped],
         }
     ).reset_index()
-    notes = [f"baseline: {n}" for n in base.notes] + [f"current: {n}" for n in cur.notes]
+    return status_changes, accuracy_drops, absorbed
+
+
+def _notes(
+    groups: pd.DataFrame, floor_from: str, said: list[str], acc_tolerance: float, absorbed: int
+) -> list[str]:
+    """What the comparison notes: blind groups, the noise floor, ``said`` (the machine
+    speed's and the re-measurement's notes, where any), absorbed accuracy drops."""
+    notes = []
     blind = groups[groups["floor"] > BLIND_FLOOR] if len(groups) else groups
     if len(blind):
         notes.append(
@@ -237,25 +284,13 @@ def compare(
         "this machine (optbench baseline save ... --repeat FOLDER learns it); sweep-to-sweep "
         "drift on a busy machine may be flagged"
     )
-    if scaled:
-        notes.append(scaled)
-    if rechecked:
-        notes.append(rechecked)
+    notes += [n for n in said if n]
     if absorbed:
         notes.append(
             f"{absorbed} accuracy drop(s) above {acc_tolerance:g} not counted: within their "
             "configuration's spread between backends or seeds in the baseline (a chaotic cell)"
         )
-    return Comparison(
-        groups,
-        status_changes,
-        accuracy_drops,
-        len(ids),
-        len(set(b_runs["run_id"]) - set(ids)),
-        len(set(c_runs["run_id"]) - set(ids)),
-        warnings,
-        notes,
-    )
+    return notes
 
 
 def _speed_change(factor: float) -> str:
@@ -430,6 +465,5 @@ def format_markdown(cmp: Comparison, baseline: Path, current: Path, threshold: f
 
 
 def _md_table(df: pd.DataFrame) -> str:
-    cells = [[str(v) for v in r] for r in df.itertuples(index=False)]
-    rows = [list(map(str, df.columns)), ["---"] * len(df.columns), *cells]
-    return "\n".join("| " + " | ".join(r) + " |" for r in rows)
+    """Compare's tables: cells as ``str`` writes them, escaped (:func:`markdown_table`)."""
+    return markdown_table(df.columns, df.itertuples(index=False), text=str)

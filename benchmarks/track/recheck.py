@@ -68,6 +68,7 @@ from benchmarks.core.environment import (
     package_changes,
     package_versions,
 )
+from benchmarks.record.schema import Status
 from benchmarks.record.store import Store
 from benchmarks.track.change import FASTER, SAME, SLOWER, throughput_change
 
@@ -462,7 +463,8 @@ def _runs_to_repeat(
     """Per side, the stored rows of the runs to repeat, in one order: the flagged groups'
     runs that finished on both sides, of each group's first seed (its learning rates)."""
     b_runs, c_runs = (s.runs().set_index("run_id", drop=False) for s in (baseline, current))
-    ok = set(b_runs.index[b_runs["status"] == "ok"]) & set(c_runs.index[c_runs["status"] == "ok"])
+    done = Status.OK.value
+    ok = set(b_runs.index[b_runs["status"] == done]) & set(c_runs.index[c_runs["status"] == done])
     chosen = (
         c_runs[c_runs["run_id"].isin(ok)]
         .reset_index(drop=True)

@@ -3,6 +3,8 @@ to the target accuracy; the headline sentence and the notes on method."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pandas as pd
 
 from benchmarks.core import stats
@@ -50,12 +52,31 @@ def build(res: Results, an: Analysis) -> Section:
             [para("No runs were recorded, so there is nothing to compare.", cls="warn")],
         )
     v = an.verdict
-    several = v["dataset"].nunique() > 1
     shown = fmt.drop_constant(display(v, an.target, res.curves is not None))
     if v["fraction_of_peak"].isna().all():  # no GPU with a known peak
         shown = shown.drop(columns="of peak")
     numeric = [*NUMERIC, *(c for c in shown.columns if c.startswith("time to"))]
-    notes = [
+    notes = [n for builder in NOTES for n in builder(res, an)]
+    style = figures.styles([tuple(k) for k in v[GROUP].drop_duplicates().itertuples(index=False)])
+    return Section(
+        "verdict",
+        "Verdict: speed and accuracy per batch size",
+        [
+            headline(v),
+            *one_backend(v),
+            # the answer as a picture first, then the table; how each figure is taken folds away
+            figure_block(figures.verdict(v, style, an.target if res.curves is not None else None)),
+            table(shown, "verdict", numeric=numeric, small=SMALL),
+            Details(f"How these figures are taken ({len(notes)} notes)", tuple(notes)),
+        ],
+    )
+
+
+# --- the notes under "How these figures are taken", one builder each, in order -----------
+
+
+def _method_notes(res: Results, an: Analysis) -> list[Paragraph]:
+    return [
         note(
             Bold("One row per batch size"),
             ": throughput grows several-fold with the batch, so a single figure pooled "
@@ -78,77 +99,109 @@ def build(res: Results, an: Analysis) -> Section:
             "evaluations every few steps, so it is resolved to them). A measure of speed, not a choice of "
             "optimizer: the optimizer verdict's target is a validation accuracy.",
         ),
-        best_note(v),
+        best_note(an.verdict),
     ]
-    notes += seeds_note(an)
+
+
+def _cold_start_notes(res: Results, an: Analysis) -> list[Paragraph]:
     reuse = first_step_reuse(res.runs)
-    if len(reuse):
-        notes.append(cold_start_note(reuse))
+    return [cold_start_note(reuse)] if len(reuse) else []
+
+
+def _same_notes(res: Results, an: Analysis) -> list[Paragraph]:
     same = [
         f"{c} {res.runs[c].iloc[0]}"
         for c in ("dataset", "mode", "device")
         if res.runs[c].nunique() == 1 and res.runs[c].iloc[0] != ""
     ]
-    if same:
-        notes.append(note("Every run used " + ", ".join(same) + "."))
-    if an.stock_runs:
-        notes.append(
-            note(
-                Bold("Spec runs only"),
-                f": every framework on the same formulas; the {an.stock_runs} stock-variant runs "
-                "(each framework's own optimizer at its defaults) are compared in What the stock "
-                "defaults change.",
-            )
+    return [note("Every run used " + ", ".join(same) + ".")] if same else []
+
+
+def _spec_notes(res: Results, an: Analysis) -> list[Paragraph]:
+    if not an.stock_runs:
+        return []
+    return [
+        note(
+            Bold("Spec runs only"),
+            f": every framework on the same formulas; the {an.stock_runs} stock-variant runs "
+            "(each framework's own optimizer at its defaults) are compared in What the stock "
+            "defaults change.",
         )
-    if several:
-        notes.append(
-            note(
-                Bold("One row per data set"),
-                ": the input size sets the step's cost, so speeds are compared within a data set.",
-            )
+    ]
+
+
+def _dataset_notes(res: Results, an: Analysis) -> list[Paragraph]:
+    if an.verdict["dataset"].nunique() <= 1:
+        return []
+    return [
+        note(
+            Bold("One row per data set"),
+            ": the input size sets the step's cost, so speeds are compared within a data set.",
         )
-    if (v["throughput_source"] == FROM_RUNS).any():
-        notes.append(
+    ]
+
+
+def _missing_notes(res: Results, an: Analysis) -> list[Paragraph]:
+    out = []
+    if (an.verdict["throughput_source"] == FROM_RUNS).any():
+        out.append(
             note(
                 "timings.parquet is missing: samples/s is the median of the runs' own medians, without interval."
             )
         )
     if res.curves is None:
-        notes.append(note("curves.parquet is missing: no time or steps to the target accuracy."))
+        out.append(note("curves.parquet is missing: no time or steps to the target accuracy."))
+    return out
+
+
+def _machines_notes(res: Results, an: Analysis) -> list[Paragraph]:
     where = hosts(res.runs)
-    if len(where) > 1:
-        notes.append(
-            para(
-                Bold("Several machines"),
-                ": this sweep's runs came from "
-                + ", ".join(f"{r.host} ({r.runs} runs)" for r in where.itertuples())
-                + "; a row pools runs of whichever hosts ran it, so compare rows with care "
-                "(the host of every run is in runs.parquet).",
-                cls="warn",
-            )
+    if len(where) <= 1:
+        return []
+    return [
+        para(
+            Bold("Several machines"),
+            ": this sweep's runs came from "
+            + ", ".join(f"{r.host} ({r.runs} runs)" for r in where.itertuples())
+            + "; a row pools runs of whichever hosts ran it, so compare rows with care "
+            "(the host of every run is in runs.parquet).",
+            cls="warn",
         )
+    ]
+
+
+def _noisy_notes(res: Results, an: Analysis) -> list[Paragraph]:
+    v = an.verdict
     noisy = v[v["noisy"]]
-    if len(noisy):
-        notes.append(
-            para(
-                Bold("Noisy"),
-                f": {len(noisy)} of {len(v)} rows have a 95% interval wider than "
-                f"{NOISY_RATIO:g}x (e.g. {fmt.path_label(noisy.iloc[0])} at batch "
-                f"{noisy.iloc[0]['batch_size']}); the machine was probably busy. Where "
-                "intervals overlap the order is not settled: rerun on a quiet machine.",
-                cls="warn",
-            )
+    if not len(noisy):
+        return []
+    return [
+        para(
+            Bold("Noisy"),
+            f": {len(noisy)} of {len(v)} rows have a 95% interval wider than "
+            f"{NOISY_RATIO:g}x (e.g. {fmt.path_label(noisy.iloc[0])} at batch "
+            f"{noisy.iloc[0]['batch_size']}); the machine was probably busy. Where "
+            "intervals overlap the order is not settled: rerun on a quiet machine.",
+            cls="warn",
         )
-    if len(an.disagreements):
-        notes.append(
-            note(
-                Bold("Where backends disagree on accuracy"),
-                f": {len(an.disagreements)} configuration(s) end more than "
-                f"{100 * DISAGREE_ACC:g} points apart between backends; see Learning-rate "
-                "sensitivity for each, with the reason.",
-            )
+    ]
+
+
+def _disagree_notes(res: Results, an: Analysis) -> list[Paragraph]:
+    if not len(an.disagreements):
+        return []
+    return [
+        note(
+            Bold("Where backends disagree on accuracy"),
+            f": {len(an.disagreements)} configuration(s) end more than "
+            f"{100 * DISAGREE_ACC:g} points apart between backends; see Learning-rate "
+            "sensitivity for each, with the reason.",
         )
-    notes.append(
+    ]
+
+
+def _tflops_notes(res: Results, an: Analysis) -> list[Paragraph]:
+    return [
         note(
             Bold("TFLOP/s"),
             ": achieved, 6 x parameters x samples/s (forward and backward matmuls; the "
@@ -160,20 +213,24 @@ def build(res: Results, an: Analysis) -> Section:
                 else "."
             ),
         )
-    )
-    style = figures.styles([tuple(k) for k in v[GROUP].drop_duplicates().itertuples(index=False)])
-    return Section(
-        "verdict",
-        "Verdict: speed and accuracy per batch size",
-        [
-            headline(v),
-            *one_backend(v),
-            # the answer as a picture first, then the table; how each figure is taken folds away
-            figure_block(figures.verdict(v, style, an.target if res.curves is not None else None)),
-            table(shown, "verdict", numeric=numeric, small=SMALL),
-            Details(f"How these figures are taken ({len(notes)} notes)", tuple(notes)),
-        ],
-    )
+    ]
+
+
+#: the verdict's notes, in the order shown: each ``(res, an) -> [paragraphs]`` (none where
+#: it has nothing to say); a new note is one function and one line here
+NOTES: tuple[Callable[[Results, Analysis], list[Paragraph]], ...] = (
+    _method_notes,
+    lambda res, an: seeds_note(an),
+    _cold_start_notes,
+    _same_notes,
+    _spec_notes,
+    _dataset_notes,
+    _missing_notes,
+    _machines_notes,
+    _noisy_notes,
+    _disagree_notes,
+    _tflops_notes,
+)
 
 
 def note(*spans: Span) -> Paragraph:

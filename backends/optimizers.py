@@ -130,6 +130,9 @@ class OptimizerKind:
     stock: Mapping[str, Callable[..., Any] | str] = field(default_factory=dict)
     #: path options (block, traced, xla, cuda_graph) its implementations cannot run on
     unsupported: tuple[str, ...] = ()
+    #: its update is a sign (Lion, signSGD): parity allows a few flipped signs
+    #: (:func:`benchmarks.checks.parity.sign_rule`) rather than the plain gate
+    sign_based: bool = False
     #: where it was loaded from ("module:Object"); "" for the built-in kinds
     source: str = ""
 
@@ -391,6 +394,7 @@ def _parse_env(text: str) -> list[tuple[str, str]]:
 CATALOGUE = (
     "backends.catalogue.adamax:ADAMAX",
     "backends.catalogue.adadelta:ADADELTA",
+    "backends.catalogue.lion:LION",
 )
 
 _discovered = False

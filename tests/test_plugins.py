@@ -331,3 +331,36 @@ def test_a_worker_without_the_sweep_file_finds_the_plugin_from_the_run(tmp_path,
         cwd=REPO, env=env, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert proc.stdout.strip().splitlines()[-1] == "ok", proc.stdout + proc.stderr
+
+
+LION_SWAPPED = """
+    import numpy as np
+
+    from backends.catalogue.lion import LION
+    from backends.optimizers import Reference
+    import dataclasses
+
+    def swapped(hp, lr, w, g, slots, t):
+        (m,) = slots  # the planted bug: b2 where the sign takes b1
+        c = hp["beta2"] * m + (1 - hp["beta2"]) * g
+        return w - lr * np.sign(c), [hp["beta2"] * m + (1 - hp["beta2"]) * g]
+
+    KIND = dataclasses.replace(
+        LION, name="lion_planted", presets={"lion_planted": {"lr": 1e-3}},
+        implementations={"numpy": Reference(LION.reference.slots, swapped)},
+    )
+"""
+
+
+def test_a_sign_based_update_passes_its_rule_and_a_wrong_one_fails_it(
+    cli_env, tmp_path, monkeypatch
+):
+    """Lion's float32 NumPy run passes the sign rule (a few flipped signs allowed); the same
+    with b1 and b2 swapped in the sign moves many signs and fails it, said so."""
+    proc = _run(cli_env, "parity", "--backend", "numpy", "--optimizer", "lion")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    source = _module(tmp_path, monkeypatch, "planted_lion", LION_SWAPPED) + ":KIND"
+    proc = _run(cli_env, "parity", "--backend", "numpy", "--optimizer", source, cwd=tmp_path)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    fail = [line for line in proc.stdout.splitlines() if "FAIL" in line]
+    assert len(fail) == 2 and "of the weights off (sign rule allows 0.1%)" in fail[0], fail

@@ -364,3 +364,20 @@ def test_a_sign_based_update_passes_its_rule_and_a_wrong_one_fails_it(
     assert proc.returncode == 1, proc.stdout + proc.stderr
     fail = [line for line in proc.stdout.splitlines() if "FAIL" in line]
     assert len(fail) == 2 and "of the weights off (sign rule allows 0.1%)" in fail[0], fail
+
+
+def test_a_dry_run_lists_every_module_the_sweep_would_import(cli_env, tmp_path):
+    """A sweep file is code: before anything runs, the dry run names each module it would
+    import (adapters and plugins) and what names it."""
+    sweep = _sweep(tmp_path, MINIMAL, backends='["numpy", "mirror"]')
+    proc = _run(cli_env, "run", "--sweep", sweep, "--out", str(tmp_path / "r"), "--dry-run")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    listed = proc.stdout.split("imports (a sweep runs this code")[1].splitlines()[1:]
+    rows = [ln.split() for ln in listed if ln.startswith("    ")]
+    imports = {row[0]: " ".join(row[1:]) for row in rows}
+    assert imports == {
+        "backends.numpy.backend": "backend numpy (backends/registry.py)",
+        "tests.fakes": "backend mirror (OPTBENCH_BACKENDS)",
+        "examples.optimizers.dampened_sgd": "optimizer dampened_sgd (plugin)",
+    }
+    assert not (tmp_path / "r").exists()

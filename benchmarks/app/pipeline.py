@@ -106,6 +106,7 @@ def dry_run(sweep: Sweep, out: Path, *, resume: bool = False, stdout: TextIO | N
     With ``resume``: what is left, or the refusal the run would give (exit 2)."""
     stdout = stdout or sys.stdout
     print(describe_grid(sweep, out), file=stdout)
+    print(describe_code(sweep), file=stdout)
     try:
         store: Store | None = Store.open(out)
         runs = store.table("runs")
@@ -140,6 +141,33 @@ def dry_run(sweep: Sweep, out: Path, *, resume: bool = False, stdout: TextIO | N
             note += f"; {', '.join(new)} ran none there: estimated like the others"
     print(note, file=stdout)
     return exitcodes.OK
+
+
+def describe_code(sweep: Sweep) -> str:
+    """Every module the sweep would import to run (its backends' adapters and its optimizer
+    plugins), each with what names it: a sweep file is code, to be trusted as a test file is."""
+    import os
+
+    from backends import optimizers, registry
+
+    extra = {e.name for e in registry.parse_extra(os.environ.get("OPTBENCH_BACKENDS", ""))}
+    named: dict[str, str] = {}
+    for b in dict.fromkeys(s.backend for s in sweep.runs):
+        why = "OPTBENCH_BACKENDS" if b in extra else "backends/registry.py"
+        named.setdefault(registry.entry(b).target.split(":")[0], f"backend {b} ({why})")
+    for s in sweep.runs:
+        if s.optimizer_source:
+            kind = s.opt.plugin
+            why = (
+                "shipped catalogue" if s.optimizer_source in optimizers.CATALOGUE else "plugin"
+            )
+            named.setdefault(
+                s.optimizer_source.split(":")[0],
+                f"optimizer {kind.name if kind else s.opt.kind} ({why})",
+            )
+    lines = ["  imports (a sweep runs this code; read what you did not write):"]
+    lines += [f"    {module:<40} {why}" for module, why in named.items()]
+    return "\n".join(lines)
 
 
 def describe_grid(sweep: Sweep, out: Path) -> str:

@@ -82,6 +82,14 @@ from typing import Any
 from benchmarks.core import environment
 from benchmarks.record.data import DataError
 from benchmarks.record.schema import RunSpec, Status, failed_record
+from benchmarks.run.dask_connect import (  # noqa: F401 - re-exported: callers import them here
+    CONNECT_TIMEOUT_S,
+    INSTALL_HINT,
+    SchedulerUnreachable,
+    connect,
+    plain_tcp_warning,
+    security_for,
+)
 from benchmarks.run.execute import (
     RUN_TASK,
     Executor,
@@ -92,13 +100,9 @@ from benchmarks.run.execute import (
 )
 from benchmarks.run.worker import Worker, WorkerFailure, default_threads
 
-#: seconds to wait for the scheduler to answer before giving up (an address where nothing
-#: listens fails after this long, with the fix)
-CONNECT_TIMEOUT_S = 5.0
 #: how often the client looks for results (a blocking Queue.get that times out logs an error
 #: on the scheduler, so the client polls without blocking)
 POLL_S = 0.2
-INSTALL_HINT = "pip install -e '.[dask]'"
 #: how long a unit that needs a resource (a GPU) waits for a worker that offers it before
 #: its runs are recorded skipped with the reason
 RESOURCE_WAIT_S = 120.0
@@ -124,40 +128,6 @@ def data_key(token: str, index: int) -> str:
 
 #: a Dask worker's threads per run, and the CPUs its runs take them from
 Placement = tuple[int, list[int]]
-
-
-class SchedulerUnreachable(RuntimeError):
-    """No Dask scheduler to run on: ``distributed`` missing, a bad address, or none answered."""
-
-
-def connect(address: str, timeout: float | None = None):
-    """A ``distributed.Client`` of the scheduler at ``address``; SchedulerUnreachable, with
-    the fix, within ``timeout`` seconds (default :data:`CONNECT_TIMEOUT_S`) where there is
-    none."""
-    timeout = timeout or CONNECT_TIMEOUT_S
-    try:
-        import distributed
-    except ImportError:
-        raise SchedulerUnreachable(
-            f"--executor dask needs Dask distributed, which is not installed: {INSTALL_HINT}"
-        ) from None
-    from distributed.comm import get_address_host_port
-
-    try:  # checked first: a Client that fails on a bad address hangs at exit, closing
-        get_address_host_port(address)
-    except ValueError as exc:
-        raise SchedulerUnreachable(
-            f"--scheduler {address!r} is not a Dask scheduler address ({exc}); "
-            "give the one `dask scheduler` prints, e.g. tcp://HOST:8786"
-        ) from None
-    try:
-        return distributed.Client(address, timeout=timeout, set_as_default=False)
-    except (OSError, TimeoutError, asyncio.TimeoutError, ValueError) as exc:
-        raise SchedulerUnreachable(
-            f"no Dask scheduler answered at {address} within {timeout:g} s ({exc}); start one "
-            "with `dask scheduler` (it prints its address), or check --scheduler and the "
-            "firewall between here and there"
-        ) from None
 
 
 class DaskExecutor(Executor):
@@ -188,9 +158,33 @@ class DaskExecutor(Executor):
 
     @classmethod
     def connect(
-        cls, address: str, threads: int | None = None, timeout: float | None = None, **kw
+        cls,
+        address: str,
+        threads: int | None = None,
+        timeout: float | None = None,
+        tls: dict[str, str | None] | None = None,
+        insecure: bool = False,
+        **kw,
     ) -> DaskExecutor:
-        return cls(connect(address, timeout), threads, **kw)
+        """Connect to the scheduler at ``address``: over TLS for a ``tls://`` address (the
+        files in ``tls``, or Dask's configuration); plain TCP off the loopback says
+        :data:`PLAIN_TCP_WARNING` once (to ``log``, and in :meth:`describe`) unless
+        ``insecure``."""
+        security = security_for(address, tls)
+        ex = cls(connect(address, timeout, security), threads, **kw)
+        ex.address, ex.tls = address, security is not None
+        ex.warning = None if insecure else plain_tcp_warning(address)
+        if ex.warning:
+            ex.log(ex.warning)
+        return ex
+
+    address = ""
+    tls = False
+    warning: str | None = None
+
+    def describe(self) -> dict[str, Any]:
+        out = {"kind": "dask", "scheduler": self.address, "tls": self.tls}
+        return {**out, "warning": self.warning} if self.warning else out
 
     def close(self) -> None:
         with contextlib.suppress(Exception):

@@ -308,6 +308,8 @@ def _run_sweep(sweep, out, resume, quiet, command, executor, on_result) -> Sweep
             f"earlier results of {out} moved to {store.archived} (use --resume to continue them instead)",
             file=sys.stderr,
         )
+    if executor is not None:  # where the runs execute (after the fingerprint: not in it)
+        env["executor"] = executor.describe()
     if store.new:  # a resumed sweep keeps the environment it started in (store.json: "resumed")
         write_json(store.path / "environment.json", env)
     done = store.finished_ids() if resume else set()

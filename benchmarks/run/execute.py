@@ -92,6 +92,10 @@ class Executor(abc.ABC):
         iterator, or a KeyboardInterrupt while it runs, stops every run still going.
         """
 
+    def describe(self) -> dict[str, Any]:
+        """What environment.json records of where the runs executed."""
+        return {"kind": type(self).__name__}
+
 
 class LocalExecutor(Executor):
     """One worker process at a time on this machine, pinned to ``threads`` CPUs: a unit's

@@ -88,7 +88,21 @@ def _options(p: argparse.ArgumentParser) -> None:
         "--scheduler",
         default=None,
         metavar="ADDRESS",
-        help="the Dask scheduler, e.g. tcp://HOST:8786 (implies --executor dask)",
+        help="the Dask scheduler, e.g. tls://HOST:8786 or tcp://HOST:8786 (implies --executor dask)",
+    )
+    for flag, what in (
+        ("--tls-ca-file", "the CA certificate that signed the scheduler's and workers'"),
+        ("--tls-cert", "this client's certificate"),
+        ("--tls-key", "this client's private key"),
+    ):  # Dask's own flag names (dask scheduler/worker take the same)
+        p.add_argument(
+            flag, default=None, metavar="FILE", help=f"{what} (PEM), for a tls:// scheduler"
+        )
+    p.add_argument(
+        "--insecure",
+        action="store_true",
+        help="plain tcp:// to a scheduler off this machine without the warning (a network "
+        "you trust: anyone who can reach the port can run code on the workers)",
     )
 
 
@@ -158,6 +172,9 @@ def _executor(args: argparse.Namespace, threads: int | None):
     from benchmarks.run.dask_executor import DaskExecutor, SchedulerUnreachable
 
     try:
-        return DaskExecutor.connect(args.scheduler, threads=threads)
+        tls = {"ca_file": args.tls_ca_file, "cert": args.tls_cert, "key": args.tls_key}
+        return DaskExecutor.connect(
+            args.scheduler, threads=threads, tls=tls, insecure=args.insecure
+        )
     except SchedulerUnreachable as exc:
         raise UsageError(str(exc)) from None

@@ -35,6 +35,7 @@ def optbench(env, *args, check=True, timeout=300):
     return out
 
 
+@pytest.mark.slow  # end to end through several commands (CI runs the slow set)
 def test_run_with_parity_and_report_as_make_bench_does(cli_env, tiny, tmp_path):
     out_dir = tmp_path / "results" / "tiny"
     r = optbench(
@@ -94,6 +95,7 @@ def _gated(cli_env, tmp_path, after: int) -> tuple[dict, Path]:
     }, gate
 
 
+@pytest.mark.slow  # end to end through several commands (CI runs the slow set)
 def test_kill_midway_then_resume_gives_the_same_rows(cli_env, tiny, tmp_path):
     """Killed with 3 runs landed and the 4th waiting at the gate (not racing 24 runs of
     50 ms: the kill comes at a known point), resumed: the same rows as a sweep never cut."""

@@ -186,6 +186,7 @@ def test_describe_grid_counts_every_axis(tiny):
 # --- optbench rerun ---------------------------------------------------------------------
 
 
+@pytest.mark.slow  # end to end through several commands (CI runs the slow set)
 def test_rerun_runs_one_stored_run_in_the_foreground(cli_env, tiny, tmp_path):
     out = tmp_path / "r"
     cmd = optbench_cmd("run", "--sweep", tiny, "--backend", "numpy,raising", "--out", str(out))

@@ -8,6 +8,7 @@ import ast
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from backends import registry
 from benchmarks.checks import overhead
@@ -19,6 +20,7 @@ from benchmarks.run.driver import run_sweep
 HARNESS = Path(__file__).resolve().parent.parent / "benchmarks"
 
 
+@pytest.mark.slow  # end to end through several commands (CI runs the slow set)
 def test_a_new_backend_goes_through_every_command(tiny, fakes, tmp_path, capsys):
     sweep = load_sweep(tiny, {"backends": ["mirror", "numpy"]})
     result = run_sweep(sweep, tmp_path / "r", quiet=True)

@@ -6,24 +6,45 @@ from __future__ import annotations
 
 import pytest
 
-from backends import registry
+from backends import optimizers, registry
 from backends.base import KINDS, MODES, candidate_paths
 from benchmarks.checks.parity import PRESETS, ParityConfig, block_sizes, passed, run_parity
 from tests.conftest import backend_params
 
+#: the catalogue's stock hypotheses, as measured against its spec presets (docs/methodology.md):
+#: backend -> preset -> whether that framework's own class at its defaults *is* the spec
+STOCK_IS_SPEC = {
+    "torch": {"adamax": True, "adadelta": True, "adadelta_keras": False},  # torch has no Lion
+    # optax's Lion decays by 1e-3 by default: too little to see in 20 steps at lr 1e-4
+    "jax": {"adamax": True, "adadelta": True, "adadelta_keras": False, "lion_decay": False},
+    # Keras adds Adamax's eps outside the max, and defaults Adadelta to rho 0.95, eps 1e-7
+    "tensorflow": {"adamax": False, "adadelta": False, "adadelta_keras": True, "lion": True},
+}
+
 
 @pytest.mark.parametrize("name", backend_params())
 def test_parity_every_optimizer_and_path(name):
-    """Every path a backend has on the CPU (eager, and each compiler) follows the reference."""
-    rows = run_parity([name], cfg=ParityConfig(steps=20))
+    """Every path a backend has on the CPU (eager, and each compiler) follows the reference,
+    for every built-in preset and the shipped catalogue's (backends/catalogue/: plugins on
+    the same contract, held to the same gate); the catalogue's stock rows measure what each
+    framework's defaults are (:data:`STOCK_IS_SPEC`). One worker per backend for both."""
+    catalogue = [optimizers.load(source) for source in optimizers.CATALOGUE]
+    names = [*PRESETS, *(k.name for k in catalogue)]
+    rows = run_parity([name], optimizers=names, cfg=ParityConfig(steps=20))
     checked = [r for r in rows if r["ok"] is not None]
+    presets = [*PRESETS, *(n for k in catalogue for n in k.presets)]
     paths = registry.entry(name).paths
     assert {(r["optimizer"], r["mode"], r["compiler"]) for r in checked} == {
-        (o, m, p.name) for o in PRESETS for m in MODES for p in candidate_paths(paths, m, "cpu")
+        (o, m, p.name) for o in presets for m in MODES for p in candidate_paths(paths, m, "cpu")
     }
     bad = [r for r in checked if not r["ok"]]
     assert not bad, f"rows outside {ParityConfig().tolerance:g}: {bad}"
     assert passed(rows)
+    stock = {r["optimizer"]: r for r in rows if r["variant"] == "stock"}
+    assert ("lion" in stock) == (name in ("jax", "tensorflow"))  # a stock Lion where one ships
+    for preset, same in STOCK_IS_SPEC.get(name, {}).items():
+        near = stock[preset]["max_abs_weight_diff"] <= ParityConfig().tolerance
+        assert near == same, (preset, stock[preset])
 
 
 def test_every_kind_has_parity_presets():
@@ -71,36 +92,3 @@ def test_parity_steps_in_blocks_as_the_runner_does():
     assert block_sizes(10) == [1, 1, 2, 3, 3]
     assert block_sizes(1) == [1]
     assert all(sum(block_sizes(n)) == n for n in range(1, 60))
-
-
-#: the catalogue's stock hypotheses, as measured against its spec presets (docs/methodology.md):
-#: backend -> preset -> whether that framework's own class at its defaults *is* the spec
-STOCK_IS_SPEC = {
-    "torch": {"adamax": True, "adadelta": True, "adadelta_keras": False},  # torch has no Lion
-    # optax's Lion decays by 1e-3 by default: too little to see in 20 steps at lr 1e-4
-    "jax": {"adamax": True, "adadelta": True, "adadelta_keras": False, "lion_decay": False},
-    # Keras adds Adamax's eps outside the max, and defaults Adadelta to rho 0.95, eps 1e-7
-    "tensorflow": {"adamax": False, "adadelta": False, "adadelta_keras": True, "lion": True},
-}
-
-
-@pytest.mark.parametrize("name", backend_params())
-def test_the_catalogue_follows_the_reference_on_every_path(name):
-    """The shipped catalogue (backends/catalogue/, plugins on the same contract) is held to
-    the same gate on every path; its stock rows measure what each framework's defaults are."""
-    from backends import optimizers
-
-    kinds = [optimizers.load(source).name for source in optimizers.CATALOGUE]
-    rows = run_parity([name], optimizers=kinds, cfg=ParityConfig(steps=20))
-    spec = [r for r in rows if r["variant"] == "spec"]
-    presets = {n for k in kinds for n in optimizers.find(k).presets}
-    paths = registry.entry(name).paths
-    assert {(r["optimizer"], r["mode"], r["compiler"]) for r in spec} == {
-        (o, m, p.name) for o in presets for m in MODES for p in candidate_paths(paths, m, "cpu")
-    }
-    assert all(r["ok"] for r in spec), [r for r in spec if not r["ok"]]
-    stock = {r["optimizer"]: r for r in rows if r["variant"] == "stock"}
-    assert ("lion" in stock) == (name in ("jax", "tensorflow"))  # a stock Lion where one ships
-    for preset, same in STOCK_IS_SPEC.get(name, {}).items():
-        near = stock[preset]["max_abs_weight_diff"] <= ParityConfig().tolerance
-        assert near == same, (preset, stock[preset])

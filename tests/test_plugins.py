@@ -180,6 +180,7 @@ def _run(cli_env, *args, cwd=REPO):
     )
 
 
+@pytest.mark.slow  # end to end through several commands (CI runs the slow set)
 def test_a_plugin_runs_through_run_report_and_compare(cli_env, tmp_path):
     """A sweep with the minimal plugin on numpy (its reference) and mirror (a backend it does
     not implement): numpy's runs train, mirror's are skipped with the reason, the built-in

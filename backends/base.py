@@ -129,6 +129,23 @@ class Backend(abc.ABC):
     #: by the overhead benchmark
     bare: ClassVar[str] = ""
 
+    def __init_subclass__(cls, **kw):
+        """A built-in adapter reads what it is from its registry entry (declared there once,
+        framework-free: its extra, variants, dtypes, bare loop); an adapter from outside the
+        tree (OPTBENCH_BACKENDS, an entry that declares no variants) keeps its own."""
+        super().__init_subclass__(**kw)
+        entry = registry.REGISTRY.get(cls.__dict__.get("name", ""))
+        if entry is None or entry.variants is None:
+            return
+        if entry.target != f"{cls.__module__}:{cls.__qualname__}":
+            return
+        cls.extra, cls.variants, cls.dtypes, cls.bare = (
+            entry.extra,
+            entry.variants,
+            entry.dtypes,
+            entry.bare,
+        )
+
     def __init__(
         self,
         mode: str = "compiled",

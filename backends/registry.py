@@ -35,6 +35,10 @@ class Entry:
     #: here, asked of the class (an adapter from outside the tree, see :func:`capabilities`)
     variants: tuple[str, ...] | None = ("spec",)
     kinds: tuple[str, ...] | None = tuple(KINDS)
+    #: the dtypes it runs in, and "module:function" of its bare loop (the overhead
+    #: benchmark's; "" for none)
+    dtypes: tuple[str, ...] = ("float32",)
+    bare: str = ""
 
     def missing(self) -> list[str]:
         return [m for m in self.requires if importlib.util.find_spec(m) is None]
@@ -55,6 +59,8 @@ REGISTRY: dict[str, Entry] = {
             "",
             packages=("numpy",),
             color="#1f77b4",
+            dtypes=("float32", "float64"),
+            bare="backends.numpy.bare:bare_loops",
             paths=(
                 CompilePath(
                     "numpy",
@@ -73,6 +79,8 @@ REGISTRY: dict[str, Entry] = {
             color="#d62728",
             marker="s",
             variants=("spec", "stock"),
+            dtypes=("float32", "float64"),
+            bare="backends.torch.bare:bare_loops",
             paths=(
                 CompilePath("eager", ("eager",), "eager, fused torch.optim kernel"),
                 # on a GPU the whole step replayed from one CUDA graph removes the launch
@@ -110,6 +118,10 @@ REGISTRY: dict[str, Entry] = {
             color="#ff7f0e",
             marker="^",
             variants=("spec", "stock"),
+            bare="backends.tensorflow.bare:bare_loops",
+            # float32 only (the default): Keras keeps the learning rate in a float32 (floatx)
+            # variable and casts Python hyperparameters through float32, so a float64 run
+            # would not be float64 math
             paths=(
                 CompilePath("eager", ("eager",), "TensorFlow eager, Keras optimizer"),
                 # XLA or not is decided by measurement where the sweep runs (machine-dependent)
@@ -157,6 +169,7 @@ REGISTRY: dict[str, Entry] = {
             color="#2ca02c",
             marker="D",
             variants=("spec", "stock"),
+            bare="backends.jax.bare:bare_loops",
             paths=(
                 CompilePath("eager", ("eager",), "op by op, no jax.jit"),
                 CompilePath(

@@ -72,3 +72,34 @@ def test_every_path_option_is_declared_where_its_adapter_needs_it():
     assert options["jax"] == {"eager": (), "jit": ("traced", "xla"), "jit_loop": PATH_OPTIONS[:3]}
     assert options["torch"]["cudagraph"] == ("cuda_graph",)
     assert options["tensorflow"]["tf_function_loop"] == ("block", "traced")
+
+
+def test_a_built_in_backend_says_what_it_is_once_in_its_registry_entry():
+    """extra, variants, dtypes and the bare loop are the entry's (framework-free), read by
+    the class; an adapter that declared them again could drift from what the driver reads."""
+    import ast
+
+    from backends import registry
+
+    for name in ("numpy", "torch", "tensorflow", "jax"):
+        entry = registry.entry(name)
+        module, cls_name = entry.target.split(":")
+        source = (HARNESS.parent / Path(*module.split("."))).with_suffix(".py").read_text()
+        (cls,) = [
+            n
+            for n in ast.walk(ast.parse(source))
+            if isinstance(n, ast.ClassDef) and n.name == cls_name
+        ]
+        declared = {
+            t.id
+            for n in cls.body
+            if isinstance(n, ast.Assign)
+            for t in n.targets
+            if isinstance(t, ast.Name)
+        }
+        assert not declared & {"extra", "variants", "dtypes", "bare"}, (name, declared)
+        if not entry.missing():
+            loaded = registry.load(name)
+            assert (loaded.extra, loaded.variants, loaded.dtypes, loaded.bare) == (
+                entry.extra, entry.variants, entry.dtypes, entry.bare,
+            )  # fmt: skip

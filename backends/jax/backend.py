@@ -294,10 +294,7 @@ _eval_jit = jax.jit(_eval)
 
 class JaxBackend(Backend):
     name = "jax"
-    extra = "jax"
-    bare = "backends.jax.bare:bare_loops"
     kinds = tuple(OPTIMIZERS["spec"])
-    variants = ("spec", "stock")
     device_peak_kind = "device_process_peak"  # XLA's peak_bytes_in_use cannot be reset
 
     @classmethod

@@ -181,8 +181,6 @@ def _plugin_update(kind: OptimizerKind, state: NumpyState, grads: Weights, lr) -
 
 class NumpyBackend(Backend):
     name = "numpy"
-    extra = ""
-    dtypes = ("float32", "float64")
     #: runs an optimizer plugin's reference rather than its NumPy implementation
     reference = False
 
@@ -190,7 +188,6 @@ class NumpyBackend(Backend):
     def devices(cls) -> list[str]:
         return ["cpu"]
 
-    bare = "backends.numpy.bare:bare_loops"
     kinds = tuple(UPDATES)
 
     def init(self, model: ModelSpec, opt: OptimizerSpec, weights: Weights) -> NumpyState:

@@ -274,13 +274,7 @@ class TensorflowState:
 
 class TensorflowBackend(Backend):
     name = "tensorflow"
-    extra = "tensorflow"
-    # No float64: Keras keeps the learning rate in a float32 (floatx) variable and casts
-    # Python hyperparameters through float32, so a float64 run would not be float64 math.
-    dtypes = ("float32",)
-    bare = "backends.tensorflow.bare:bare_loops"
     kinds = tuple(OPTIMIZERS["spec"])
-    variants = ("spec", "stock")
 
     def __init__(
         self,

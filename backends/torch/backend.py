@@ -354,11 +354,7 @@ class TorchState:
 
 class TorchBackend(Backend):
     name = "torch"
-    extra = "torch"
-    dtypes = ("float32", "float64")
-    bare = "backends.torch.bare:bare_loops"
     kinds = tuple(OPTIMIZERS["spec"])
-    variants = ("spec", "stock")
 
     def __init__(
         self,

@@ -53,8 +53,8 @@ bench-steps-compare: install  ## the same against each backend's last saved run;
 	done; exit $$status
 
 # No install and no venv: a GPU machine has its frameworks (CUDA builds) and no network.
-gpu-check:                ## on a GPU machine: parity, smoke+gpu sweeps, overhead, pytest -m gpu (exit 1 on a missed target); BUDGET=seconds OUT=folder
-	PYTHONPATH=. $(PYTHON) -m benchmarks.gpu_check $(if $(BUDGET),--budget $(BUDGET)) $(if $(OUT),--out $(OUT))
+gpu-check:                ## on a GPU machine: parity, smoke+gpu sweeps, overhead, pytest -m gpu (exit 1 on a missed target); BUDGET=seconds OUT=folder PROFILE=quick
+	PYTHONPATH=. $(PYTHON) -m benchmarks.gpu_check $(if $(BUDGET),--budget $(BUDGET)) $(if $(OUT),--out $(OUT)) $(if $(PROFILE),--profile $(PROFILE))
 
 # Two pytest workers (pytest-xdist), work-stealing: most fast tests wait on child processes,
 # so two share two cores well (4m16s serial, 2m21s so on the 2-core CI machine).

@@ -58,56 +58,84 @@ def test_a_step_stopped_part_way_keeps_what_it_printed(tmp_path):
     assert gpu_check._progress_rows(tmp_path / "missing.jsonl") == []
 
 
-def test_the_whole_check_has_its_own_time_target(monkeypatch, tmp_path, capsys):
-    """Five minutes for every step (issue 8): over it, the check fails although each step
-    passed; a partial check (a step skipped) has no such target."""
-    import types
+class _Clock:
+    """A monotonic clock that moves only when a step runs (``cost`` seconds each)."""
 
+    def __init__(self, outputs, cost: float):
+        self.now, self.cost, self.outputs, self.limits = 0.0, cost, outputs, []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def run(self, args, timeout, log):
+        self.limits.append(timeout)
+        self.now += self.cost
+        return self.outputs[args[0]]
+
+
+OUTPUTS = {
+    "benchmarks.app.cli": (0, "torch  adam  compiled  cudagraph  1e-07  1e-07  ok\n"),
+    "benchmarks.checks.overhead": (0, "[]"),
+    "pytest": (0, "3 passed"),
+}
+
+
+def _patched(monkeypatch, cost: float) -> _Clock:
     from benchmarks.checks import gpu_check
     from benchmarks.core import environment
 
-    outputs = {
-        "benchmarks.app.cli": (0, "torch  adam  compiled  cudagraph  1e-07  1e-07  ok\n"),
-        "benchmarks.checks.overhead": (0, "[]"),
-        "pytest": (0, "3 passed"),
-    }
+    clock = _Clock(OUTPUTS, cost)
     monkeypatch.setattr(environment, "gpu_present", lambda: True)
     monkeypatch.setattr(gpu_check, "gpu_backends", lambda names: (names, {}))
-    monkeypatch.setattr(gpu_check, "_run", lambda args, timeout, log: outputs[args[0]])
-    clock = iter([0.0, gpu_check.TOTAL_S + 60.0] * 2)
-    monkeypatch.setattr(gpu_check, "time", types.SimpleNamespace(monotonic=lambda: next(clock)))
-    argv = ["--out", str(tmp_path), "--backend", "torch", "--sweeps", ""]
-    assert gpu_check.main(argv) == 1
+    monkeypatch.setattr(gpu_check, "_run", clock.run)
+    monkeypatch.setattr(gpu_check, "time", clock)
+    return clock
+
+
+def test_the_whole_check_has_its_budget_as_its_time_target(monkeypatch, tmp_path, capsys):
+    """Over its budget the full check fails although each step passed; a partial check (a
+    step skipped, or the quick profile) has no such target."""
+    from benchmarks.checks import gpu_check
+
+    _patched(monkeypatch, cost=150.0)  # three steps of 150 s: 450 s, over a 400 s budget
+    argv = ["--out", str(tmp_path), "--backend", "torch", "--sweeps", "", "--budget", "400"]
+    gpu_check.main(argv)
     out = capsys.readouterr().out
-    assert f"the whole check within {gpu_check.TOTAL_S} s" in out and "FAIL" in out
-    assert "360 s" in out
-    assert gpu_check.main([*argv, "--skip", "sweeps"]) == 1  # the overhead step has no rows
+    assert "the whole check within its budget (400 s)" in out and "450 s" in out
+    _patched(monkeypatch, cost=150.0)
+    gpu_check.main([*argv, "--skip", "sweeps"])
     assert "the whole check within" not in capsys.readouterr().out
 
 
-def test_a_budget_cuts_each_steps_time_limit(monkeypatch, tmp_path):
-    """--budget: each step gets at most what is left, so a lent machine's minutes are not
-    overrun; a step started with nothing left stops at once (and its target fails)."""
-    import types
-
+def test_the_budget_keeps_back_the_least_the_later_steps_need(monkeypatch, tmp_path, capsys):
+    """Each step gets what is left of --budget after the least (MIN_STEP_S) of the steps
+    still to come; a step that cannot get its own least is CUT, said so, not started: the
+    step limits no longer add up past the budget by construction."""
     from benchmarks.checks import gpu_check
-    from benchmarks.core import environment
 
-    limits = []
+    argv = ["--out", str(tmp_path), "--backend", "torch", "--sweeps", ""]
+    clock = _patched(monkeypatch, cost=100.0)
+    gpu_check.main([*argv, "--budget", "250"])
+    # parity keeps back overhead's and pytest's 45 + 45; overhead keeps back pytest's 45
+    assert clock.limits == [160, 105, 50]
+    clock = _patched(monkeypatch, cost=100.0)
+    assert gpu_check.main([*argv, "--budget", "200"]) == 1
+    assert clock.limits == [110, 55]  # pytest would have 0 s: cut
+    assert "FAIL  pytest: CUT, not run  0 s of the budget left" in capsys.readouterr().out
+    assert sum(gpu_check.MIN_STEP_S[k] for k in ("parity", "overhead", "pytest")) < 540
 
-    def run(args, timeout, log):
-        limits.append(timeout)
-        return 0, "3 passed" if args[0] == "pytest" else "[]"
 
-    monkeypatch.setattr(environment, "gpu_present", lambda: True)
-    monkeypatch.setattr(gpu_check, "gpu_backends", lambda names: (names, {}))
-    monkeypatch.setattr(gpu_check, "_run", run)
-    now = iter(range(0, 10_000, 100))  # each look at the clock: 100 s later
-    monkeypatch.setattr(gpu_check, "time", types.SimpleNamespace(monotonic=lambda: next(now)))
-    argv = ["--out", str(tmp_path), "--backend", "torch", "--sweeps", "", "--budget", "250"]
-    assert gpu_check.main(argv) == 1
-    # parity starts at 100 s (150 left), overhead at 200 s, pytest at 300 s (none left)
-    assert limits == [150, 50, 1.0]
+def test_the_quick_profile_runs_parity_and_the_smoke_sweep(monkeypatch, tmp_path):
+    from benchmarks.checks import gpu_check
+
+    seen = []
+    monkeypatch.setattr(gpu_check, "_parity_targets", lambda *a: seen.append("parity") or [])
+    monkeypatch.setattr(gpu_check, "_overhead_targets", lambda *a: seen.append("overhead") or [])
+    monkeypatch.setattr(gpu_check, "_pytest_targets", lambda *a: seen.append("pytest") or [])
+    monkeypatch.setattr(gpu_check, "_sweep_targets", lambda o, b, s, lim: seen.append(s) or [])
+    _patched(monkeypatch, cost=1.0)
+    gpu_check.main(["--out", str(tmp_path), "--backend", "torch", "--profile", "quick"])
+    assert seen == ["parity", "smoke"]
 
 
 def test_a_step_that_times_out_leaves_no_child_running(tmp_path):

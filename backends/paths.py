@@ -4,7 +4,7 @@ without importing it."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from backends.errors import check as _check
 
@@ -36,8 +36,9 @@ class CompilePath:
         return tuple(o for o in PATH_OPTIONS if getattr(self, o))
 
 
-#: the options a path may have (the boolean fields of :class:`CompilePath`)
-PATH_OPTIONS = ("block", "traced", "xla", "cuda_graph")
+#: the options a path may have: the boolean fields of :class:`CompilePath` (a new option is
+#: one field there, with its comment)
+PATH_OPTIONS = tuple(f.name for f in fields(CompilePath) if f.type in (bool, "bool"))
 
 #: the paths of a backend that declares none: one per mode, named after it
 MODE_PATHS = (

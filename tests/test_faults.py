@@ -21,6 +21,7 @@ import pytest
 from benchmarks.app.cli import main
 from benchmarks.core import environment
 from benchmarks.record import store
+from benchmarks.record.files import UMASK
 from benchmarks.record.store import Store, StoreError, writing
 from benchmarks.record.sweep import load_sweep
 from benchmarks.run.driver import run_sweep
@@ -311,9 +312,9 @@ def test_a_text_file_named_npz_is_not_an_archive(capsys, tiny, tmp_path):
 
 def test_results_are_readable_by_others(results):
     files = [p for p in results.rglob("*") if p.is_file()]
-    assert files and all(p.stat().st_mode & 0o777 == 0o666 & ~store._UMASK for p in files)
+    assert files and all(p.stat().st_mode & 0o777 == 0o666 & ~UMASK for p in files)
     folders = [results, *(p for p in results.rglob("*") if p.is_dir())]
-    assert all(p.stat().st_mode & 0o777 == 0o777 & ~store._UMASK for p in folders)
+    assert all(p.stat().st_mode & 0o777 == 0o777 & ~UMASK for p in folders)
 
 
 def test_a_resume_refusal_says_what_changed(tiny, tmp_path):

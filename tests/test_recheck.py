@@ -14,7 +14,7 @@ import pytest
 from benchmarks.app.cli import main
 from benchmarks.core.environment import REPO
 from benchmarks.record.store import Store
-from benchmarks.track import recheck
+from benchmarks.track import recheck, sides
 from benchmarks.track.compare import compare
 from tests.conftest import TINY
 from tests.synthetic_results import make_results
@@ -51,14 +51,14 @@ class _FakeSide:
         self.side = side
         self.rng = np.random.default_rng(len(_FakeSide.started))
         _FakeSide.started.append(
-            (side.name, side.threads or 0, recheck._pinned(side.threads or 0, side.cpus))
+            (side.name, side.threads or 0, sides.pinned(side.threads or 0, side.cpus))
         )
 
     def run(self, row, timeout):
         _FakeSide.sent.append(row)
         _FakeSide.order.append((self.side.name, row["run_id"]))
         if _FakeSide.crash and self.side.name == "current":
-            raise recheck.CannotRecheck(_FakeSide.crash)
+            raise sides.CannotRecheck(_FakeSide.crash)
         slow = _FakeSide.factor if self.side.name == "current" else 1.0
         blocks = 4 * int(row["epochs"])
         rate = float(row["samples_per_s"]) / slow
@@ -79,9 +79,9 @@ class _FakeSide:
 def _replay(monkeypatch, factor: float, noise: float = 0.01, crash: str = ""):
     """The re-measurement as if both sides ran again (:class:`_FakeSide`): the current side
     ``factor`` times slower (1.0: the stored slowdown was the machine's drift)."""
-    monkeypatch.setattr(recheck, "_check_comparable", lambda sides: None)
-    monkeypatch.setattr(recheck, "_source_tree", lambda side, work, stack: REPO)
-    monkeypatch.setattr(recheck, "_SideProcess", _FakeSide)
+    monkeypatch.setattr(recheck, "check_comparable", lambda sides: None)
+    monkeypatch.setattr(recheck, "source_tree", lambda side, work, stack: REPO)
+    monkeypatch.setattr(recheck, "SideProcess", _FakeSide)
     monkeypatch.setattr(_FakeSide, "factor", factor)
     monkeypatch.setattr(_FakeSide, "noise", noise)
     monkeypatch.setattr(_FakeSide, "crash", crash)
@@ -200,19 +200,17 @@ def test_what_cannot_be_remeasured_is_said_and_left_alone(pair, capsys):
 
 def test_why_a_pair_cannot_be_remeasured(tmp_path):
     env = {"git": {"commit": "0" * 40}, "packages": {"torch": "2.12.0"}, "python": "3.11.0"}
-    b = recheck.Side("baseline", tmp_path, env)
-    c = recheck.Side("current", tmp_path, {**env, "packages": {"torch": "2.13.0"}})
-    with pytest.raises(recheck.CannotRecheck, match=r"packages \(torch 2.12.0 -> 2.13.0\)"):
-        recheck._check_comparable([b, c])
-    c = recheck.Side("current", tmp_path, {**env, "python": "3.12.0"})
-    with pytest.raises(recheck.CannotRecheck, match="differ in their Python"):
-        recheck._check_comparable([b, c])
-    with pytest.raises(recheck.CannotRecheck, match="records no git commit"):
-        recheck._check_comparable([recheck.Side("baseline", tmp_path, {}), c])
-    with pytest.raises(
-        recheck.CannotRecheck, match=r"commit 000000000000 is not in this repository"
-    ):
-        recheck._source_tree(b, tmp_path, None)
+    b = sides.Side("baseline", tmp_path, env)
+    c = sides.Side("current", tmp_path, {**env, "packages": {"torch": "2.13.0"}})
+    with pytest.raises(sides.CannotRecheck, match=r"packages \(torch 2.12.0 -> 2.13.0\)"):
+        sides.check_comparable([b, c])
+    c = sides.Side("current", tmp_path, {**env, "python": "3.12.0"})
+    with pytest.raises(sides.CannotRecheck, match="differ in their Python"):
+        sides.check_comparable([b, c])
+    with pytest.raises(sides.CannotRecheck, match="records no git commit"):
+        sides.check_comparable([sides.Side("baseline", tmp_path, {}), c])
+    with pytest.raises(sides.CannotRecheck, match=r"commit 000000000000 is not in this repository"):
+        sides.source_tree(b, tmp_path, None)
 
 
 # conftest's tiny sweep, long enough for blocks of real work (a few ms each), two rates
@@ -251,22 +249,22 @@ def test_an_injected_slowdown_is_taken_back_when_both_sides_run_again(tmp_path, 
 
 def test_a_side_with_uncommitted_changes_runs_only_where_they_are_still_here(tmp_path, monkeypatch):
     here = {"commit": "c" * 40, "dirty": True, "diff_sha256": "edits-now"}
-    monkeypatch.setattr(recheck, "git_state", lambda: here)
+    monkeypatch.setattr(sides, "git_state", lambda: here)
 
     def side(name, **git):
-        return recheck.Side(name, tmp_path, {"git": {"commit": "c" * 40, "dirty": True, **git}})
+        return sides.Side(name, tmp_path, {"git": {"commit": "c" * 40, "dirty": True, **git}})
 
-    assert recheck._source_tree(side("baseline", diff_sha256="edits-now"), tmp_path, None) == REPO
-    with pytest.raises(recheck.CannotRecheck, match="uncommitted changes to cccccccccccc"):
-        recheck._source_tree(side("baseline", diff_sha256="edits-then"), tmp_path, None)
+    assert sides.source_tree(side("baseline", diff_sha256="edits-now"), tmp_path, None) == REPO
+    with pytest.raises(sides.CannotRecheck, match="uncommitted changes to cccccccccccc"):
+        sides.source_tree(side("baseline", diff_sha256="edits-then"), tmp_path, None)
     # results from before the hash was recorded: the current side is this tree's newest code,
     # a baseline's edits cannot be known
-    assert recheck._source_tree(side("current"), tmp_path, None) == REPO
-    with pytest.raises(recheck.CannotRecheck, match="does not hold as they were"):
-        recheck._source_tree(side("baseline"), tmp_path, None)
+    assert sides.source_tree(side("current"), tmp_path, None) == REPO
+    with pytest.raises(sides.CannotRecheck, match="does not hold as they were"):
+        sides.source_tree(side("baseline"), tmp_path, None)
     here["commit"] = "d" * 40  # committed since: the edits are not in this tree as they were
-    with pytest.raises(recheck.CannotRecheck):
-        recheck._source_tree(side("current", diff_sha256="edits-now"), tmp_path, None)
+    with pytest.raises(sides.CannotRecheck):
+        sides.source_tree(side("current", diff_sha256="edits-now"), tmp_path, None)
 
 
 @pytest.mark.skipif(
@@ -280,8 +278,8 @@ def test_the_side_process_runs_with_the_sides_thread_count(tiny, tmp_path):
     assert main(["run", "--sweep", tiny, "--out", str(tmp_path / "r"), "--quiet"]) == 0
     row = Store.open(tmp_path / "r").runs().iloc[0].to_dict()
     for threads in (1, 2):
-        side = recheck.Side("current", tmp_path, {"threads_per_worker": threads}, tree=REPO)
-        proc = recheck._SideProcess(side, tmp_path, "numpy")
+        side = sides.Side("current", tmp_path, {"threads_per_worker": threads}, tree=REPO)
+        proc = sides.SideProcess(side, tmp_path, "numpy")
         try:
             run = proc.run(row, timeout=120)["run"]
         finally:

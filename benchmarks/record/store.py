@@ -16,152 +16,42 @@ results/<name>.<date>/  earlier results a new run moved aside (archive; listed b
                         deleted by prune_archives)
 
 The columns and statuses are :mod:`benchmarks.record.schema`'s. Every file in a results folder is
-written and read through :class:`Store`. Readers never write: where a table is missing or
-damaged they rebuild it from parts/ in memory.
+written and read through :class:`Store`, atomically and under the writer's lock
+(:mod:`benchmarks.record.files`). Readers never write: where a table is missing or damaged they
+rebuild it from parts/ in memory.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 import shutil
-import socket
-import sys
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from filelock import FileLock, Timeout
 
+from benchmarks.record.files import (
+    StoreError,
+    json_safe,
+    locked_by,
+    now,
+    readable,
+    write_json,
+    write_parquet,
+    writing,
+)
 from benchmarks.record.schema import FINISHED, RUN_ORDER, SCHEMA_VERSION, upgrade_runs
 
 MARKER = "store.json"
 TABLES = ("runs", "curves", "timings")
 PARITY = "parity.json"
 PATHS = "compiler_choice.json"
-
-
-class StoreError(ValueError):
-    """A results folder problem, with what to do about it."""
-
-
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)
-
-
-def _readable(path: str | Path, folder: bool = False) -> None:
-    """mkstemp and mkdtemp create 0600 files and 0700 folders: open them up to what the umask
-    allows, as any other file, so that other users of a shared machine can read results."""
-    os.chmod(path, (0o777 if folder else 0o666) & ~_UMASK)
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    _readable(tmp)
-    os.replace(tmp, path)
-
-
-def write_json(path: Path, obj: Any) -> None:
-    """Strict JSON (NaN and inf as null), written atomically."""
-    _atomic_write_bytes(
-        path, json.dumps(json_safe(obj), indent=2, default=str, allow_nan=False).encode()
-    )
-
-
-def json_safe(obj: Any) -> Any:
-    """NaN and inf as null: strict JSON parsers reject them."""
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [json_safe(v) for v in obj]
-    return obj
-
-
-def _write_parquet(df: pd.DataFrame, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    os.close(fd)
-    df.to_parquet(tmp, index=False)
-    _readable(tmp)
-    os.replace(tmp, path)
-
-
-@contextmanager
-def writing(path: Path) -> Iterator[None]:
-    """Hold the writer's lock of results folder ``path``: one optbench run per folder.
-
-    The lock is ``.<name>.lock`` beside the folder, not in it, so that archiving the folder
-    (which happens under the lock) does not move it. It is an flock(2) lock (filelock): the
-    kernel drops it when its holder dies, kill -9 included, so a dead run never leaves a
-    stale lock; its holder record (``.<name>.lock.json``) is then simply overwritten. Nested
-    in one process (the pipeline around the driver) it is taken once. Raises StoreError,
-    having touched nothing, when another process holds it or the parent is not writable.
-    """
-    path = Path(path).resolve()  # results/latest and results/NAME: one folder, one lock
-    holder = path.parent / f".{path.name}.lock.json"
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(path.parent / f".{path.name}.lock", is_singleton=True)
-        lock.acquire(timeout=0)
-    except Timeout:
-        raise StoreError(
-            f"{str(path)!r} is being written by another optbench run ({_holder(holder)}); "
-            "wait for it to finish, or give another --out"
-        ) from None
-    except OSError as exc:
-        raise StoreError(
-            f"cannot write beside {str(path)!r}: {str(path.parent)!r} is not writable "
-            f"({exc.strerror or exc}); choose another --out"
-        ) from None
-    first = lock.lock_counter == 1
-    try:
-        if first:
-            who = {"host": socket.gethostname(), "pid": os.getpid(), "since": _now()}
-            with suppress(OSError):  # a parent made read-only since: the lock still holds
-                write_json(holder, {**who, "command": sys.argv})
-        yield
-    finally:
-        if first:
-            with suppress(OSError):
-                holder.unlink()
-        lock.release()
-
-
-def locked_by(path: Path) -> str | None:
-    """Who holds results folder ``path``'s writer lock (host, PID, since, command), or None
-    where no other process does. flock(2) cannot be queried: the lock is taken for an
-    instant and given back. A lock that cannot be checked counts as held."""
-    path = Path(path).resolve()
-    lockfile = path.parent / f".{path.name}.lock"
-    if not lockfile.exists():
-        return None  # never written by an optbench run that locks
-    lock = FileLock(lockfile, is_singleton=True)
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        return _holder(path.parent / f".{path.name}.lock.json")
-    except OSError as exc:
-        return f"its lock cannot be checked ({exc.strerror or exc})"
-    lock.release()
-    return None
-
-
-def _holder(record: Path) -> str:
-    try:
-        h = json.loads(record.read_text())
-        return f"host {h['host']}, PID {h['pid']}, since {h['since']}: {' '.join(h['command'])}"
-    except (OSError, ValueError, KeyError, TypeError):
-        return "its holder did not say who it is"
 
 
 class Store:
@@ -202,7 +92,7 @@ class Store:
                 store.check_schema()
                 store.check_fingerprint(fingerprint)
                 meta = json.loads((path / MARKER).read_text())
-                meta["resumed"] = [*meta.get("resumed", []), _now()]
+                meta["resumed"] = [*meta.get("resumed", []), now()]
                 write_json(path / MARKER, meta)
                 return store
             elif store.part_ids() or (path / "runs.parquet").exists():
@@ -231,7 +121,7 @@ class Store:
             {
                 "schema_version": SCHEMA_VERSION,
                 "name": name,
-                "created": _now(),
+                "created": now(),
                 "fingerprint": fingerprint,
             },
         )
@@ -319,7 +209,7 @@ class Store:
         rid = result["run"]["run_id"]
         parts = self.path / "parts"
         tmp = Path(tempfile.mkdtemp(dir=parts, prefix=f".{rid}."))
-        _readable(tmp, folder=True)
+        readable(tmp, folder=True)
         pd.DataFrame([result["run"]]).to_parquet(tmp / "runs.parquet", index=False)
         for table in ("curves", "timings"):
             if result[table]:
@@ -337,7 +227,7 @@ class Store:
         """Rebuild runs/curves/timings.parquet from the parts; returns row counts."""
         frames = self._from_parts()
         for t in TABLES:
-            _write_parquet(frames[t], self.path / f"{t}.parquet")
+            write_parquet(frames[t], self.path / f"{t}.parquet")
         self._tables = None
         return {t: len(frames[t]) for t in TABLES}
 
@@ -506,10 +396,6 @@ def _changes(
 def _why(exc: BaseException) -> str:
     """An exception as one line (pyarrow's messages span several)."""
     return " ".join(f"{type(exc).__name__}: {getattr(exc, 'strerror', None) or exc}".split())
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def archive(path: Path) -> Path:

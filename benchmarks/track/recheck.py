@@ -26,7 +26,7 @@ Before this rule (any re-measured verdict other than the stored one took a call 
 re-measurement of 0.932 [0.784, 1.200] from two blocks a run.
 
 Each side runs in a process per backend, in its own tree, through its own runner
-(:data:`SIDE_LOOP`: the interfaces ``optbench rerun`` uses), so the baseline's own code is
+(:data:`benchmarks.track.sides.SIDE_LOOP`: the interfaces ``optbench rerun`` uses), so the baseline's own code is
 what is timed. The process starts with the side's thread variables in its environment and
 pinned to the CPUs its runs had, before NumPy is imported: OpenBLAS sizes its pool once, at
 import, and a side process that set ``OPENBLAS_NUM_THREADS=1`` after importing NumPy ran
@@ -44,11 +44,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
-import pickle
-import select
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -60,17 +55,18 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.core import stats
-from benchmarks.core.environment import (
-    REPO,
-    cpu_model,
-    git_state,
-    gpu_present,
-    package_changes,
-    package_versions,
-)
+from benchmarks.core.environment import cpu_model, gpu_present
 from benchmarks.record.schema import Status
 from benchmarks.record.store import Store
 from benchmarks.track.change import FASTER, SAME, SLOWER, throughput_change
+from benchmarks.track.sides import (
+    CannotRecheck,
+    Side,
+    SideProcess,
+    check_comparable,
+    recorded_cpus,
+    source_tree,
+)
 
 #: rounds the re-measurement always runs: each flagged run this many times on each side
 ROUNDS = 3
@@ -100,28 +96,6 @@ CONFIRMED, TAKEN_BACK, INCONCLUSIVE, CONTRADICTED = (
     "confirmed", "taken back", "inconclusive", "contradicted",
 )  # fmt: skip
 NOT_REMEASURED = "not re-measured"
-
-
-class CannotRecheck(Exception):
-    """Why the flagged groups cannot be re-measured here (a sentence)."""
-
-
-@dataclass
-class Side:
-    name: str  # "baseline" or "current"
-    results: Path
-    env: dict[str, Any]
-    tree: Path | None = None  # the source tree its code runs from
-    cpus: list[int] = field(default_factory=list)  # the CPUs its runs were pinned to
-
-    @property
-    def commit(self) -> str:
-        return str((self.env.get("git") or {}).get("commit") or "")
-
-    @property
-    def threads(self) -> int | None:
-        t = self.env.get("threads_per_worker")
-        return int(t) if t else None
 
 
 def recheck(
@@ -159,17 +133,17 @@ def recheck(
             flagged &= out["device"] == "cpu"
             if not flagged.any():
                 raise CannotRecheck("the flagged groups ran on a GPU, and this machine has none")
-        _check_comparable(sides)
+        check_comparable(sides)
         with contextlib.ExitStack() as stack:
             work = Path(
                 stack.enter_context(tempfile.TemporaryDirectory(prefix="optbench-recheck-"))
             )
             for side in sides:
-                side.tree = _source_tree(side, work, stack)
+                side.tree = source_tree(side, work, stack)
             keys = out.loc[flagged, [*group_by, "floor"]]
             rows = _runs_to_repeat(baseline, current, keys[group_by], group_by)
             for side in sides:
-                side.cpus = _cpus(rows[side.name])
+                side.cpus = recorded_cpus(rows[side.name])
             limits = {
                 tuple(r[:-1]): max(threshold, float(r[-1] or 0.0))
                 for r in keys.itertuples(index=False)
@@ -263,198 +237,6 @@ def _note(
 
 def _cpu_text(cpus: list[int]) -> str:
     return ",".join(map(str, cpus)) or "any"
-
-
-def _cpus(rows: pd.DataFrame) -> list[int]:
-    """The CPUs a side's runs were pinned to (the first run's ``cpu_affinity``), where this
-    machine has them all; else none (the side process takes the first it may use)."""
-    text = str(rows["cpu_affinity"].iloc[0]) if "cpu_affinity" in rows and len(rows) else ""
-    try:
-        cpus = [int(c) for c in text.split(",") if c.strip()]
-    except ValueError:
-        return []
-    allowed = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set()
-    return cpus if cpus and set(cpus) <= allowed else []
-
-
-def _check_comparable(sides: list[Side]) -> None:
-    """CannotRecheck where re-running both sides here would not reproduce their difference."""
-    b, c = sides
-    for side in sides:
-        if not side.commit:
-            raise CannotRecheck(f"{side.results} records no git commit, so its code is unknown")
-    changed = package_changes(b.env, c.env)
-    if changed:
-        raise CannotRecheck(
-            f"the sides differ in their packages ({', '.join(changed[:3])}), and a recheck "
-            "would run both on this environment's"
-        )
-    for key, what in (("python", "Python"), ("env", "recorded environment variables")):
-        if b.env.get(key) != c.env.get(key):
-            raise CannotRecheck(
-                f"the sides differ in their {what}, which a recheck cannot reproduce"
-            )
-    recorded = c.env.get("packages") or {}
-    drift = [
-        f"{k} {recorded[k]} recorded, {v} here"
-        for k, v in package_versions().items()
-        if k in recorded and k != "optbench" and recorded[k] != v
-    ]
-    if drift:
-        raise CannotRecheck(
-            f"this environment is not the one the runs had ({', '.join(drift[:3])})"
-        )
-
-
-def _git(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
-    return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=60)
-
-
-def _source_tree(side: Side, work: Path, stack: contextlib.ExitStack) -> Path:
-    """Where ``side``'s code is. A side measured at a clean commit: this working tree where
-    it is that commit and clean, else a temporary git worktree at the commit. A side measured
-    with uncommitted changes: this working tree, only where it is that commit with the same
-    changes (their hash, ``diff_sha256``); without a recorded hash (results from before it),
-    only for the current side, the newest code there is. CannotRecheck otherwise: re-running
-    other code than a side had would measure something else (two sides with one commit and
-    different edits would both run the same edits, and a real change would vanish)."""
-    here = git_state()
-    git = side.env.get("git") or {}
-    if git.get("dirty"):
-        recorded = git.get("diff_sha256")
-        same = here["commit"] == side.commit and (
-            here["diff_sha256"] == recorded if recorded else side.name == "current"
-        )
-        if not same:
-            raise CannotRecheck(
-                f"the {side.name} was measured with uncommitted changes to "
-                f"{side.commit[:12]}, which this checkout does not hold as they were; commit "
-                "each version before its sweep to compare edits"
-            )
-        return REPO
-    if side.commit == here["commit"] and not here["dirty"]:
-        return REPO
-    path = work / side.commit[:12]
-    if path.exists():
-        return path
-    if _git("cat-file", "-e", f"{side.commit}^{{commit}}").returncode != 0:
-        raise CannotRecheck(
-            f"the {side.name}'s commit {side.commit[:12]} is not in this repository ({REPO}); "
-            "fetch it, or pass --recheck 0"
-        )
-    made = _git("worktree", "add", "--detach", str(path), side.commit)
-    if made.returncode != 0:
-        raise CannotRecheck(
-            f"git worktree add failed for {side.commit[:12]}: {made.stderr.strip()}"
-        )
-    stack.callback(_git, "worktree", "remove", "--force", str(path))
-    return path
-
-
-#: what each side's process runs (``python -c``, in the side's tree): runs as their rows
-#: say, one at a time, through the side's own runner; the interfaces it uses
-#: (``RunSpec.from_row``, ``execute_run``, ``thread_env``, ``pin_cores``) are the ones
-#: ``optbench rerun`` uses. The thread variables and the CPU affinity are set by the
-#: parent, before this process starts (see the module's docstring); the side's own
-#: ``thread_env`` adds what its registry asks for. Results go back pickled on the original
-#: stdout; whatever the frameworks print goes to stderr (a file).
-SIDE_LOOP = """
-import os, pickle, sys, traceback
-results = os.fdopen(os.dup(1), "wb")
-os.dup2(2, 1)
-threads = int(sys.argv[1])
-from benchmarks.run.worker import pin_cores, thread_env
-if threads:
-    os.environ.update(thread_env(threads))
-    pin_cores(threads)
-from benchmarks.run.runner import execute_run
-from benchmarks.record.schema import RunSpec
-while True:
-    try:
-        row = pickle.load(sys.stdin.buffer)
-    except EOFError:
-        break
-    try:
-        out = execute_run(RunSpec.from_row(row))
-    except Exception:
-        out = {"error": traceback.format_exc()}
-    pickle.dump(out, results)
-    results.flush()
-"""
-
-
-class _SideProcess:
-    """One side's code in one process for one backend (frameworks keep a process each, as
-    in a sweep's workers), running the runs it is sent, with the side's thread count and
-    CPUs from its first instruction on."""
-
-    def __init__(self, side: Side, work: Path, backend: str):
-        from benchmarks.run.worker import thread_env
-
-        self.side = side
-        self.stderr = open(work / f"{side.name}-{backend}.stderr", "w+b")  # noqa: SIM115
-        threads = side.threads or 0
-        env = {
-            **os.environ,
-            **(thread_env(threads) if threads else {}),
-            "PYTHONPATH": os.pathsep.join(
-                filter(None, [str(side.tree), os.environ.get("PYTHONPATH")])
-            ),
-        }
-        cpus = _pinned(threads, side.cpus)
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", SIDE_LOOP, str(threads)],
-            cwd=side.tree, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=self.stderr,
-            # the whole process, its BLAS threads too (an affinity set later holds only the
-            # thread that sets it)
-            preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None,
-        )  # fmt: skip
-
-    def run(self, row: dict[str, Any], timeout: float) -> dict[str, Any]:
-        """The result of the run ``row`` describes; CannotRecheck where the process dies,
-        hangs past ``timeout`` or the run raises."""
-        try:
-            pickle.dump(row, self.proc.stdin)
-            self.proc.stdin.flush()
-            ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
-            out = pickle.load(self.proc.stdout) if ready else None
-        except (OSError, EOFError, pickle.UnpicklingError):
-            out = None
-        if out is None or "error" in out:
-            self.close()
-            self.stderr.seek(0)
-            tail = "\n".join(self.stderr.read().decode(errors="replace").strip().splitlines()[-5:])
-            raise CannotRecheck(
-                f"a run with the {self.side.name}'s code ({self.side.commit[:10]}) "
-                + ("timed out" if out is None and self.proc.poll() is None else "failed")
-                + f": {(out or {}).get('error', '').strip().splitlines()[-1:] or tail}"
-            )
-        return out
-
-    def kill(self) -> None:
-        self.proc.kill()
-
-    def close(self) -> None:
-        with contextlib.suppress(OSError):
-            self.proc.stdin.close()
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.stderr.close()
-
-
-def _pinned(threads: int, cpus: list[int]) -> list[int]:
-    """The CPUs a side process is confined to: ``threads`` of the side's recorded ``cpus``
-    where this machine has them, else the first ``threads`` it may use; none (no pinning)
-    where it has no affinity call or no thread count is known."""
-    if not threads or not hasattr(os, "sched_setaffinity"):
-        return []
-    allowed = sorted(os.sched_getaffinity(0))
-    mine = [c for c in cpus if c in allowed] or allowed
-    return mine[:threads]
 
 
 def _runs_to_repeat(
@@ -672,7 +454,7 @@ def _batch(
     """Rounds ``rounds`` of the runs ``at`` of ``rows``, in two new processes (one a side),
     the two sides' runs of a configuration back to back, the order alternating; their runs
     and timings appended to ``got``."""
-    procs = {s.name: _SideProcess(s, work, str(backend)) for s in sides}
+    procs = {s.name: SideProcess(s, work, str(backend)) for s in sides}
     try:
         for i in rounds:
             for j, k in enumerate(at):

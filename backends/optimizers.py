@@ -395,6 +395,7 @@ CATALOGUE = (
     "backends.catalogue.adamax:ADAMAX",
     "backends.catalogue.adadelta:ADADELTA",
     "backends.catalogue.lion:LION",
+    "backends.catalogue.amsgrad:AMSGRAD",
 )
 
 _discovered = False

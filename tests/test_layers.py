@@ -172,3 +172,19 @@ def test_a_planted_cycle_is_found(tmp_path):
         },
     )
     assert cycles(import_graph(root)) == [["backends.base", "backends.registry"]]
+
+
+def test_no_module_over_600_lines_and_no_function_over_100():
+    """The sizes a reader can hold (the architecture issue's limits), for the harness and
+    the backends."""
+    too_long = []
+    for name, path in modules(REPO).items():
+        text = path.read_text()
+        if len(text.splitlines()) > 600:
+            too_long.append(f"{name}: {len(text.splitlines())} lines")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                size = node.end_lineno - node.lineno + 1
+                if size > 100:
+                    too_long.append(f"{name}.{node.name}: {size} lines")
+    assert too_long == []

@@ -14,11 +14,23 @@ from tests.conftest import backend_params
 #: the catalogue's stock hypotheses, as measured against its spec presets (docs/methodology.md):
 #: backend -> preset -> whether that framework's own class at its defaults *is* the spec
 STOCK_IS_SPEC = {
-    "torch": {"adamax": True, "adadelta": True, "adadelta_keras": False},  # torch has no Lion
+    "torch": {"adamax": True, "adadelta": True, "adadelta_keras": False, "amsgrad": True},
     # optax's Lion decays by 1e-3 by default: too little to see in 20 steps at lr 1e-4
-    "jax": {"adamax": True, "adadelta": True, "adadelta_keras": False, "lion_decay": False},
+    "jax": {
+        "adamax": True,
+        "adadelta": True,
+        "adadelta_keras": False,
+        "lion_decay": False,
+        "amsgrad": False,  # optax takes the max of the bias-corrected v
+    },
     # Keras adds Adamax's eps outside the max, and defaults Adadelta to rho 0.95, eps 1e-7
-    "tensorflow": {"adamax": False, "adadelta": False, "adadelta_keras": True, "lion": True},
+    "tensorflow": {
+        "adamax": False,
+        "adadelta": False,
+        "adadelta_keras": True,
+        "lion": True,
+        "amsgrad": False,  # Keras' Adam: eps before the bias correction, float32 corrections
+    },
 }
 
 

@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 bench: install            ## the default sweep: results/default (and results/latest); RESUME=1 continues
 	$(BIN)/optbench run --sweep default --parity --report $(if $(RESUME),--resume)
 
-optimizers: install       ## the optimizer comparison (every kind, two schedules, spec and stock): about 10 minutes on 2 cores
+optimizers: install       ## the optimizer comparison (every kind and the catalogue, two schedules, spec and stock): about 12.5 minutes on 2 cores
 	$(BIN)/optbench run --sweep optimizers --report $(if $(RESUME),--resume)
 
 smoke: install            ## a tiny sweep, seconds; RESUME=1 continues

@@ -15,7 +15,7 @@ from benchmarks.core import stats
 from benchmarks.record.store import Store, StoreError
 from benchmarks.track import baselines
 from benchmarks.track.change import SLOWER, throughput_change
-from benchmarks.track.compare import GROUP, compare
+from benchmarks.track.compare import COMPARED, compare
 from tests.synthetic_results import make_results
 
 COMMITTED = baselines.ROOT / "default-2core-cpu"
@@ -94,9 +94,10 @@ def test_noise_alone_is_rarely_flagged_and_a_real_drop_nearly_always():
     counts), 200 trials each: false alarms at most 1%, a 10% drop caught at least 90%."""
     store = Store.open(COMMITTED)
     runs = store.table("runs")
-    rates = stats.block_rates(runs, store.table("timings"), GROUP)
+    rates = stats.block_rates(runs, store.table("timings"), COMPARED)
     groups = [
-        [g["rate"].to_numpy() for _, g in grp.groupby("run_id")] for _, grp in rates.groupby(GROUP)
+        [g["rate"].to_numpy() for _, g in grp.groupby("run_id")]
+        for _, grp in rates.groupby(COMPARED)
     ]
     rng = np.random.default_rng(0)
     alarms = caught = 0

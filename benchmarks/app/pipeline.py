@@ -158,9 +158,7 @@ def describe_code(sweep: Sweep) -> str:
     for s in sweep.runs:
         if s.optimizer_source:
             kind = s.opt.plugin
-            why = (
-                "shipped catalogue" if s.optimizer_source in optimizers.CATALOGUE else "plugin"
-            )
+            why = "shipped catalogue" if s.optimizer_source in optimizers.CATALOGUE else "plugin"
             named.setdefault(
                 s.optimizer_source.split(":")[0],
                 f"optimizer {kind.name if kind else s.opt.kind} ({why})",

@@ -20,7 +20,16 @@ from matplotlib.colors import Normalize
 from benchmarks.record.schema import FINISHED, Status
 from benchmarks.report.analysis import CONFIG, GROUP, series
 from benchmarks.report.document import Figure
-from benchmarks.report.figures import Key, Panel, Style, _grid, line_grid, to_data_uri
+from benchmarks.report.figures import (
+    DPI,
+    SPLIT_DPI,
+    Key,
+    Panel,
+    Style,
+    _grid,
+    line_grid,
+    to_data_uri,
+)
 from benchmarks.report.format import labeller
 
 #: the most panels a grid draws in one figure; larger grids are a figure per optimizer
@@ -186,8 +195,13 @@ def convergence(
             panels, _ncols(cells), xlabel, ylabel, style, logx=logx, logy=logy, nest=not logx
         )
         said = caption.format(spread=_spread_said(spreads))
-        figures.append(Figure(_caption(said, optimizer), to_data_uri(fig)))
+        figures.append(Figure(_caption(said, optimizer), to_data_uri(fig, _dpi(optimizer))))
     return figures
+
+
+def _dpi(optimizer: str | None) -> int:
+    """A split grid's figures (one optimizer each) at :data:`~.figures.SPLIT_DPI`."""
+    return DPI if optimizer is None else SPLIT_DPI
 
 
 def learning_rate(
@@ -235,7 +249,7 @@ def learning_rate(
             logx=True,
             mark_label="diverged (drawn at the top)",
         )
-        figures.append(Figure(_caption(caption, optimizer), to_data_uri(fig)))
+        figures.append(Figure(_caption(caption, optimizer), to_data_uri(fig, _dpi(optimizer))))
     return figures
 
 

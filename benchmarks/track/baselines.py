@@ -34,7 +34,10 @@ ROOT = Path("results") / "baselines"
 NOISE = "noise.json"
 MAX_BYTES = 2 * 2**20  # committed: a baseline stays small
 #: compare groups (runs of a group differ only in learning rate and seed)
-GROUP = ["dataset", "backend", "mode", "device", "variant", "optimizer", "batch_size"]
+#: what compare and the baselines match between two results folders, one comparison per
+#: value: a "series" of the report (``report.runs.GROUP``: backend, mode, compiler, device)
+#: is a different key, for a different question
+COMPARED = ["dataset", "backend", "mode", "device", "variant", "optimizer", "batch_size"]
 AUTO = "auto"  # the baseline saved for this machine
 #: the packages whose versions a listing shows: each backend's first (its framework)
 FRAMEWORKS = {e.packages[0] for e in registry.REGISTRY.values() if e.packages}
@@ -148,16 +151,16 @@ def noise_floor(tables: list[tuple[pd.DataFrame, pd.DataFrame]]) -> pd.DataFrame
     with one sweep), and ``sweeps``."""
     medians: dict[tuple, list[float]] = {}
     for runs, timings in tables:
-        rates = stats.block_rates(runs, timings, GROUP)
-        for key, g in rates.groupby(GROUP, sort=True):
+        rates = stats.block_rates(runs, timings, COMPARED)
+        for key, g in rates.groupby(COMPARED, sort=True):
             medians.setdefault(key, []).append(float(np.median(g["rate"])))
     rows = []
     for key, ms in medians.items():
         worst = max(
             (1 - min(a, b) / max(a, b) for a, b in itertools.combinations(ms, 2)), default=0.0
         )
-        rows.append({**dict(zip(GROUP, key)), "floor": worst, "sweeps": len(ms)})
-    return pd.DataFrame(rows, columns=[*GROUP, "floor", "sweeps"])
+        rows.append({**dict(zip(COMPARED, key)), "floor": worst, "sweeps": len(ms)})
+    return pd.DataFrame(rows, columns=[*COMPARED, "floor", "sweeps"])
 
 
 def floors(
@@ -173,7 +176,7 @@ def floors(
             borrowed = _read_floor(Path(row["path"]))
             if borrowed is not None:
                 return borrowed, f"baseline {row['name']} of this machine ({row['sweeps']} sweeps)"
-    return pd.DataFrame(columns=[*GROUP, "floor", "sweeps"]), ""
+    return pd.DataFrame(columns=[*COMPARED, "floor", "sweeps"]), ""
 
 
 def _read_floor(path: Path) -> pd.DataFrame | None:
@@ -189,7 +192,7 @@ def _read_floor(path: Path) -> pd.DataFrame | None:
         if len(datasets) != 1:
             return None
         groups = [{"dataset": datasets[0], "variant": "spec", **g} for g in groups]
-    return pd.DataFrame(groups, columns=[*GROUP, "floor", "sweeps"])
+    return pd.DataFrame(groups, columns=[*COMPARED, "floor", "sweeps"])
 
 
 def _sweeps(path: Path) -> int:

@@ -43,7 +43,7 @@ from benchmarks.report.document import markdown_table
 from benchmarks.track import baselines, recheck
 from benchmarks.track.change import FASTER, SAME, SLOWER, throughput_change
 
-GROUP = baselines.GROUP  # data set, backend, mode, device, variant, optimizer, batch size
+COMPARED = baselines.COMPARED  # data set, backend, mode, device, variant, optimizer, batch size
 #: a noise floor above this makes a group untrackable: the output says so
 BLIND_FLOOR = 0.5
 #: what ``--fail-on`` can choose: the kinds of regression
@@ -52,7 +52,7 @@ FAIL_ON = ("throughput", "accuracy", "status")
 
 @dataclass
 class Comparison:
-    groups: pd.DataFrame  # one row per GROUP: medians, ratio, interval, verdict
+    groups: pd.DataFrame  # one row per COMPARED: medians, ratio, interval, verdict
     status_changes: pd.DataFrame  # runs ok in the baseline, not ok now
     accuracy_drops: pd.DataFrame  # runs whose final test accuracy fell beyond the tolerance
     matched: int
@@ -118,13 +118,13 @@ def compare(
     warnings = _environment_warnings(*envs)
     warnings += _path_changes(b, c)
     floor, floor_from = baselines.floors(Path(baseline), envs[1])
-    c_rates = stats.block_rates(c.reset_index(), cur.table("timings"), GROUP)
+    c_rates = stats.block_rates(c.reset_index(), cur.table("timings"), COMPARED)
     at_machine_speed, scaled = _machine_speed(envs, b, c, c_rates, len(ids))
     groups = throughput_change(
         b.reset_index(),
-        stats.block_rates(b.reset_index(), base.table("timings"), GROUP),
+        stats.block_rates(b.reset_index(), base.table("timings"), COMPARED),
         c_rates,
-        GROUP,
+        COMPARED,
         threshold,
         {tuple(r[:-2]): r[-2] for r in floor.itertuples(index=False)},
         at_machine_speed,
@@ -133,7 +133,7 @@ def compare(
     rechecked = ""
     if recheck_rounds:
         groups, rechecked = recheck.recheck(
-            groups, GROUP, base, cur, threshold, recheck_rounds, log, recheck_budget_s
+            groups, COMPARED, base, cur, threshold, recheck_rounds, log, recheck_budget_s
         )
     status_changes, accuracy_drops, absorbed = _run_changes(b, c, b_runs, acc_tolerance)
     notes = [f"baseline: {n}" for n in base.notes] + [f"current: {n}" for n in cur.notes]
@@ -388,9 +388,9 @@ def format_comparison(cmp: Comparison, baseline: Path, current: Path, threshold:
 
 
 def _shown(groups: pd.DataFrame) -> list[str]:
-    """The GROUP columns worth a column in a table: the data set and variant only where a
+    """The :data:`COMPARED` columns worth a column in a table: the data set and variant only where a
     comparison has several (most have one of each)."""
-    return [c for c in GROUP if c not in ("dataset", "variant") or groups[c].nunique() > 1]
+    return [c for c in COMPARED if c not in ("dataset", "variant") or groups[c].nunique() > 1]
 
 
 def format_markdown(cmp: Comparison, baseline: Path, current: Path, threshold: float) -> str:

@@ -15,7 +15,6 @@ from backends.base import (
     Backend,
     BackendInfo,
     ModelSpec,
-    OptimizerKind,
     OptimizerSpec,
     Reference,
     SpecError,
@@ -137,7 +136,8 @@ def apply_update(state: NumpyState, grads: Weights) -> None:
     """One optimizer update in place, exactly as documented in ``base.KINDS`` (or by a
     plugin's reference), at the schedule's learning rate for this step (rounded once to the
     weights' dtype)."""
-    plugin = state.opt.plugin
+    # a plugin's update was found once, at init (state.plugin_update), not per step
+    plugin = state.plugin_update is not None
     update = None if plugin else for_kind(UPDATES, state.opt.kind, "the numpy backend")
     state.step += 1
     dt = state.weights[0].dtype.type
@@ -146,16 +146,16 @@ def apply_update(state: NumpyState, grads: Weights) -> None:
     else:
         lr = dt(state.lrs[min(state.step, len(state.lrs)) - 1])
     if update is None:
-        _plugin_update(plugin, state, grads, lr)
+        _plugin_update(state, grads, lr)
         return
     for w, g, slots in zip(state.weights, grads, state.slots):
         update(state.opt, lr, w, g, slots, state.step)
 
 
-def _plugin_update(kind: OptimizerKind, state: NumpyState, grads: Weights, lr) -> None:
+def _plugin_update(state: NumpyState, grads: Weights, lr) -> None:
     """A plugin's reference update of every weight; what it returns must keep each
     weight's and slot's shape and dtype (said with the plugin's and the tensor's name)."""
-    ref, hp = state.plugin_update, dict(state.opt.params)
+    ref, hp, name = state.plugin_update, dict(state.opt.params), state.opt.kind
     names = [n for n, _ in ref.slots(hp)]
     for i, (w, g, slots) in enumerate(zip(state.weights, grads, state.slots)):
         new_w, new_slots = ref.update(hp, lr, w, g, slots, state.step)
@@ -163,7 +163,7 @@ def _plugin_update(kind: OptimizerKind, state: NumpyState, grads: Weights, lr) -
         tensors = [(f"weight {i}", w, new_w)]
         if len(new_slots) != len(slots):
             raise SpecError(
-                f"optimizer {kind.name!r}'s reference returned {len(new_slots)} slots for "
+                f"optimizer {name!r}'s reference returned {len(new_slots)} slots for "
                 f"weight {i}; its slots() declares {len(slots)} ({', '.join(names)})"
             )
         tensors += [(f"slot {n!r} of weight {i}", a, b) for n, a, b in zip(names, slots, new_slots)]
@@ -171,7 +171,7 @@ def _plugin_update(kind: OptimizerKind, state: NumpyState, grads: Weights, lr) -
             new = np.asarray(new)
             if new.shape != old.shape or new.dtype != old.dtype:
                 raise SpecError(
-                    f"optimizer {kind.name!r}'s reference returned {what} as {new.dtype} "
+                    f"optimizer {name!r}'s reference returned {what} as {new.dtype} "
                     f"{new.shape}, for {old.dtype} {old.shape}: keep the shape and dtype "
                     "(write constants as w.dtype.type(x) or plain Python floats)"
                 )
